@@ -1,0 +1,292 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
+using System.Text.Json.Serialization;
+using k8s;
+using k8s.Models;
+using Pilotlight.Api.Schema;
+
+namespace Pilotlight.Api.V1Alpha1;
+
+/// <summary>
+/// A function served over HTTP on GPUs: scales to zero, wakes on the first
+/// request, and is metered per second.
+/// </summary>
+[KubernetesEntity(Group = Group.Name, ApiVersion = Group.Version, Kind = "GpuFunction", PluralName = "gpufunctions")]
+[CustomResource(Singular = "gpufunction", ShortNames = ["gfn"], Categories = ["pilotlight"])]
+[PrinterColumn("GPU", "string", ".status.gpu", Description = "GPU type the function's pods run on")]
+[PrinterColumn("READY", "string", ".status.conditions[?(@.type==\"Ready\")].status")]
+[PrinterColumn("REPLICAS", "integer", ".status.replicas")]
+[PrinterColumn("DESIRED", "integer", ".status.desiredReplicas", Priority = 1)]
+[PrinterColumn("REASON", "string", ".status.conditions[?(@.type==\"Ready\")].reason", Priority = 1)]
+[PrinterColumn("AGE", "date", ".metadata.creationTimestamp")]
+public sealed record GpuFunction : IKubernetesObject<V1ObjectMeta>, ISpec<GpuFunctionSpec>, IStatus<GpuFunctionStatus?>
+{
+    /// <summary>The kind, <c>GpuFunction</c>.</summary>
+    public const string KindName = "GpuFunction";
+
+    /// <inheritdoc />
+    [JsonPropertyName("apiVersion")]
+    public string ApiVersion { get; set; } = Group.ApiVersion;
+
+    /// <inheritdoc />
+    [JsonPropertyName("kind")]
+    public string Kind { get; set; } = KindName;
+
+    /// <inheritdoc />
+    [JsonPropertyName("metadata")]
+    public V1ObjectMeta Metadata { get; set; } = new();
+
+    /// <summary>What the function runs and how it scales.</summary>
+    [JsonPropertyName("spec")]
+    [Required]
+    public GpuFunctionSpec Spec { get; set; } = new() { Image = "" };
+
+    /// <summary>What the operator observed; written only by the operator.</summary>
+    [JsonPropertyName("status")]
+    public GpuFunctionStatus? Status { get; set; }
+}
+
+/// <summary>The desired state of a <see cref="GpuFunction"/>.</summary>
+public sealed record GpuFunctionSpec
+{
+    /// <summary>Container image of the user's HTTP server.</summary>
+    [JsonPropertyName("image")]
+    [Required, MinLength(1)]
+    public required string Image { get; init; }
+
+    /// <summary>Entrypoint override; the image's ENTRYPOINT when empty.</summary>
+    [JsonPropertyName("command")]
+    public IReadOnlyList<string>? Command { get; init; }
+
+    /// <summary>Arguments to the entrypoint; the image's CMD when empty.</summary>
+    [JsonPropertyName("args")]
+    public IReadOnlyList<string>? Args { get; init; }
+
+    /// <summary>Environment variables for the user's container.</summary>
+    [JsonPropertyName("env")]
+    [ListType("map", "name")]
+    public IReadOnlyList<V1EnvVar>? Env { get; init; }
+
+    /// <summary>Sources (ConfigMaps, Secrets) of environment variables.</summary>
+    [JsonPropertyName("envFrom")]
+    public IReadOnlyList<V1EnvFromSource>? EnvFrom { get; init; }
+
+    /// <summary>Port the user's HTTP server listens on inside the pod.</summary>
+    [JsonPropertyName("port")]
+    [Range(1, 65535), DefaultValue(8080)]
+    public int Port { get; init; } = 8080;
+
+    /// <summary>Path answering 2xx once the user's server can take requests.</summary>
+    [JsonPropertyName("healthPath")]
+    [RegularExpression(Patterns.HttpPath), DefaultValue("/healthz")]
+    public string HealthPath { get; init; } = "/healthz";
+
+    /// <summary>GPUs for each replica; none when absent.</summary>
+    [JsonPropertyName("gpu")]
+    public GpuRequirement? Gpu { get; init; }
+
+    /// <summary>CPU, memory and ephemeral storage for each replica.</summary>
+    [JsonPropertyName("resources")]
+    public ComputeResources? Resources { get; init; }
+
+    /// <summary>How the number of replicas follows demand.</summary>
+    [JsonPropertyName("scaling")]
+    public ScalingPolicy Scaling { get; init; } = new();
+
+    /// <summary>Warm standby replicas, GPU reservations and image pre-pull.</summary>
+    [JsonPropertyName("prewarm")]
+    public PrewarmPolicy? Prewarm { get; init; }
+
+    /// <summary>Longest a single request may run before the gateway answers 504.</summary>
+    [JsonPropertyName("timeout")]
+    [RegularExpression(Patterns.Duration), DefaultValue("300s")]
+    public string Timeout { get; init; } = "300s";
+
+    /// <summary>
+    /// Longest a replica may take to become ready (model loads take minutes); also
+    /// how long the gateway holds a request while the function wakes from zero.
+    /// </summary>
+    [JsonPropertyName("startupTimeout")]
+    [RegularExpression(Patterns.Duration), DefaultValue("5m")]
+    public string StartupTimeout { get; init; } = "5m";
+
+    /// <summary>Retries of failed invocations by the gateway; none when absent.</summary>
+    [JsonPropertyName("retries")]
+    public RetryPolicy? Retries { get; init; }
+
+    /// <summary>Invokes the function on a cron schedule through the gateway.</summary>
+    [JsonPropertyName("schedule")]
+    public InvocationSchedule? Schedule { get; init; }
+
+    /// <summary>Volumes, e.g. model weights, mountable into the user's container.</summary>
+    [JsonPropertyName("volumes")]
+    [ListType("map", "name")]
+    public IReadOnlyList<V1Volume>? Volumes { get; init; }
+
+    /// <summary>Where the volumes appear in the user's container.</summary>
+    [JsonPropertyName("volumeMounts")]
+    public IReadOnlyList<V1VolumeMount>? VolumeMounts { get; init; }
+
+    /// <summary>RuntimeClass for the pods, e.g. <c>nvidia</c>.</summary>
+    [JsonPropertyName("runtimeClassName")]
+    [RegularExpression(Patterns.DnsSubdomain)]
+    public string? RuntimeClassName { get; init; }
+
+    /// <summary>ServiceAccount the pods run as.</summary>
+    [JsonPropertyName("serviceAccountName")]
+    [RegularExpression(Patterns.DnsSubdomain)]
+    public string? ServiceAccountName { get; init; }
+
+    /// <summary>Secrets for pulling the image from a private registry.</summary>
+    [JsonPropertyName("imagePullSecrets")]
+    public IReadOnlyList<V1LocalObjectReference>? ImagePullSecrets { get; init; }
+
+    /// <summary>Extra node labels the pods require, merged with the GPU placement.</summary>
+    [JsonPropertyName("nodeSelector")]
+    public IReadOnlyDictionary<string, string>? NodeSelector { get; init; }
+
+    /// <summary>Extra tolerations, added to the one for GPU nodes.</summary>
+    [JsonPropertyName("tolerations")]
+    public IReadOnlyList<V1Toleration>? Tolerations { get; init; }
+}
+
+/// <summary>The GPUs a replica needs.</summary>
+public sealed record GpuRequirement
+{
+    /// <summary>Preferred GPU type.</summary>
+    [JsonPropertyName("type")]
+    [Required]
+    public required GpuType Type { get; init; }
+
+    /// <summary>GPUs per replica; 0 runs on a GPU node without exposing any GPU.</summary>
+    [JsonPropertyName("count")]
+    [Range(0, 8), DefaultValue(1)]
+    public int Count { get; init; } = 1;
+
+    /// <summary>Other acceptable GPU types, most preferred first.</summary>
+    [JsonPropertyName("fallbacks")]
+    [MaxLength(8)]
+    public IReadOnlyList<GpuType>? Fallbacks { get; init; }
+}
+
+/// <summary>Compute resources per replica, used as requests (and as the memory limit).</summary>
+public sealed record ComputeResources
+{
+    /// <summary>CPU, e.g. <c>2</c> or <c>500m</c>.</summary>
+    [JsonPropertyName("cpu")]
+    public ResourceQuantity? Cpu { get; init; }
+
+    /// <summary>Memory, e.g. <c>16Gi</c>.</summary>
+    [JsonPropertyName("memory")]
+    public ResourceQuantity? Memory { get; init; }
+
+    /// <summary>Ephemeral storage, e.g. <c>20Gi</c>.</summary>
+    [JsonPropertyName("ephemeralStorage")]
+    public ResourceQuantity? EphemeralStorage { get; init; }
+}
+
+/// <summary>How replicas follow demand (Knative KPA-style).</summary>
+public sealed record ScalingPolicy
+{
+    /// <summary>Replicas kept even with no traffic; 0 lets the function scale to zero.</summary>
+    [JsonPropertyName("minReplicas")]
+    [Range(0, 1000), DefaultValue(0)]
+    public int MinReplicas { get; init; }
+
+    /// <summary>Most replicas the autoscaler may run.</summary>
+    [JsonPropertyName("maxReplicas")]
+    [Range(1, 1000), DefaultValue(10)]
+    public int MaxReplicas { get; init; } = 10;
+
+    /// <summary>Extra replicas kept above demand while the function is active.</summary>
+    [JsonPropertyName("bufferReplicas")]
+    [Range(0, 100), DefaultValue(0)]
+    public int BufferReplicas { get; init; }
+
+    /// <summary>
+    /// In-flight requests per replica the autoscaler aims for; <see cref="MaxConcurrency"/> when absent.
+    /// </summary>
+    [JsonPropertyName("targetConcurrency")]
+    [Range(1, 10000)]
+    public int? TargetConcurrency { get; init; }
+
+    /// <summary>Hard limit of in-flight requests per replica, enforced by the runtime shim.</summary>
+    [JsonPropertyName("maxConcurrency")]
+    [Range(1, 10000), DefaultValue(1)]
+    public int MaxConcurrency { get; init; } = 1;
+
+    /// <summary>Time without a request before the function scales down to its minimum.</summary>
+    [JsonPropertyName("scaledownWindow")]
+    [RegularExpression(Patterns.Duration), DefaultValue("60s")]
+    public string ScaledownWindow { get; init; } = "60s";
+}
+
+/// <summary>Ways to make a cold start warm. Nothing is pre-warmed when absent.</summary>
+public sealed record PrewarmPolicy
+{
+    /// <summary>Ready-but-idle replicas kept on standby and claimed on demand.</summary>
+    [JsonPropertyName("warmReplicas")]
+    [Range(0, 100), DefaultValue(0)]
+    public int WarmReplicas { get; init; }
+
+    /// <summary>
+    /// Replica-sized GPU reservations held by low-priority placeholder pods, which
+    /// the function's own pods preempt.
+    /// </summary>
+    [JsonPropertyName("reservedReplicas")]
+    [Range(0, 100), DefaultValue(0)]
+    public int ReservedReplicas { get; init; }
+
+    /// <summary>Pull the image ahead of time on every node with a matching GPU.</summary>
+    [JsonPropertyName("prePull")]
+    [DefaultValue(false)]
+    public bool PrePull { get; init; }
+
+    /// <summary>How long before each scheduled invocation warm capacity is made ready.</summary>
+    [JsonPropertyName("leadTime")]
+    [RegularExpression(Patterns.Duration), DefaultValue("2m")]
+    public string LeadTime { get; init; } = "2m";
+}
+
+/// <summary>Retries of failed invocations (Modal's Retries).</summary>
+public sealed record RetryPolicy
+{
+    /// <summary>Retries after the first attempt.</summary>
+    [JsonPropertyName("maxRetries")]
+    [Required, Range(0, 10)]
+    public required int MaxRetries { get; init; }
+
+    /// <summary>Delay before the first retry.</summary>
+    [JsonPropertyName("initialDelay")]
+    [RegularExpression(Patterns.Duration), DefaultValue("1s")]
+    public string InitialDelay { get; init; } = "1s";
+
+    /// <summary>Factor each further delay grows by.</summary>
+    [JsonPropertyName("backoffCoefficient")]
+    [Range(1.0, 10.0), DefaultValue(2.0)]
+    public double BackoffCoefficient { get; init; } = 2.0;
+
+    /// <summary>Longest delay between attempts.</summary>
+    [JsonPropertyName("maxDelay")]
+    [RegularExpression(Patterns.Duration), DefaultValue("60s")]
+    public string MaxDelay { get; init; } = "60s";
+}
+
+/// <summary>A cron schedule on which the gateway invokes the function.</summary>
+public sealed record InvocationSchedule
+{
+    /// <summary>Five-field cron expression, e.g. <c>0 9 * * 1-5</c>.</summary>
+    [JsonPropertyName("cron")]
+    [Required, RegularExpression(Patterns.Cron)]
+    public required string Cron { get; init; }
+
+    /// <summary>IANA time zone the expression is read in.</summary>
+    [JsonPropertyName("timeZone")]
+    [DefaultValue("UTC"), MinLength(1)]
+    public string TimeZone { get; init; } = "UTC";
+
+    /// <summary>Path the scheduled request is sent to.</summary>
+    [JsonPropertyName("path")]
+    [RegularExpression(Patterns.HttpPath), DefaultValue("/")]
+    public string Path { get; init; } = "/";
+}

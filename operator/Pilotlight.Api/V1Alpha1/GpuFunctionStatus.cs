@@ -1,0 +1,69 @@
+using System.Text.Json.Serialization;
+using k8s.Models;
+
+namespace Pilotlight.Api.V1Alpha1;
+
+/// <summary>What the operator observed of a <see cref="GpuFunction"/>. Follows kstatus conventions.</summary>
+public sealed record GpuFunctionStatus
+{
+    /// <summary>The generation of the spec this status describes.</summary>
+    [JsonPropertyName("observedGeneration")]
+    public long? ObservedGeneration { get; init; }
+
+    /// <summary>Conditions, <c>Ready</c> first, each with a stable reason.</summary>
+    [JsonPropertyName("conditions")]
+    [Schema.ListType("map", "type")]
+    public IReadOnlyList<V1Condition>? Conditions { get; init; }
+
+    /// <summary>Pods serving or starting to serve the function.</summary>
+    [JsonPropertyName("replicas")]
+    public int Replicas { get; init; }
+
+    /// <summary>Pods ready to serve.</summary>
+    [JsonPropertyName("readyReplicas")]
+    public int ReadyReplicas { get; init; }
+
+    /// <summary>Ready standby pods not yet serving.</summary>
+    [JsonPropertyName("warmReplicas")]
+    public int WarmReplicas { get; init; }
+
+    /// <summary>Replicas the autoscaler last asked for.</summary>
+    [JsonPropertyName("desiredReplicas")]
+    public int DesiredReplicas { get; init; }
+
+    /// <summary>Label selector of the function's serving pods.</summary>
+    [JsonPropertyName("selector")]
+    public string? Selector { get; init; }
+
+    /// <summary>GPU type the function's pods are running on, once resolved.</summary>
+    [JsonPropertyName("gpu")]
+    public string? Gpu { get; init; }
+
+    /// <summary>Gateway path that invokes the function.</summary>
+    [JsonPropertyName("endpoint")]
+    public string? Endpoint { get; init; }
+
+    /// <summary>When the gateway last saw a request for the function.</summary>
+    [JsonPropertyName("lastRequestTime")]
+    public DateTime? LastRequestTime { get; init; }
+
+    /// <summary>Usage accumulated over the function's lifetime.</summary>
+    [JsonPropertyName("usage")]
+    public UsageTotals? Usage { get; init; }
+}
+
+/// <summary>Metered usage totals; they never go backwards.</summary>
+public sealed record UsageTotals
+{
+    /// <summary>GPU-seconds allocated (GPU count times seconds held).</summary>
+    [JsonPropertyName("gpuSeconds")]
+    public double GpuSeconds { get; init; }
+
+    /// <summary>CPU-seconds used.</summary>
+    [JsonPropertyName("cpuSeconds")]
+    public double CpuSeconds { get; init; }
+
+    /// <summary>Memory byte-seconds used.</summary>
+    [JsonPropertyName("memoryByteSeconds")]
+    public double MemoryByteSeconds { get; init; }
+}
