@@ -1,0 +1,38 @@
+# Pilotlight: the README's commands. Everything runs from a clean Debian machine;
+# .ci/prepare installs what is missing (dotnet, apt packages, the control plane).
+
+SHELL := /bin/bash
+DOTNET ?= dotnet
+CONFIG ?= Release
+export DOTNET_CLI_TELEMETRY_OPTOUT := 1
+export DOTNET_NOLOGO := 1
+
+.PHONY: all build crds crds-check test test-unit bench demo control-plane clean
+
+all: build
+
+build:
+	$(DOTNET) build Operator.sln -c $(CONFIG)
+
+## crds: regenerate crds/ from the C# API types
+crds:
+	$(DOTNET) run --project operator/Pilotlight.CrdGen -c $(CONFIG) -- crds
+
+## control-plane: build (once, cached outside the tree) etcd + kube-apiserver/controller-manager/scheduler
+control-plane:
+	@tests/control-plane/build.sh >/dev/null
+
+## test: unit and integration tests (integration ones start a real control plane)
+test: control-plane
+	$(DOTNET) test Operator.sln -c $(CONFIG) --logger "console;verbosity=normal"
+
+## test-unit: only the tests that need no control plane
+test-unit:
+	$(DOTNET) test Operator.sln -c $(CONFIG) --filter "TestCategory!=Integration"
+
+## bench: benchmarks on the real control plane; results land in bench/results/
+bench: control-plane
+	$(DOTNET) run --project bench/Pilotlight.Bench -c $(CONFIG) -- bench/results
+
+clean:
+	$(DOTNET) clean Operator.sln -c $(CONFIG)
