@@ -1,0 +1,256 @@
+using System.IO.Hashing;
+using System.Text;
+using k8s;
+using k8s.Models;
+using Pilotlight.Api.Schema;
+using Pilotlight.Api.V1Alpha1;
+
+namespace Pilotlight.Operator.Functions;
+
+/// <summary>
+/// Synthesises the pods and Service of a function. Pure: the function in, the
+/// objects out; the reconciler does the I/O.
+/// </summary>
+public static class FunctionPods
+{
+    /// <summary>Name of the user's container.</summary>
+    public const string FunctionContainer = "function";
+
+    /// <summary>Name of the runtime shim sidecar.</summary>
+    public const string ShimContainer = "runtime-shim";
+
+    /// <summary>Extended resource the NVIDIA device plugin advertises.</summary>
+    public const string GpuResource = "nvidia.com/gpu";
+
+    /// <summary>Weight of the most preferred GPU type; each fallback gets less.</summary>
+    private const int TopPreference = 100;
+
+    /// <summary>
+    /// The pod template of a function at its current spec, labelled with the hash
+    /// of its content so a changed spec yields differently labelled pods.
+    /// </summary>
+    public static V1Pod MakePod(GpuFunction function, FunctionPlacement placement, FunctionPodOptions options)
+    {
+        var spec = function.Spec;
+        var name = function.Metadata.Name;
+        var podSpec = new V1PodSpec
+        {
+            Containers = [MakeFunctionContainer(spec, placement), MakeShimContainer(spec, placement, options)],
+            Volumes = spec.Volumes?.ToList(),
+            RuntimeClassName = spec.RuntimeClassName,
+            ServiceAccountName = spec.ServiceAccountName,
+            ImagePullSecrets = spec.ImagePullSecrets?.ToList(),
+            NodeSelector = spec.NodeSelector?.ToDictionary(),
+            Tolerations = MakeTolerations(spec, placement),
+            Affinity = MakeAffinity(placement),
+            RestartPolicy = "Always",
+            EnableServiceLinks = false,
+            TerminationGracePeriodSeconds = (long)DurationString.Parse(spec.Timeout).TotalSeconds + options.DrainGraceSeconds,
+        };
+
+        var hash = TemplateHash(podSpec);
+        return new V1Pod
+        {
+            ApiVersion = "v1",
+            Kind = "Pod",
+            Metadata = new V1ObjectMeta
+            {
+                GenerateName = $"{name}-{hash}-",
+                NamespaceProperty = function.Metadata.NamespaceProperty,
+                Labels = new Dictionary<string, string>
+                {
+                    [FunctionLabels.Function] = name,
+                    [FunctionLabels.TemplateHash] = hash,
+                    [FunctionLabels.ManagedBy] = FunctionLabels.ManagedByValue,
+                },
+                Annotations = new Dictionary<string, string> { [FunctionLabels.DefaultContainerAnnotation] = FunctionContainer },
+                OwnerReferences = [OwnerReference(function)],
+            },
+            Spec = podSpec,
+        };
+    }
+
+    /// <summary>The ClusterIP Service in front of the function's ready pods, on the shim's port.</summary>
+    public static V1Service MakeService(GpuFunction function, FunctionPodOptions options) => new()
+    {
+        ApiVersion = "v1",
+        Kind = "Service",
+        Metadata = new V1ObjectMeta
+        {
+            Name = function.Metadata.Name,
+            NamespaceProperty = function.Metadata.NamespaceProperty,
+            Labels = new Dictionary<string, string>
+            {
+                [FunctionLabels.Function] = function.Metadata.Name,
+                [FunctionLabels.ManagedBy] = FunctionLabels.ManagedByValue,
+            },
+            OwnerReferences = [OwnerReference(function)],
+        },
+        Spec = new V1ServiceSpec
+        {
+            Selector = new Dictionary<string, string> { [FunctionLabels.Function] = function.Metadata.Name },
+            Ports = [new V1ServicePort { Name = "http", Port = 80, TargetPort = options.ShimPort, Protocol = "TCP" }],
+        },
+    };
+
+    /// <summary>The label selector of a function's pods, as status reports it.</summary>
+    public static string Selector(GpuFunction function) => $"{FunctionLabels.Function}={function.Metadata.Name}";
+
+    private static V1Container MakeFunctionContainer(GpuFunctionSpec spec, FunctionPlacement placement)
+    {
+        var env = spec.Env?.ToList() ?? [];
+        if (placement.GpuCount == 0 && env.All(e => e.Name != "NVIDIA_VISIBLE_DEVICES"))
+        {
+            // Without this the NVIDIA runtime hands a container that requested no GPU all of the node's GPUs.
+            env.Add(new V1EnvVar { Name = "NVIDIA_VISIBLE_DEVICES", Value = "void" });
+        }
+
+        return new V1Container
+        {
+            Name = FunctionContainer,
+            Image = spec.Image,
+            Command = spec.Command?.ToList(),
+            Args = spec.Args?.ToList(),
+            Env = env.Count > 0 ? env : null,
+            EnvFrom = spec.EnvFrom?.ToList(),
+            Ports = [new V1ContainerPort { Name = "user-http", ContainerPort = spec.Port, Protocol = "TCP" }],
+            Resources = MakeResources(spec.Resources, placement.GpuCount),
+            VolumeMounts = spec.VolumeMounts?.ToList(),
+        };
+    }
+
+    private static V1Container MakeShimContainer(GpuFunctionSpec spec, FunctionPlacement placement, FunctionPodOptions options) => new()
+    {
+        Name = ShimContainer,
+        Image = options.ShimImage,
+        Env =
+        [
+            new V1EnvVar { Name = "PILOTLIGHT_LISTEN_PORT", Value = options.ShimPort.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            new V1EnvVar { Name = "PILOTLIGHT_UPSTREAM", Value = $"http://127.0.0.1:{spec.Port}" },
+            new V1EnvVar { Name = "PILOTLIGHT_HEALTH_PATH", Value = spec.HealthPath },
+            new V1EnvVar { Name = "PILOTLIGHT_MAX_CONCURRENCY", Value = spec.Scaling.MaxConcurrency.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            new V1EnvVar { Name = "PILOTLIGHT_REQUEST_TIMEOUT", Value = spec.Timeout },
+            new V1EnvVar { Name = "PILOTLIGHT_GPU_COUNT", Value = placement.GpuCount.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+        ],
+        Ports = [new V1ContainerPort { Name = "http", ContainerPort = options.ShimPort, Protocol = "TCP" }],
+        ReadinessProbe = new V1Probe
+        {
+            HttpGet = new V1HTTPGetAction { Path = "/ready", Port = options.ShimPort },
+            PeriodSeconds = 1,
+            FailureThreshold = 1,
+        },
+        Resources = new V1ResourceRequirements
+        {
+            Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("50m"), ["memory"] = new("32Mi") },
+            Limits = new Dictionary<string, ResourceQuantity> { ["memory"] = new("128Mi") },
+        },
+        SecurityContext = new V1SecurityContext
+        {
+            AllowPrivilegeEscalation = false,
+            RunAsNonRoot = true,
+            ReadOnlyRootFilesystem = true,
+            Capabilities = new V1Capabilities { Drop = ["ALL"] },
+        },
+    };
+
+    private static V1ResourceRequirements? MakeResources(ComputeResources? resources, int gpus)
+    {
+        var requests = new Dictionary<string, ResourceQuantity>();
+        var limits = new Dictionary<string, ResourceQuantity>();
+        if (resources?.Cpu is { } cpu)
+        {
+            requests["cpu"] = cpu;
+        }
+
+        if (resources?.Memory is { } memory)
+        {
+            // Memory is not compressible: a limit above the request only defers the OOM kill.
+            requests["memory"] = memory;
+            limits["memory"] = memory;
+        }
+
+        if (resources?.EphemeralStorage is { } storage)
+        {
+            requests["ephemeral-storage"] = storage;
+            limits["ephemeral-storage"] = storage;
+        }
+
+        if (gpus > 0)
+        {
+            // Extended resources must have request == limit; the limit alone implies the request.
+            limits[GpuResource] = new ResourceQuantity(gpus.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        return requests.Count == 0 && limits.Count == 0
+            ? null
+            : new V1ResourceRequirements { Requests = requests.Count > 0 ? requests : null, Limits = limits.Count > 0 ? limits : null };
+    }
+
+    private static List<V1Toleration>? MakeTolerations(GpuFunctionSpec spec, FunctionPlacement placement)
+    {
+        var tolerations = spec.Tolerations?.ToList() ?? [];
+        if (placement.Gpu is not null && !tolerations.Any(t => t.Key == GpuResource && t.Effect is null or "NoSchedule"))
+        {
+            tolerations.Add(new V1Toleration { Key = GpuResource, OperatorProperty = "Exists", Effect = "NoSchedule" });
+        }
+
+        return tolerations.Count > 0 ? tolerations : null;
+    }
+
+    private static V1Affinity? MakeAffinity(FunctionPlacement placement)
+    {
+        if (placement.Gpu is null)
+        {
+            return null;
+        }
+
+        var required = new V1NodeSelector
+        {
+            NodeSelectorTerms =
+            [
+                new V1NodeSelectorTerm
+                {
+                    MatchExpressions = [new V1NodeSelectorRequirement { Key = Gpu.GpuCatalog.ProductLabel, OperatorProperty = "In", Values = placement.AllProducts.ToList() }],
+                },
+            ],
+        };
+
+        // Only worth preferring one type over another when there is a choice.
+        var preferred = placement.Types.Count < 2
+            ? null
+            : placement.Types.Select((t, i) => new V1PreferredSchedulingTerm
+            {
+                Weight = Math.Max(1, TopPreference - (i * (TopPreference / placement.Types.Count))),
+                Preference = new V1NodeSelectorTerm
+                {
+                    MatchExpressions = [new V1NodeSelectorRequirement { Key = Gpu.GpuCatalog.ProductLabel, OperatorProperty = "In", Values = t.Products.ToList() }],
+                },
+            }).ToList();
+
+        return new V1Affinity
+        {
+            NodeAffinity = new V1NodeAffinity
+            {
+                RequiredDuringSchedulingIgnoredDuringExecution = required,
+                PreferredDuringSchedulingIgnoredDuringExecution = preferred,
+            },
+        };
+    }
+
+    private static V1OwnerReference OwnerReference(GpuFunction function) => new()
+    {
+        ApiVersion = function.ApiVersion,
+        Kind = function.Kind,
+        Name = function.Metadata.Name,
+        Uid = function.Metadata.Uid,
+        Controller = true,
+        BlockOwnerDeletion = true,
+    };
+
+    /// <summary>A short stable hash of a pod spec: 10 lower-case hex characters.</summary>
+    internal static string TemplateHash(V1PodSpec spec)
+    {
+        var bytes = Encoding.UTF8.GetBytes(KubernetesJson.Serialize(spec));
+        return Convert.ToHexStringLower(XxHash64.Hash(bytes))[..10];
+    }
+}

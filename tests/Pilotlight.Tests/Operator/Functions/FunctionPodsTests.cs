@@ -1,0 +1,160 @@
+using k8s.Models;
+using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Operator.Functions;
+using Pilotlight.Operator.Gpu;
+
+namespace Pilotlight.Tests.Operator.Functions;
+
+public sealed class FunctionPodsTests
+{
+    private static readonly FunctionPodOptions Options = new() { ShimImage = "shim:test", ShimPort = 8099 };
+
+    private static GpuFunction Function(GpuFunctionSpec spec) => new()
+    {
+        Metadata = new V1ObjectMeta { Name = "llm", NamespaceProperty = "team-a", Uid = "uid-1" },
+        Spec = spec,
+    };
+
+    private static V1Pod Make(GpuFunctionSpec spec)
+    {
+        var (placement, problems) = FunctionPlacement.Resolve(spec.Gpu, GpuCatalog.Default);
+        Assert.That(problems, Is.Empty);
+        return FunctionPods.MakePod(Function(spec), placement!, Options);
+    }
+
+    private static V1Container UserContainer(V1Pod pod) => pod.Spec.Containers.Single(c => c.Name == FunctionPods.FunctionContainer);
+
+    [Test]
+    public void EveryFieldOfTheSpecReachesThePod()
+    {
+        var spec = new GpuFunctionSpec
+        {
+            Image = "vllm:0.6",
+            Command = ["python", "-m", "server"],
+            Args = ["--model", "llama"],
+            Env = [new V1EnvVar { Name = "MODEL", Value = "llama" }],
+            EnvFrom = [new V1EnvFromSource { SecretRef = new V1SecretEnvSource { Name = "hf-token" } }],
+            Port = 9000,
+            HealthPath = "/health",
+            Gpu = new GpuRequirement { Type = GpuType.H100, Count = 2 },
+            Resources = new ComputeResources { Cpu = new("4"), Memory = new("32Gi"), EphemeralStorage = new("50Gi") },
+            Timeout = "120s",
+            Volumes = [new V1Volume { Name = "weights", PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = "llama" } }],
+            VolumeMounts = [new V1VolumeMount { Name = "weights", MountPath = "/models" }],
+            RuntimeClassName = "nvidia",
+            ServiceAccountName = "inference",
+            ImagePullSecrets = [new V1LocalObjectReference { Name = "registry" }],
+            NodeSelector = new Dictionary<string, string> { ["zone"] = "a" },
+            Tolerations = [new V1Toleration { Key = "dedicated", OperatorProperty = "Equal", Value = "ml", Effect = "NoSchedule" }],
+        };
+
+        var pod = Make(spec);
+        var user = UserContainer(pod);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(user.Image, Is.EqualTo("vllm:0.6"));
+            Assert.That(user.Command, Is.EqualTo(spec.Command));
+            Assert.That(user.Args, Is.EqualTo(spec.Args));
+            Assert.That(user.Env.Select(e => e.Name), Is.EqualTo(new[] { "MODEL" }));
+            Assert.That(user.EnvFrom.Single().SecretRef.Name, Is.EqualTo("hf-token"));
+            Assert.That(user.Ports.Single().ContainerPort, Is.EqualTo(9000));
+            Assert.That(user.Resources.Requests["cpu"].ToString(), Is.EqualTo("4"));
+            Assert.That(user.Resources.Requests["memory"].ToString(), Is.EqualTo("32Gi"));
+            Assert.That(user.Resources.Limits["memory"].ToString(), Is.EqualTo("32Gi"));
+            Assert.That(user.Resources.Requests["ephemeral-storage"].ToString(), Is.EqualTo("50Gi"));
+            Assert.That(user.Resources.Limits["nvidia.com/gpu"].ToString(), Is.EqualTo("2"));
+            Assert.That(user.VolumeMounts.Single().MountPath, Is.EqualTo("/models"));
+            Assert.That(pod.Spec.Volumes.Single().PersistentVolumeClaim.ClaimName, Is.EqualTo("llama"));
+            Assert.That(pod.Spec.RuntimeClassName, Is.EqualTo("nvidia"));
+            Assert.That(pod.Spec.ServiceAccountName, Is.EqualTo("inference"));
+            Assert.That(pod.Spec.ImagePullSecrets.Single().Name, Is.EqualTo("registry"));
+            Assert.That(pod.Spec.NodeSelector["zone"], Is.EqualTo("a"));
+            Assert.That(pod.Spec.Tolerations.Select(t => t.Key), Is.EquivalentTo(new[] { "dedicated", "nvidia.com/gpu" }));
+            Assert.That(pod.Spec.TerminationGracePeriodSeconds, Is.EqualTo(120 + Options.DrainGraceSeconds));
+
+            var shim = pod.Spec.Containers.Single(c => c.Name == FunctionPods.ShimContainer);
+            Assert.That(shim.Image, Is.EqualTo("shim:test"));
+            var shimEnv = shim.Env.ToDictionary(e => e.Name, e => e.Value);
+            Assert.That(shimEnv["PILOTLIGHT_UPSTREAM"], Is.EqualTo("http://127.0.0.1:9000"));
+            Assert.That(shimEnv["PILOTLIGHT_HEALTH_PATH"], Is.EqualTo("/health"));
+            Assert.That(shimEnv["PILOTLIGHT_GPU_COUNT"], Is.EqualTo("2"));
+            Assert.That(shimEnv["PILOTLIGHT_REQUEST_TIMEOUT"], Is.EqualTo("120s"));
+            Assert.That(shim.ReadinessProbe.HttpGet.Port.Value, Is.EqualTo("8099"));
+        });
+    }
+
+    [Test]
+    public void GpuPlacementRequiresTheProductsAndPrefersInFallbackOrder()
+    {
+        var pod = Make(new GpuFunctionSpec
+        {
+            Image = "x",
+            Gpu = new GpuRequirement { Type = GpuType.H100, Count = 1, Fallbacks = [GpuType.A100_80GB] },
+        });
+
+        var affinity = pod.Spec.Affinity.NodeAffinity;
+        var required = affinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms.Single().MatchExpressions.Single();
+        Assert.That(required.Key, Is.EqualTo("nvidia.com/gpu.product"));
+        Assert.That(required.OperatorProperty, Is.EqualTo("In"));
+        Assert.That(required.Values, Is.EquivalentTo(GpuCatalog.Default.ProductsOf(GpuType.H100).Concat(GpuCatalog.Default.ProductsOf(GpuType.A100_80GB))));
+
+        var preferred = affinity.PreferredDuringSchedulingIgnoredDuringExecution;
+        Assert.That(preferred, Has.Count.EqualTo(2));
+        Assert.That(preferred[0].Preference.MatchExpressions.Single().Values, Does.Contain("NVIDIA-H100-80GB-HBM3"));
+        Assert.That(preferred[0].Weight, Is.GreaterThan(preferred[1].Weight));
+        Assert.That(pod.Spec.Tolerations.Single(), Has.Property("Key").EqualTo("nvidia.com/gpu").And.Property("Effect").EqualTo("NoSchedule"));
+    }
+
+    [Test]
+    public void NoGpuMeansNoGpuLeaksIn()
+    {
+        foreach (var gpu in new GpuRequirement?[] { null, new() { Type = GpuType.L4, Count = 0 } })
+        {
+            var user = UserContainer(Make(new GpuFunctionSpec { Image = "x", Gpu = gpu }));
+            Assert.That(user.Env.Single(e => e.Name == "NVIDIA_VISIBLE_DEVICES").Value, Is.EqualTo("void"));
+            Assert.That(user.Resources?.Limits?.ContainsKey("nvidia.com/gpu") ?? false, Is.False);
+        }
+    }
+
+    [Test]
+    public void OwnedByTheFunctionAndLabelledWithTheTemplateHash()
+    {
+        var pod = Make(new GpuFunctionSpec { Image = "x" });
+
+        var owner = pod.Metadata.OwnerReferences.Single();
+        Assert.That((owner.Kind, owner.Name, owner.Uid, owner.Controller), Is.EqualTo(("GpuFunction", "llm", "uid-1", (bool?)true)));
+        Assert.That(pod.Metadata.Labels[FunctionLabels.Function], Is.EqualTo("llm"));
+        Assert.That(pod.Metadata.GenerateName, Is.EqualTo($"llm-{pod.Metadata.Labels[FunctionLabels.TemplateHash]}-"));
+        Assert.That(pod.Metadata.NamespaceProperty, Is.EqualTo("team-a"));
+    }
+
+    [Test]
+    public void TheTemplateHashFollowsTheSpecAndOnlyTheSpec()
+    {
+        string Hash(GpuFunctionSpec spec) => Make(spec).Metadata.Labels[FunctionLabels.TemplateHash];
+
+        var spec = new GpuFunctionSpec { Image = "x:1" };
+        Assert.That(Hash(spec), Is.EqualTo(Hash(spec with { })));
+        Assert.That(Hash(spec with { Image = "x:2" }), Is.Not.EqualTo(Hash(spec)));
+    }
+
+    [TestCase(GpuType.H100, new[] { GpuType.H100 }, "the requested type itself")]
+    [TestCase(GpuType.H100, new[] { GpuType.L4, GpuType.L4 }, "L4 twice")]
+    public void ContradictoryFallbacksAreProblemsNotExceptions(GpuType type, GpuType[] fallbacks, string message)
+    {
+        var (placement, problems) = FunctionPlacement.Resolve(new GpuRequirement { Type = type, Fallbacks = fallbacks }, GpuCatalog.Default);
+
+        Assert.That(placement, Is.Null);
+        Assert.That(problems, Has.Some.Contains(message));
+    }
+
+    [Test]
+    public void ATypeMissingFromTheCatalogIsAProblem()
+    {
+        var catalog = GpuCatalog.Parse("H100: [NVIDIA-H100-80GB-HBM3]");
+        var (_, problems) = FunctionPlacement.Resolve(new GpuRequirement { Type = GpuType.B200 }, catalog);
+
+        Assert.That(problems, Is.EqualTo(new[] { "GPU type B200 is not in the operator's GPU catalog" }));
+    }
+}
