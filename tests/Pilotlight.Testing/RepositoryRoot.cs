@@ -1,8 +1,9 @@
-namespace Pilotlight.Tests;
+namespace Pilotlight.Testing;
 
 /// <summary>The checkout the tests run from, found by walking up to Operator.sln.</summary>
-internal static class RepositoryRoot
+public static class RepositoryRoot
 {
+    /// <summary>The repository root.</summary>
     public static string Path { get; } = Find();
 
     private static string Find()

@@ -1,0 +1,115 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace Pilotlight.Testing;
+
+/// <summary>
+/// A long-running child process whose output goes to a log file. Every one
+/// still running is killed when the test process exits.
+/// </summary>
+public sealed class ManagedProcess
+{
+    private static readonly ConcurrentDictionary<ManagedProcess, bool> Live = new();
+    private readonly Process _process;
+    private readonly string _log;
+
+    static ManagedProcess()
+    {
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            foreach (var p in Live.Keys)
+            {
+                p.Kill();
+            }
+        };
+    }
+
+    private ManagedProcess(string name, Process process, string log)
+    {
+        Name = name;
+        _process = process;
+        _log = log;
+    }
+
+    /// <summary>The binary's file name.</summary>
+    public string Name { get; }
+
+    /// <summary>Whether it has exited.</summary>
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Its exit code, once exited.</summary>
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>Its process id.</summary>
+    public int Id => _process.Id;
+
+    /// <summary>Starts <paramref name="path"/> with <paramref name="args"/>, appending stdout and stderr to <paramref name="log"/>.</summary>
+    public static ManagedProcess Start(string path, IEnumerable<string> args, string log, IDictionary<string, string>? environment = null)
+    {
+        // exec through the shell only to redirect both streams to the file;
+        // the pid is the binary's own.
+        var info = new ProcessStartInfo("/bin/bash") { UseShellExecute = false };
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add("exec \"$0\" \"$@\" >>\"$PILOTLIGHT_LOG\" 2>&1");
+        info.ArgumentList.Add(path);
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        info.Environment["PILOTLIGHT_LOG"] = log;
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[key] = value;
+        }
+
+        var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {path}");
+        var managed = new ManagedProcess(Path.GetFileName(path), process, log);
+        Live[managed] = true;
+        return managed;
+    }
+
+    /// <summary>Sends SIGKILL to the process and its children and waits for it.</summary>
+    public async Task StopAsync()
+    {
+        Kill();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            await _process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        Live.TryRemove(this, out _);
+        _process.Dispose();
+    }
+
+    /// <summary>Sends SIGTERM, giving the process a chance to shut down cleanly.</summary>
+    public void Terminate()
+    {
+        if (!_process.HasExited)
+        {
+            _ = ProcessRunner.RunAsync("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], null);
+        }
+    }
+
+    /// <summary>The last lines of its log.</summary>
+    public string LogTail(int lines = 40) =>
+        File.Exists(_log) ? string.Join('\n', File.ReadLines(_log).TakeLast(lines)) : "";
+
+    private void Kill()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
+}

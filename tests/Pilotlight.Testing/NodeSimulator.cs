@@ -1,0 +1,345 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text.Json;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Pilotlight.ControllerRuntime;
+
+namespace Pilotlight.Testing;
+
+/// <summary>What a simulated GPU node looks like: GFD product label, GPUs and the rest of its capacity.</summary>
+/// <param name="Product">Value of <c>nvidia.com/gpu.product</c>.</param>
+/// <param name="Gpus">Capacity of <c>nvidia.com/gpu</c>.</param>
+/// <param name="GpuMemoryMiB">Value of <c>nvidia.com/gpu.memory</c> (MiB per GPU).</param>
+/// <param name="Cpu">CPU capacity.</param>
+/// <param name="Memory">Memory capacity.</param>
+public sealed record GpuNodePreset(string Product, int Gpus, int GpuMemoryMiB, string Cpu = "64", string Memory = "512Gi")
+{
+    /// <summary>8 x H100 SXM.</summary>
+    public static GpuNodePreset H100 { get; } = new("NVIDIA-H100-80GB-HBM3", 8, 81559, "192", "2Ti");
+
+    /// <summary>8 x A100 80GB SXM.</summary>
+    public static GpuNodePreset A100x80GB { get; } = new("NVIDIA-A100-SXM4-80GB", 8, 81920, "128", "1Ti");
+
+    /// <summary>4 x L4.</summary>
+    public static GpuNodePreset L4 { get; } = new("NVIDIA-L4", 4, 23034, "48", "192Gi");
+
+    /// <summary>4 x T4.</summary>
+    public static GpuNodePreset T4 { get; } = new("Tesla-T4", 4, 15360, "32", "128Gi");
+
+    /// <summary>The same node with a different GPU count.</summary>
+    public GpuNodePreset WithGpus(int gpus) => this with { Gpus = gpus };
+}
+
+/// <summary>Options of a <see cref="NodeSimulator"/>.</summary>
+public sealed record NodeSimulatorOptions
+{
+    /// <summary>How often node status and Leases are renewed (the node lifecycle controller's grace is 40 s).</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Second octet of the loopback pod IPs (127.N.x.y), so simulators in one process do not collide.</summary>
+    public int PodNetwork { get; init; } = 1;
+}
+
+/// <summary>
+/// Stands in for kubelets, kwok-style: registers GPU nodes (capacity
+/// <c>nvidia.com/gpu</c>, GPU Feature Discovery labels, the
+/// <c>nvidia.com/gpu:NoSchedule</c> taint), keeps them Ready with Lease and
+/// status heartbeats, moves pods the scheduler binds to them to Running and
+/// Ready with a loopback pod IP, and finishes the deletion of their pods.
+/// </summary>
+public sealed class NodeSimulator : IAsyncDisposable
+{
+    /// <summary>Label every simulated node carries.</summary>
+    public const string SimulatedLabel = "pilotlight.dev/simulated";
+
+    private static readonly JsonSerializerOptions Json = new() { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
+    private readonly IKubernetes _client;
+    private readonly NodeSimulatorOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, GpuNodePreset> _nodes = new();
+    private readonly ConcurrentDictionary<string, string> _podIps = new();
+    private readonly ConcurrentDictionary<string, byte> _inFlight = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Informer<V1Pod> _pods;
+    private Task _running = Task.CompletedTask;
+    private int _nextIp;
+
+    /// <summary>A simulator writing through <paramref name="client"/>.</summary>
+    public NodeSimulator(IKubernetes client, NodeSimulatorOptions? options = null, TimeProvider? time = null, ILogger? logger = null)
+    {
+        _client = client;
+        _options = options ?? new NodeSimulatorOptions();
+        _time = time ?? TimeProvider.System;
+        _logger = logger ?? NullLogger.Instance;
+        _pods = new Informer<V1Pod>(ListWatch.ForPods(client), time: _time, logger: _logger);
+        _pods.AddHandler(OnPod);
+    }
+
+    /// <summary>Names of the nodes this simulator runs.</summary>
+    public IReadOnlyCollection<string> Nodes => [.. _nodes.Keys];
+
+    /// <summary>Starts watching pods and heartbeating; returns once the pod watch has listed.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        _running = Task.WhenAll(_pods.RunAsync(_stop.Token), HeartbeatLoopAsync(_stop.Token));
+        await _pods.Synced.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Registers a Ready node named <paramref name="name"/> shaped like <paramref name="preset"/>.</summary>
+    public async Task AddNodeAsync(string name, GpuNodePreset preset, CancellationToken cancellationToken = default)
+    {
+        var node = new V1Node
+        {
+            Metadata = new V1ObjectMeta
+            {
+                Name = name,
+                Labels = new Dictionary<string, string>
+                {
+                    ["kubernetes.io/hostname"] = name,
+                    ["kubernetes.io/os"] = "linux",
+                    ["kubernetes.io/arch"] = "amd64",
+                    [SimulatedLabel] = "true",
+                    ["nvidia.com/gpu.present"] = "true",
+                    ["nvidia.com/gpu.product"] = preset.Product,
+                    ["nvidia.com/gpu.count"] = preset.Gpus.ToString(CultureInfo.InvariantCulture),
+                    ["nvidia.com/gpu.memory"] = preset.GpuMemoryMiB.ToString(CultureInfo.InvariantCulture),
+                },
+            },
+            Spec = new V1NodeSpec
+            {
+                Taints = [new V1Taint { Key = "nvidia.com/gpu", Effect = "NoSchedule" }],
+            },
+        };
+        try
+        {
+            await _client.CoreV1.CreateNodeAsync(node, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict)
+        {
+        }
+
+        _nodes[name] = preset;
+        await HeartbeatAsync(name, preset, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Deletes the simulator's nodes.</summary>
+    public async Task DeleteNodesAsync(CancellationToken cancellationToken = default)
+    {
+        foreach (var name in _nodes.Keys)
+        {
+            _nodes.TryRemove(name, out _);
+            try
+            {
+                await _client.CoreV1.DeleteNodeAsync(name, cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+            catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+            }
+        }
+    }
+
+    /// <summary>The loopback pod IP given to a pod, if it runs here.</summary>
+    public string? PodIp(string @namespace, string name) => _podIps.GetValueOrDefault($"{@namespace}/{name}");
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _running.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        _stop.Dispose();
+    }
+
+    private async Task HeartbeatLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(_options.HeartbeatInterval, _time, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            foreach (var (name, preset) in _nodes)
+            {
+                try
+                {
+                    await HeartbeatAsync(name, preset, ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    _logger.LogWarning("Heartbeat of node {Node} failed: {Error}", name, ex.Message);
+                }
+            }
+        }
+    }
+
+    private async Task HeartbeatAsync(string name, GpuNodePreset preset, CancellationToken ct)
+    {
+        var now = _time.GetUtcNow().UtcDateTime;
+        var capacity = new Dictionary<string, string>
+        {
+            ["cpu"] = preset.Cpu,
+            ["memory"] = preset.Memory,
+            ["pods"] = "110",
+            ["ephemeral-storage"] = "1Ti",
+            ["nvidia.com/gpu"] = preset.Gpus.ToString(CultureInfo.InvariantCulture),
+        };
+        object Condition(string type, string status, string reason) => new
+        {
+            type, status, reason, lastHeartbeatTime = now, lastTransitionTime = now,
+        };
+        var patch = new
+        {
+            status = new
+            {
+                capacity,
+                allocatable = capacity,
+                conditions = new[]
+                {
+                    Condition("Ready", "True", "KubeletReady"),
+                    Condition("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+                    Condition("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+                    Condition("PIDPressure", "False", "KubeletHasSufficientPID"),
+                },
+                addresses = new[] { new { type = "InternalIP", address = "127.0.0.1" }, new { type = "Hostname", address = name } },
+                nodeInfo = new
+                {
+                    kubeletVersion = "v1.20.2-pilotlight-sim", kubeProxyVersion = "", operatingSystem = "linux", architecture = "amd64",
+                    containerRuntimeVersion = "pilotlight-sim://1", osImage = "simulated", kernelVersion = "", machineID = "",
+                    systemUUID = "", bootID = "",
+                },
+            },
+        };
+        await _client.CoreV1.PatchNodeStatusAsync(MergePatch(patch), name, cancellationToken: ct).ConfigureAwait(false);
+        await RenewLeaseAsync(name, now, ct).ConfigureAwait(false);
+    }
+
+    private async Task RenewLeaseAsync(string name, DateTime now, CancellationToken ct)
+    {
+        const string ns = "kube-node-lease";
+        try
+        {
+            var lease = await _client.CoordinationV1.ReadNamespacedLeaseAsync(name, ns, cancellationToken: ct).ConfigureAwait(false);
+            lease.Spec.RenewTime = now;
+            await _client.CoordinationV1.ReplaceNamespacedLeaseAsync(lease, name, ns, cancellationToken: ct).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            await _client.CoordinationV1.CreateNamespacedLeaseAsync(new V1Lease
+            {
+                Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = ns },
+                Spec = new V1LeaseSpec { HolderIdentity = name, LeaseDurationSeconds = 40, RenewTime = now },
+            }, ns, cancellationToken: ct).ConfigureAwait(false);
+        }
+    }
+
+    private void OnPod(InformerEvent<V1Pod> e)
+    {
+        var pod = e.Object;
+        if (e.Type == WatchEventType.Deleted)
+        {
+            _podIps.TryRemove($"{pod.Metadata.NamespaceProperty}/{pod.Metadata.Name}", out _);
+            return;
+        }
+
+        if (pod.Spec?.NodeName is not { } node || !_nodes.ContainsKey(node))
+        {
+            return;
+        }
+
+        var terminating = pod.Metadata.DeletionTimestamp is not null;
+        var pending = pod.Status?.Phase is null or "Pending";
+        if (!terminating && !pending)
+        {
+            return;
+        }
+
+        var key = $"{pod.Metadata.Uid}/{(terminating ? "delete" : "start")}";
+        if (_inFlight.TryAdd(key, 0))
+        {
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await (terminating ? FinishDeletionAsync(pod) : StartPodAsync(pod)).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    _logger.LogWarning("Simulating pod {Namespace}/{Pod} failed: {Error}", pod.Metadata.NamespaceProperty, pod.Metadata.Name, ex.Message);
+                }
+                finally
+                {
+                    _inFlight.TryRemove(key, out _);
+                }
+            });
+        }
+    }
+
+    private async Task StartPodAsync(V1Pod pod)
+    {
+        var ip = _podIps.GetOrAdd($"{pod.Metadata.NamespaceProperty}/{pod.Metadata.Name}", _ => NextIp());
+        var now = _time.GetUtcNow().UtcDateTime;
+        object Condition(string type) => new { type, status = "True", lastTransitionTime = now };
+        var patch = new
+        {
+            status = new
+            {
+                phase = "Running",
+                hostIP = "127.0.0.1",
+                podIP = ip,
+                podIPs = new[] { new { ip } },
+                startTime = now,
+                conditions = new[] { Condition("Initialized"), Condition("Ready"), Condition("ContainersReady"), Condition("PodScheduled") },
+                containerStatuses = pod.Spec.Containers.Select(c => new
+                {
+                    name = c.Name,
+                    image = c.Image,
+                    imageID = $"sim://{c.Image}",
+                    containerID = $"sim://{pod.Metadata.Uid}/{c.Name}",
+                    ready = true,
+                    started = true,
+                    restartCount = 0,
+                    state = new { running = new { startedAt = now } },
+                }).ToArray(),
+            },
+        };
+        await _client.CoreV1.PatchNamespacedPodStatusAsync(MergePatch(patch), pod.Metadata.Name, pod.Metadata.NamespaceProperty,
+            cancellationToken: _stop.Token).ConfigureAwait(false);
+    }
+
+    private async Task FinishDeletionAsync(V1Pod pod)
+    {
+        try
+        {
+            await _client.CoreV1.DeleteNamespacedPodAsync(pod.Metadata.Name, pod.Metadata.NamespaceProperty,
+                new V1DeleteOptions { GracePeriodSeconds = 0, Preconditions = new V1Preconditions { Uid = pod.Metadata.Uid } },
+                cancellationToken: _stop.Token).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode is System.Net.HttpStatusCode.NotFound or System.Net.HttpStatusCode.Conflict)
+        {
+        }
+    }
+
+    private string NextIp()
+    {
+        var n = Interlocked.Increment(ref _nextIp);
+        return $"127.{_options.PodNetwork}.{(n >> 8) & 0xff}.{n & 0xff}";
+    }
+
+    private static V1Patch MergePatch(object body) => new(JsonSerializer.Serialize(body, Json), V1Patch.PatchType.MergePatch);
+}
