@@ -30,6 +30,9 @@ public sealed record ControllerHostOptions
 
     /// <summary>Leader election; null runs the controllers unconditionally (one instance only).</summary>
     public LeaderElectionOptions? LeaderElection { get; init; }
+
+    /// <summary>On graceful shutdown, empty the Lease so a follower takes over at once instead of after it expires.</summary>
+    public bool ReleaseOnShutdown { get; init; } = true;
 }
 
 /// <summary>
@@ -151,7 +154,7 @@ public sealed class ControllerHost
             if (leading is not null)
             {
                 await leading.ConfigureAwait(false);
-                if (ct.IsCancellationRequested)
+                if (ct.IsCancellationRequested && _options.ReleaseOnShutdown)
                 {
                     await ReleaseAsync(election).ConfigureAwait(false);
                 }

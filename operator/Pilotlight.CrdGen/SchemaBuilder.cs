@@ -181,7 +181,8 @@ public sealed class SchemaBuilder(XmlDocs docs)
 
         if (property.GetCustomAttribute<RegularExpressionAttribute>() is { } regex)
         {
-            schema["pattern"] = regex.Pattern;
+            // On a list of strings the pattern constrains each item.
+            (isArray ? (SchemaNode)schema["items"] : schema)["pattern"] = regex.Pattern;
         }
 
         if (property.GetCustomAttribute<DefaultValueAttribute>() is { } defaultValue)

@@ -110,6 +110,7 @@ public sealed record SandboxNetwork
     /// <summary>CIDR blocks egress is allowed to; none when empty.</summary>
     [JsonPropertyName("allowCidrs")]
     [MaxLength(64)]
+    [RegularExpression(Patterns.Cidr)]
     public IReadOnlyList<string>? AllowCidrs { get; init; }
 
     /// <summary>Allow DNS lookups through the cluster's DNS service.</summary>

@@ -1,0 +1,171 @@
+using k8s;
+using k8s.Models;
+
+namespace Pilotlight.Tests.Integration;
+
+/// <summary>Simulated GPU nodes with the real scheduler.</summary>
+[TestFixture, Category("Integration"), Parallelizable(ParallelScope.Self)]
+public class NodeSimulatorTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private Kubernetes _client = null!;
+    private NodeSimulator _sim = null!;
+    private string _ns = "";
+    private string _pool = "";
+
+    [OneTimeSetUp]
+    public async Task SetUpAsync()
+    {
+        var plane = await SharedControlPlane.GetAsync();
+        _client = plane.CreateClient();
+        _ns = await plane.CreateNamespaceAsync("nodesim");
+        _pool = _ns;
+        _sim = new NodeSimulator(_client, new NodeSimulatorOptions { PodNetwork = 2 });
+        await _sim.StartAsync();
+        await _sim.AddNodeAsync($"{_pool}-h100", GpuNodePreset.H100.WithGpus(2));
+        await _sim.AddNodeAsync($"{_pool}-l4", GpuNodePreset.L4);
+        await _sim.AddNodeAsync($"{_pool}-t4", GpuNodePreset.T4);
+    }
+
+    [OneTimeTearDown]
+    public async Task TearDownAsync()
+    {
+        await _sim.DeleteNodesAsync();
+        await _sim.DisposeAsync();
+        _client.Dispose();
+    }
+
+    private V1Pod GpuPod(string name, int gpus, params string[] products) => new()
+    {
+        Metadata = new V1ObjectMeta { Name = name },
+        Spec = new V1PodSpec
+        {
+            Containers = [new V1Container
+            {
+                Name = "main",
+                Image = "example/server:1",
+                Resources = new V1ResourceRequirements
+                {
+                    Limits = new Dictionary<string, ResourceQuantity> { ["nvidia.com/gpu"] = new(gpus.ToString(System.Globalization.CultureInfo.InvariantCulture)) },
+                },
+            }],
+            Tolerations = [new V1Toleration { Key = "nvidia.com/gpu", OperatorProperty = "Exists", Effect = "NoSchedule" }],
+            Affinity = new V1Affinity
+            {
+                NodeAffinity = new V1NodeAffinity
+                {
+                    RequiredDuringSchedulingIgnoredDuringExecution = new V1NodeSelector
+                    {
+                        NodeSelectorTerms = [new V1NodeSelectorTerm
+                        {
+                            MatchExpressions =
+                            [
+                                new V1NodeSelectorRequirement { Key = "nvidia.com/gpu.product", OperatorProperty = "In", Values = products },
+                                new V1NodeSelectorRequirement { Key = "kubernetes.io/hostname", OperatorProperty = "In", Values = [.. _sim.Nodes] },
+                            ],
+                        }],
+                    },
+                },
+            },
+        },
+    };
+
+    [Test]
+    public async Task Nodes_advertise_gpus_labels_and_the_gpu_taint()
+    {
+        var node = await _client.CoreV1.ReadNodeAsync($"{_pool}-h100");
+
+        Assert.That(node.Status.Capacity["nvidia.com/gpu"]?.ToString(), Is.EqualTo("2"));
+        Assert.That(node.Status.Allocatable["nvidia.com/gpu"]?.ToString(), Is.EqualTo("2"));
+        Assert.That(node.Metadata.Labels["nvidia.com/gpu.product"], Is.EqualTo("NVIDIA-H100-80GB-HBM3"));
+        Assert.That(node.Metadata.Labels["nvidia.com/gpu.count"], Is.EqualTo("2"));
+        Assert.That(node.Metadata.Labels["nvidia.com/gpu.memory"], Is.EqualTo("81559"));
+        Assert.That(node.Spec.Taints, Has.Some.Matches<V1Taint>(t => t!.Key == "nvidia.com/gpu" && t.Effect == "NoSchedule"));
+        Assert.That(node.Status.Conditions, Has.Some.Matches<V1NodeCondition>(c => c!.Type == "Ready" && c.Status == "True"));
+    }
+
+    [Test]
+    public async Task A_pod_asking_for_an_h100_lands_on_the_h100_node_and_becomes_ready()
+    {
+        await _client.CoreV1.CreateNamespacedPodAsync(GpuPod("h100-pod", 1, "NVIDIA-H100-80GB-HBM3"), _ns);
+
+        var pod = await Eventually.GetAsync(async () =>
+        {
+            var p = await _client.CoreV1.ReadNamespacedPodAsync("h100-pod", _ns);
+            return p.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true ? p : null;
+        }, Timeout, "pod Ready");
+
+        Assert.That(pod.Spec.NodeName, Is.EqualTo($"{_pool}-h100"));
+        Assert.That(pod.Status.Phase, Is.EqualTo("Running"));
+        Assert.That(pod.Status.PodIP, Does.StartWith("127.2."));
+        Assert.That(pod.Status.ContainerStatuses.Single().Ready, Is.True);
+    }
+
+    [Test]
+    public async Task A_pod_that_fits_nowhere_stays_pending_with_the_schedulers_reason()
+    {
+        await _client.CoreV1.CreateNamespacedPodAsync(GpuPod("too-big", 4, "NVIDIA-H100-80GB-HBM3"), _ns);
+
+        var condition = await Eventually.GetAsync(async () =>
+        {
+            var p = await _client.CoreV1.ReadNamespacedPodAsync("too-big", _ns);
+            return p.Status?.Conditions?.FirstOrDefault(c => c.Type == "PodScheduled" && c.Status == "False");
+        }, Timeout, "PodScheduled=False");
+
+        Assert.That(condition.Reason, Is.EqualTo("Unschedulable"));
+        Assert.That(condition.Message, Does.Contain("Insufficient nvidia.com/gpu"));
+        var pod = await _client.CoreV1.ReadNamespacedPodAsync("too-big", _ns);
+        Assert.That(pod.Status.Phase, Is.EqualTo("Pending"));
+        Assert.That(pod.Spec.NodeName, Is.Null);
+    }
+
+    [Test]
+    public async Task A_deleted_pod_on_a_simulated_node_goes_away()
+    {
+        await _client.CoreV1.CreateNamespacedPodAsync(GpuPod("short-lived", 1, "Tesla-T4"), _ns);
+        await Eventually.HoldsAsync(async () => (await _client.CoreV1.ReadNamespacedPodAsync("short-lived", _ns)).Status?.Phase == "Running",
+            Timeout, "pod running");
+
+        await _client.CoreV1.DeleteNamespacedPodAsync("short-lived", _ns);
+
+        await Eventually.HoldsAsync(async () =>
+            (await _client.CoreV1.ListNamespacedPodAsync(_ns, fieldSelector: "metadata.name=short-lived")).Items.Count == 0,
+            Timeout, "pod removed once the simulated kubelet confirms termination");
+    }
+}
+
+/// <summary>Simulated nodes stay Ready: heartbeats keep the node lifecycle controller from tainting them.</summary>
+[TestFixture, Category("Integration"), Parallelizable(ParallelScope.Self)]
+public class NodeSoakTests
+{
+    [Test]
+    public async Task Nodes_stay_ready_for_the_soak_period()
+    {
+        // PILOTLIGHT_NODE_SOAK shortens or lengthens the soak (a duration such as 90s); 5 minutes by default.
+        var soak = Pilotlight.Api.Schema.DurationString.Parse(Environment.GetEnvironmentVariable("PILOTLIGHT_NODE_SOAK") ?? "5m");
+        var plane = await SharedControlPlane.GetAsync();
+        using var client = plane.CreateClient();
+        await using var sim = new NodeSimulator(client, new NodeSimulatorOptions { PodNetwork = 3 });
+        await sim.StartAsync();
+        var name = $"soak-{Guid.NewGuid():N}"[..12];
+        await sim.AddNodeAsync(name, GpuNodePreset.A100x80GB);
+
+        var started = DateTime.UtcNow;
+        var checks = 0;
+        while (DateTime.UtcNow - started < soak)
+        {
+            var node = await client.CoreV1.ReadNodeAsync(name);
+            var ready = node.Status.Conditions.Single(c => c.Type == "Ready");
+            Assert.That(ready.Status, Is.EqualTo("True"), $"Ready after {DateTime.UtcNow - started}");
+            Assert.That(node.Spec.Taints ?? [], Has.None.Matches<V1Taint>(t => t!.Key != null && t.Key.StartsWith("node.kubernetes.io/", StringComparison.Ordinal)),
+                $"lifecycle taints after {DateTime.UtcNow - started}");
+            checks++;
+            await Task.Delay(TimeSpan.FromSeconds(5));
+        }
+
+        var lease = await client.CoordinationV1.ReadNamespacedLeaseAsync(name, "kube-node-lease");
+        Assert.That(lease.Spec.RenewTime, Is.GreaterThan(DateTime.UtcNow.AddSeconds(-40)));
+        Assert.That(checks, Is.GreaterThan(1));
+        await sim.DeleteNodesAsync();
+    }
+}
