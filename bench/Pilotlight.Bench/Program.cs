@@ -1,0 +1,18 @@
+using Pilotlight.Bench;
+
+// make bench: `Pilotlight.Bench <results-dir>` runs every benchmark on a fresh
+// local control plane. The child modes are what the parent measures in a
+// separate process, so their peak RSS is their own.
+return args switch
+{
+    ["noop-controller", var kubeconfig, var ns, var expect, var mode] =>
+        await NoopControllerChild.RunAsync(kubeconfig, ns, int.Parse(expect, System.Globalization.CultureInfo.InvariantCulture), mode == "list-only"),
+    [var results] => await ControllerBench.RunAsync(results),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: Pilotlight.Bench <results-dir>");
+    return 2;
+}
