@@ -75,6 +75,13 @@ public sealed class Controller<T> : IController where T : IKubernetesObject<V1Ob
         where TChild : IKubernetesObject<V1ObjectMeta> =>
         Watches(children, child => OwnerOf(child, ownerKind));
 
+    /// <summary>Runs <paramref name="cache"/> with this controller and waits for its first list before any reconcile; its changes trigger nothing.</summary>
+    public Controller<T> Reads(IInformer cache)
+    {
+        _informers.Add(cache);
+        return this;
+    }
+
     /// <summary>Reconciles the keys <paramref name="map"/> returns whenever an object of another kind changes.</summary>
     public Controller<T> Watches<TOther>(Informer<TOther> other, Func<TOther, IEnumerable<ObjectKey>> map)
         where TOther : IKubernetesObject<V1ObjectMeta>

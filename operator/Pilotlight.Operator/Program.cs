@@ -1,1 +1,75 @@
+using System.Runtime.InteropServices;
+using k8s;
+using Microsoft.Extensions.Logging;
+using Pilotlight.ControllerRuntime;
+using Pilotlight.Operator;
+using Pilotlight.Operator.Gpu;
+using Prometheus;
+
+// pilotlight-operator: reconciles GpuFunctions. Flags (all optional):
+//   --kubeconfig PATH      default: in-cluster config, else ~/.kube/config
+//   --gpu-catalog PATH     GPU type -> product labels (YAML); default: shipped catalog
+//   --shim-image IMAGE     runtime shim sidecar image
+//   --endpoint-base URL    gateway URL functions are reached at
+//   --namespace NS         watch one namespace only
+//   --leader-elect         hold a Lease in --lease-namespace (default $POD_NAMESPACE or pilotlight-system)
+//   --metrics-port N       Prometheus /metrics (default 8080; 0 disables)
+var flags = Flags.Parse(args);
+if (flags.Error is { } error)
+{
+    Console.Error.WriteLine($"pilotlight-operator: {error}");
+    return 2;
+}
+
+using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Information));
+var log = loggers.CreateLogger("pilotlight-operator");
+
+KubernetesClientConfiguration config;
+try
+{
+    config = flags.Get("kubeconfig") is { } path ? KubernetesClientConfiguration.BuildConfigFromConfigFile(path)
+        : KubernetesClientConfiguration.IsInCluster() ? KubernetesClientConfiguration.InClusterConfig()
+        : KubernetesClientConfiguration.BuildDefaultConfig();
+}
+catch (Exception ex)
+{
+    Console.Error.WriteLine($"pilotlight-operator: no usable Kubernetes configuration: {ex.Message}");
+    return 2;
+}
+
+GpuCatalog catalog;
+try
+{
+    catalog = flags.Get("gpu-catalog") is { } catalogPath ? GpuCatalog.Parse(await File.ReadAllTextAsync(catalogPath)) : GpuCatalog.Default;
+}
+catch (Exception ex) when (ex is IOException or FormatException or YamlDotNet.Core.YamlException)
+{
+    Console.Error.WriteLine($"pilotlight-operator: invalid --gpu-catalog: {ex.Message}");
+    return 2;
+}
+
+var leaseNamespace = flags.Get("lease-namespace") ?? Environment.GetEnvironmentVariable("POD_NAMESPACE") ?? "pilotlight-system";
+var options = new OperatorOptions
+{
+    Catalog = catalog,
+    Pods = flags.Get("shim-image") is { } shim ? new() { ShimImage = shim } : new(),
+    EndpointBase = flags.Get("endpoint-base") ?? new OperatorOptions().EndpointBase,
+    WatchNamespace = flags.Get("namespace"),
+    LeaderElection = flags.Has("leader-elect") ? new LeaderElectionOptions(leaseNamespace, "pilotlight-operator") : null,
+    Identity = Environment.GetEnvironmentVariable("POD_NAME") ?? Environment.MachineName,
+};
+
+using var client = new Kubernetes(config);
+using var stop = new CancellationTokenSource();
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+
+var metricsPort = int.Parse(flags.Get("metrics-port") ?? "8080", System.Globalization.CultureInfo.InvariantCulture);
+using var metricServer = metricsPort > 0 ? new MetricServer(port: metricsPort) : null;
+metricServer?.Start();
+
+log.LogInformation("Starting; watching {Scope}, leader election {Election}", options.WatchNamespace ?? "all namespaces",
+    options.LeaderElection is null ? "off" : $"on ({leaseNamespace}/pilotlight-operator)");
+await PilotlightOperator.Create(client, options, new ControllerMetrics(), loggers: loggers).RunAsync(stop.Token);
+log.LogInformation("Stopped");
 return 0;

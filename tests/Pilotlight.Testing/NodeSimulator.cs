@@ -90,8 +90,9 @@ public sealed class NodeSimulator : IAsyncDisposable
         await _pods.Synced.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Registers a Ready node named <paramref name="name"/> shaped like <paramref name="preset"/>.</summary>
-    public async Task AddNodeAsync(string name, GpuNodePreset preset, CancellationToken cancellationToken = default)
+    /// <summary>Registers a Ready node named <paramref name="name"/> shaped like <paramref name="preset"/>, with extra <paramref name="labels"/>.</summary>
+    public async Task AddNodeAsync(string name, GpuNodePreset preset, IReadOnlyDictionary<string, string>? labels = null,
+        CancellationToken cancellationToken = default)
     {
         var node = new V1Node
         {
@@ -115,6 +116,11 @@ public sealed class NodeSimulator : IAsyncDisposable
                 Taints = [new V1Taint { Key = "nvidia.com/gpu", Effect = "NoSchedule" }],
             },
         };
+        foreach (var (key, value) in labels ?? new Dictionary<string, string>())
+        {
+            node.Metadata.Labels[key] = value;
+        }
+
         try
         {
             await _client.CoreV1.CreateNodeAsync(node, cancellationToken: cancellationToken).ConfigureAwait(false);

@@ -63,7 +63,7 @@ public static class FunctionStatusBuilder
 
     /// <summary>True when the statuses differ in anything but order-insensitive noise, so a write is needed.</summary>
     public static bool Differs(GpuFunctionStatus? a, GpuFunctionStatus? b) =>
-        k8s.KubernetesJson.Serialize(a) != k8s.KubernetesJson.Serialize(b);
+        a is null || b is null ? a is not null || b is not null : k8s.KubernetesJson.Serialize(a) != k8s.KubernetesJson.Serialize(b);
 
     /// <summary>True when the pod's Ready condition is True.</summary>
     public static bool IsReady(V1Pod pod) =>

@@ -119,4 +119,13 @@ public sealed class FunctionStatusBuilderTests
         Assert.That(FunctionStatusBuilder.Differs(earlier, again), Is.False);
         Assert.That(Get(changed, Ready).LastTransitionTime, Is.EqualTo(Now));
     }
+
+    [Test]
+    public void AFunctionWithoutStatusYetNeedsAWrite()
+    {
+        var status = Build(Function(), [], 0);
+        Assert.That(FunctionStatusBuilder.Differs(null, status), Is.True);
+        Assert.That(FunctionStatusBuilder.Differs(status, null), Is.True);
+        Assert.That(FunctionStatusBuilder.Differs(null, null), Is.False);
+    }
 }

@@ -1,0 +1,49 @@
+namespace Pilotlight.Operator;
+
+/// <summary>Minimal <c>--name value</c> / <c>--switch</c> command-line parsing.</summary>
+internal sealed class Flags
+{
+    private static readonly HashSet<string> Switches = ["leader-elect"];
+    private static readonly HashSet<string> Valued = ["kubeconfig", "gpu-catalog", "shim-image", "endpoint-base", "namespace", "lease-namespace", "metrics-port"];
+    private readonly Dictionary<string, string> _values = [];
+
+    public string? Error { get; private init; }
+
+    public static Flags Parse(IReadOnlyList<string> args)
+    {
+        var flags = new Flags();
+        for (var i = 0; i < args.Count; i++)
+        {
+            var name = args[i].StartsWith("--", StringComparison.Ordinal) ? args[i][2..] : null;
+            string? inline = null;
+            if (name?.IndexOf('=') is int eq and >= 0)
+            {
+                (name, inline) = (name[..eq], name[(eq + 1)..]);
+            }
+
+            if (name is not null && Switches.Contains(name))
+            {
+                flags._values[name] = "true";
+            }
+            else if (name is not null && Valued.Contains(name) && (inline ?? (i + 1 < args.Count ? args[++i] : null)) is { } value)
+            {
+                flags._values[name] = value;
+            }
+            else
+            {
+                return new Flags { Error = $"unknown or incomplete argument '{args[i]}'" };
+            }
+        }
+
+        if (flags._values.TryGetValue("metrics-port", out var port) && !(int.TryParse(port, out var p) && p is >= 0 and <= 65535))
+        {
+            return new Flags { Error = $"--metrics-port must be 0..65535, not '{port}'" };
+        }
+
+        return flags;
+    }
+
+    public string? Get(string name) => _values.GetValueOrDefault(name);
+
+    public bool Has(string name) => _values.ContainsKey(name);
+}

@@ -1,0 +1,42 @@
+using k8s;
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+using Pilotlight.Api.V1Alpha1;
+using Pilotlight.ControllerRuntime;
+using Pilotlight.Operator.Functions;
+
+namespace Pilotlight.Operator;
+
+/// <summary>Wires the operator's informers and controllers into a <see cref="ControllerHost"/>.</summary>
+public static class PilotlightOperator
+{
+    /// <summary>The component name on Events and in the Lease.</summary>
+    public const string Component = "pilotlight-operator";
+
+    /// <summary>A host running every controller of the operator.</summary>
+    public static ControllerHost Create(IKubernetes client, OperatorOptions options, ControllerMetrics? metrics = null,
+        TimeProvider? time = null, ILoggerFactory? loggers = null)
+    {
+        time ??= TimeProvider.System;
+        ILogger Logger(string name) => loggers?.CreateLogger(name) ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+
+        var functions = new Informer<GpuFunction>(ListWatch.ForCustomResource<GpuFunction>(client, options.WatchNamespace),
+            time: time, logger: Logger("informer.gpufunctions"));
+        var managed = $"{FunctionLabels.ManagedBy}={FunctionLabels.ManagedByValue}";
+        var pods = new Informer<V1Pod>(ListWatch.ForPods(client, managed,
+                options.WatchNamespace is null ? null : $"metadata.namespace={options.WatchNamespace}"),
+            time: time, logger: Logger("informer.pods"));
+        var nodes = new Informer<V1Node>(ListWatch.ForNodes(client, Gpu.GpuCatalog.ProductLabel), time: time, logger: Logger("informer.nodes"));
+
+        var reconciler = new GpuFunctionReconciler(client, pods, nodes, options.Catalog, options.Pods,
+            new EventRecorder(client, Component, time, Logger("events")), options.EndpointBase, time, Logger("gpufunction"));
+        var controller = new Controller<GpuFunction>("gpufunction", functions, reconciler,
+                new ControllerOptions { Workers = options.Workers }, time, Logger("controller.gpufunction"))
+            .Owns(pods, GpuFunction.KindName)
+            .Reads(nodes);
+
+        return new ControllerHost(client, new ControllerHostOptions { Identity = options.Identity, LeaderElection = options.LeaderElection },
+                metrics, Logger("host"))
+            .Add(controller);
+    }
+}

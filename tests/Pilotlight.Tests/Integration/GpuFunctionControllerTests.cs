@@ -1,0 +1,215 @@
+using System.Collections.Concurrent;
+using k8s;
+using k8s.Models;
+using Pilotlight.Api.V1Alpha1;
+using Pilotlight.ControllerRuntime;
+using Pilotlight.Operator;
+using Pilotlight.Operator.Functions;
+using Pilotlight.Operator.Gpu;
+
+namespace Pilotlight.Tests.Integration;
+
+/// <summary>
+/// The GpuFunction controller on the real control plane with simulated GPU
+/// nodes. Each test gets a namespace and a node pool of its own, selected
+/// through the function's nodeSelector, so capacity is the test's alone.
+/// </summary>
+[TestFixture, Category("Integration"), Parallelizable(ParallelScope.Self)]
+public class GpuFunctionControllerTests
+{
+    private const string PoolLabel = "pilotlight.dev/test-pool";
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(45);
+    private ControlPlane _plane = null!;
+    private Kubernetes _client = null!;
+    private NodeSimulator _sim = null!;
+    private Kubectl _kubectl = null!;
+    private CancellationTokenSource _stop = null!;
+    private Task _operator = Task.CompletedTask;
+
+    [OneTimeSetUp]
+    public async Task SetUpAsync()
+    {
+        _plane = await SharedControlPlane.GetAsync();
+        _client = _plane.CreateClient();
+        _kubectl = new Kubectl(_plane.KubeconfigPath);
+        _sim = new NodeSimulator(_client, new NodeSimulatorOptions { PodNetwork = 4 });
+        await _sim.StartAsync();
+
+        // A catalog without B200, as a platform team might ship one.
+        var catalog = new GpuCatalog(GpuCatalog.Default.Products.Where(kv => kv.Key != GpuType.B200).ToDictionary());
+        _stop = new CancellationTokenSource();
+        var host = PilotlightOperator.Create(_client, new OperatorOptions { Catalog = catalog, Identity = "test" },
+            new ControllerMetrics(Prometheus.Metrics.NewCustomRegistry()), loggers: ProgressLoggerProvider.Factory());
+        _operator = host.RunAsync(_stop.Token);
+    }
+
+    [OneTimeTearDown]
+    public async Task TearDownAsync()
+    {
+        await _stop.CancelAsync();
+        await _operator;
+        await _sim.DeleteNodesAsync();
+        await _sim.DisposeAsync();
+        _client.Dispose();
+    }
+
+    private async Task<string> PoolAsync(string ns, params (string Suffix, GpuNodePreset Preset)[] nodes)
+    {
+        foreach (var (suffix, preset) in nodes)
+        {
+            await _sim.AddNodeAsync($"{ns}-{suffix}", preset, new Dictionary<string, string> { [PoolLabel] = ns });
+        }
+
+        return ns;
+    }
+
+    private async Task ApplyAsync(string ns, string yaml) => (await _kubectl.ApplyAsync(yaml, ns)).EnsureSuccess();
+
+    private static string Manifest(string name, string pool, string gpu, int replicas, string image = "example/llm:1") => $"""
+        apiVersion: pilotlight.dev/v1alpha1
+        kind: GpuFunction
+        metadata:
+          name: {name}
+        spec:
+          image: {image}
+          gpu: {gpu}
+          scaling:
+            minReplicas: {replicas}
+          nodeSelector:
+            {PoolLabel}: {pool}
+        """;
+
+    private Task<GpuFunction> GetAsync(string ns, string name) =>
+        _client.CustomObjects.GetNamespacedCustomObjectAsync<GpuFunction>(Group.Name, Group.Version, ns, "gpufunctions", name);
+
+    private async Task<IList<V1Pod>> PodsAsync(string ns, string name) =>
+        (await _client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{FunctionLabels.Function}={name}")).Items;
+
+    private Task<V1Condition> ReadyConditionAsync(string ns, string name, Func<V1Condition, bool> until, string what) =>
+        Eventually.GetAsync(async () =>
+        {
+            var fn = await GetAsync(ns, name);
+            var ready = fn.Status?.Conditions?.FirstOrDefault(c => c.Type == FunctionConditions.Ready);
+            return ready is not null && fn.Status!.ObservedGeneration == fn.Metadata.Generation && until(ready) ? ready : null;
+        }, Timeout, what);
+
+    [Test]
+    public async Task Pods_land_on_the_requested_gpu_then_the_fallback_and_status_says_why_when_nothing_fits()
+    {
+        var ns = await _plane.CreateNamespaceAsync("placement");
+        var pool = await PoolAsync(ns, ("h100", GpuNodePreset.H100.WithGpus(2)), ("a100", GpuNodePreset.A100x80GB.WithGpus(2)), ("l4", GpuNodePreset.L4));
+
+        await ApplyAsync(ns, Manifest("llm", pool, "{type: H100, count: 2, fallbacks: [A100-80GB]}", replicas: 2));
+        await ReadyConditionAsync(ns, "llm", c => c.Status == "True", "llm Ready");
+
+        var pods = await PodsAsync(ns, "llm");
+        Assert.That(pods.Select(p => p.Spec.NodeName).Order(), Is.EqualTo(new[] { $"{ns}-a100", $"{ns}-h100" }),
+            "one pod fills the H100 node, the second falls back to A100-80GB, none goes to L4");
+        var fn = await GetAsync(ns, "llm");
+        Assert.That(fn.Status!.Gpu, Is.EqualTo("A100-80GB,H100"));
+        Assert.That(fn.Status.ReadyReplicas, Is.EqualTo(2));
+        Assert.That(fn.Status.Selector, Is.EqualTo($"{FunctionLabels.Function}=llm"));
+
+        // Everything with H100s or A100s is now full.
+        await ApplyAsync(ns, Manifest("late", pool, "{type: H100, count: 1, fallbacks: [A100-80GB]}", replicas: 1));
+        var unschedulable = await ReadyConditionAsync(ns, "late", c => c.Reason == FunctionConditions.Reasons.Unschedulable, "late Unschedulable");
+        Assert.That(unschedulable.Status, Is.EqualTo("False"));
+        Assert.That(unschedulable.Message, Does.Contain("Insufficient nvidia.com/gpu"));
+
+        var events = await _client.CoreV1.ListNamespacedEventAsync(ns, fieldSelector: "involvedObject.name=late");
+        Assert.That(events.Items, Has.Some.Matches<Corev1Event>(e => e!.Reason == FunctionConditions.Reasons.Unschedulable && e.Type == "Warning"));
+    }
+
+    [Test]
+    public async Task Changing_the_image_rolls_pods_without_dropping_below_the_ready_count_and_deletion_removes_everything()
+    {
+        var ns = await _plane.CreateNamespaceAsync("rollout");
+        var pool = await PoolAsync(ns, ("l4", GpuNodePreset.L4));
+        await ApplyAsync(ns, Manifest("img", pool, "{type: L4}", replicas: 2));
+        await ReadyConditionAsync(ns, "img", c => c.Reason == FunctionConditions.Reasons.PodsReady, "img ready");
+        var before = (await PodsAsync(ns, "img")).Select(p => p.Metadata.Name).ToHashSet();
+        Assert.That(await _client.CoreV1.ReadNamespacedServiceAsync("img", ns), Is.Not.Null);
+
+        // Follow every pod change during the rollout and keep the lowest ready count.
+        var pods = new ConcurrentDictionary<string, V1Pod>((await PodsAsync(ns, "img")).ToDictionary(p => p.Metadata.Name));
+        var minReady = int.MaxValue;
+        var informer = new Informer<V1Pod>(ListWatch.ForPods(_client, $"{FunctionLabels.Function}=img", $"metadata.namespace={ns}"));
+        informer.AddHandler(e =>
+        {
+            if (e.Type == WatchEventType.Deleted || e.Object.Metadata.DeletionTimestamp is not null)
+            {
+                pods.TryRemove(e.Object.Metadata.Name, out _);
+            }
+            else
+            {
+                pods[e.Object.Metadata.Name] = e.Object;
+            }
+
+            var ready = pods.Values.Count(FunctionStatusBuilder.IsReady);
+            InterlockedMin(ref minReady, ready);
+        });
+        using var watching = new CancellationTokenSource();
+        var watch = informer.RunAsync(watching.Token);
+        await informer.Synced;
+
+        await ApplyAsync(ns, Manifest("img", pool, "{type: L4}", replicas: 2, image: "example/llm:2"));
+        await Eventually.HoldsAsync(async () =>
+        {
+            var now = await PodsAsync(ns, "img");
+            return now.Count == 2 && now.All(p => p.Spec.Containers[0].Image == "example/llm:2" && FunctionStatusBuilder.IsReady(p));
+        }, Timeout, "two ready pods of the new image only");
+        await ReadyConditionAsync(ns, "img", c => c.Reason == FunctionConditions.Reasons.PodsReady, "rollout complete");
+        await watching.CancelAsync();
+        await watch;
+
+        Assert.That(minReady, Is.EqualTo(2), "never fewer ready pods than before the rollout (and the watch saw the rollout)");
+        Assert.That((await PodsAsync(ns, "img")).Select(p => p.Metadata.Name), Has.None.AnyOf(before.ToArray()));
+
+        await _client.CustomObjects.DeleteNamespacedCustomObjectAsync(Group.Name, Group.Version, ns, "gpufunctions", "img",
+            body: new V1DeleteOptions { PropagationPolicy = "Background" });
+        await Eventually.HoldsAsync(async () =>
+            (await PodsAsync(ns, "img")).Count == 0
+            && (await _client.CoreV1.ListNamespacedServiceAsync(ns, fieldSelector: "metadata.name=img")).Items.Count == 0,
+            Timeout, "pods and Service garbage-collected");
+    }
+
+    [TestCase("{type: B200}", "B200", TestName = "A type missing from the operator's catalog")]
+    [TestCase("{type: H100, fallbacks: [H100]}", "the requested type itself", TestName = "Fallbacks equal to the type")]
+    public async Task An_invalid_spec_ends_in_a_clear_condition_without_pods_or_retries(string gpu, string expected)
+    {
+        var ns = await _plane.CreateNamespaceAsync("invalid");
+        await ApplyAsync(ns, Manifest("bad", ns, gpu, replicas: 1));
+
+        var ready = await ReadyConditionAsync(ns, "bad", c => c.Reason == FunctionConditions.Reasons.InvalidSpec, "InvalidSpec");
+        Assert.That(ready.Status, Is.EqualTo("False"));
+        Assert.That(ready.Message, Does.Contain(expected));
+        var fn = await GetAsync(ns, "bad");
+        Assert.That(fn.Status!.Conditions, Has.Some.Matches<V1Condition>(c => c!.Type == FunctionConditions.Stalled && c.Status == "True"));
+        Assert.That(await PodsAsync(ns, "bad"), Is.Empty);
+
+        // The operator carries on: a valid function next to it is served.
+        var pool = await PoolAsync(ns, ("t4", GpuNodePreset.T4));
+        await ApplyAsync(ns, Manifest("good", pool, "{type: T4}", replicas: 1));
+        await ReadyConditionAsync(ns, "good", c => c.Status == "True", "good Ready");
+        Assert.That(_operator.IsCompleted, Is.False);
+    }
+
+    [Test]
+    public async Task A_function_scaled_to_zero_is_ready_with_a_service_and_no_pods()
+    {
+        var ns = await _plane.CreateNamespaceAsync("zero");
+        await ApplyAsync(ns, Manifest("idle", ns, "{type: L4}", replicas: 0));
+        var ready = await ReadyConditionAsync(ns, "idle", c => c.Status == "True", "idle Ready");
+        Assert.That(ready.Reason, Is.EqualTo(FunctionConditions.Reasons.ScaledToZero));
+        Assert.That(await PodsAsync(ns, "idle"), Is.Empty);
+        Assert.That((await _client.CoreV1.ReadNamespacedServiceAsync("idle", ns)).Spec.Selector[FunctionLabels.Function], Is.EqualTo("idle"));
+    }
+
+    private static void InterlockedMin(ref int target, int value)
+    {
+        int current;
+        while (value < (current = Volatile.Read(ref target)) && Interlocked.CompareExchange(ref target, value, current) != current)
+        {
+        }
+    }
+}
