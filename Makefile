@@ -22,6 +22,12 @@ crds:
 control-plane:
 	@tests/control-plane/build.sh >/dev/null
 
+## demo: local control plane + simulated GPU nodes + operator + gateway; a function invoked cold and warm, then scaled to zero
+demo: control-plane
+	$(DOTNET) build runtime-shim/Pilotlight.RuntimeShim -c $(CONFIG) -v quiet
+	$(DOTNET) build samples/model-server/Pilotlight.SampleModelServer -c $(CONFIG) -v quiet
+	$(DOTNET) run --project demo/Pilotlight.Demo -c $(CONFIG)
+
 ## test: unit and integration tests (integration ones start a real control plane)
 test: control-plane
 	$(DOTNET) test Operator.sln -c $(CONFIG) --logger "console;verbosity=normal"

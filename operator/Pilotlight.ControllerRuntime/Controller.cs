@@ -106,6 +106,9 @@ public sealed class Controller<T> : IController where T : IKubernetesObject<V1Ob
         return this;
     }
 
+    /// <summary>Queues a reconcile of <paramref name="key"/> (ignored while this instance does not lead).</summary>
+    public void Enqueue(ObjectKey key) => _queue?.Add(key);
+
     /// <inheritdoc />
     public async Task RunAsync(ControllerMetrics metrics, CancellationToken cancellationToken)
     {

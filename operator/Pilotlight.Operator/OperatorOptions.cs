@@ -25,6 +25,12 @@ public sealed record OperatorOptions
     /// <summary>This instance's name in the Lease.</summary>
     public string Identity { get; init; } = Environment.MachineName;
 
+    /// <summary>Gateways whose demand the autoscaler reads (their base URLs).</summary>
+    public IReadOnlyList<Uri> Gateways { get; init; } = [];
+
+    /// <summary>Autoscaler tuning.</summary>
+    public Scaling.AutoscalerSettings Autoscaler { get; init; } = new();
+
     /// <summary>Reconciles at once.</summary>
     public int Workers { get; init; } = 4;
 }

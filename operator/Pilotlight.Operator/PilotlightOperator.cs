@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Pilotlight.Api.V1Alpha1;
 using Pilotlight.ControllerRuntime;
 using Pilotlight.Operator.Functions;
+using Pilotlight.Operator.Scaling;
 
 namespace Pilotlight.Operator;
 
@@ -28,15 +29,24 @@ public static class PilotlightOperator
             time: time, logger: Logger("informer.pods"));
         var nodes = new Informer<V1Node>(ListWatch.ForNodes(client, Gpu.GpuCatalog.ProductLabel), time: time, logger: Logger("informer.nodes"));
 
+        var demand = new GatewayDemandSource(new HttpClient(), () => options.Gateways, Logger("autoscaler"));
+        var autoscaler = new Autoscaler(functions, demand, options.Autoscaler, time, Logger("autoscaler"));
         var reconciler = new GpuFunctionReconciler(client, pods, nodes, options.Catalog, options.Pods,
-            new EventRecorder(client, Component, time, Logger("events")), options.EndpointBase, time, Logger("gpufunction"));
+            new EventRecorder(client, Component, time, Logger("events")), options.EndpointBase, time, Logger("gpufunction"))
+        {
+            DesiredReplicas = autoscaler.DesiredReplicas,
+            PodLoad = autoscaler.PodLoad,
+            LastRequest = autoscaler.LastRequest,
+        };
         var controller = new Controller<GpuFunction>("gpufunction", functions, reconciler,
                 new ControllerOptions { Workers = options.Workers }, time, Logger("controller.gpufunction"))
             .Owns(pods, GpuFunction.KindName)
             .Reads(nodes);
+        autoscaler.Changed = controller.Enqueue;
 
         return new ControllerHost(client, new ControllerHostOptions { Identity = options.Identity, LeaderElection = options.LeaderElection },
                 metrics, Logger("host"))
-            .Add(controller);
+            .Add(controller)
+            .Add(autoscaler);
     }
 }

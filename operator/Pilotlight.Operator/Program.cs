@@ -14,6 +14,7 @@ using Prometheus;
 //   --namespace NS         watch one namespace only
 //   --leader-elect         hold a Lease in --lease-namespace (default $POD_NAMESPACE or pilotlight-system)
 //   --metrics-port N       Prometheus /metrics (default 8080; 0 disables)
+//   --gateways URL[,URL]   gateways whose demand the autoscaler reads
 var flags = Flags.Parse(args);
 if (flags.Error is { } error)
 {
@@ -57,6 +58,7 @@ var options = new OperatorOptions
     WatchNamespace = flags.Get("namespace"),
     LeaderElection = flags.Has("leader-elect") ? new LeaderElectionOptions(leaseNamespace, "pilotlight-operator") : null,
     Identity = Environment.GetEnvironmentVariable("POD_NAME") ?? Environment.MachineName,
+    Gateways = (flags.Get("gateways") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(u => new Uri(u)).ToList(),
 };
 
 using var client = new Kubernetes(config);

@@ -42,6 +42,16 @@ public sealed record NodeSimulatorOptions
 
     /// <summary>Second octet of the loopback pod IPs (127.N.x.y), so simulators in one process do not collide.</summary>
     public int PodNetwork { get; init; } = 1;
+
+    /// <summary>
+    /// When set, function pods run for real: the shim and a model server as
+    /// processes on the pod IP, Ready only while the shim's /ready says so,
+    /// and stopped with SIGTERM (so the shim drains) when the pod is deleted.
+    /// </summary>
+    public FunctionProcessOptions? Processes { get; init; }
+
+    /// <summary>Longest a deleted pod's processes get to drain before they are killed.</summary>
+    public TimeSpan MaxDrain { get; init; } = TimeSpan.FromSeconds(20);
 }
 
 /// <summary>
@@ -64,6 +74,8 @@ public sealed class NodeSimulator : IAsyncDisposable
     private readonly ConcurrentDictionary<string, GpuNodePreset> _nodes = new();
     private readonly ConcurrentDictionary<string, string> _podIps = new();
     private readonly ConcurrentDictionary<string, byte> _inFlight = new();
+    private readonly ConcurrentDictionary<string, PodProcessPair> _processes = new();
+    private readonly HttpClient _probe = new() { Timeout = TimeSpan.FromSeconds(1) };
     private readonly CancellationTokenSource _stop = new();
     private readonly Informer<V1Pod> _pods;
     private Task _running = Task.CompletedTask;
@@ -163,6 +175,14 @@ public sealed class NodeSimulator : IAsyncDisposable
         catch (OperationCanceledException)
         {
         }
+
+        foreach (var pair in _processes.Values)
+        {
+            await pair.StopAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+        }
+
+        _processes.Clear();
+        _probe.Dispose();
 
         _stop.Dispose();
     }
@@ -299,8 +319,63 @@ public sealed class NodeSimulator : IAsyncDisposable
     private async Task StartPodAsync(V1Pod pod)
     {
         var ip = _podIps.GetOrAdd($"{pod.Metadata.NamespaceProperty}/{pod.Metadata.Name}", _ => NextIp());
+        if (_options.Processes is { } processes && pod.Metadata.Labels?.ContainsKey("pilotlight.dev/function") == true)
+        {
+            var pair = _processes.GetOrAdd(pod.Metadata.Uid, _ => PodProcessPair.Start(pod, ip, processes));
+            await PatchPodStatusAsync(pod, ip, ready: false).ConfigureAwait(false);
+            _ = Task.Run(() => FollowReadinessAsync(pod, ip, pair));
+            return;
+        }
+
+        await PatchPodStatusAsync(pod, ip, ready: true).ConfigureAwait(false);
+    }
+
+    /// <summary>Mirrors the shim's /ready into the pod's Ready condition, like a kubelet readiness probe every 100 ms.</summary>
+    private async Task FollowReadinessAsync(V1Pod pod, string ip, PodProcessPair pair)
+    {
+        bool? reported = false;
+        while (!_stop.IsCancellationRequested && _processes.ContainsKey(pod.Metadata.Uid))
+        {
+            bool ready;
+            try
+            {
+                using var response = await _probe.GetAsync(pair.ReadyUri, _stop.Token).ConfigureAwait(false);
+                ready = response.IsSuccessStatusCode;
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+            {
+                ready = false;
+            }
+
+            if (ready != reported)
+            {
+                try
+                {
+                    await PatchPodStatusAsync(pod, ip, ready).ConfigureAwait(false);
+                    reported = ready;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    _logger.LogWarning("Readiness of {Pod} not reported: {Error}", pod.Metadata.Name, ex.Message);
+                }
+            }
+
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(100), _time, _stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task PatchPodStatusAsync(V1Pod pod, string ip, bool ready)
+    {
         var now = _time.GetUtcNow().UtcDateTime;
-        object Condition(string type) => new { type, status = "True", lastTransitionTime = now };
+        var readiness = ready ? "True" : "False";
+        object Condition(string type, string status = "True") => new { type, status, lastTransitionTime = now };
         var patch = new
         {
             status = new
@@ -310,14 +385,14 @@ public sealed class NodeSimulator : IAsyncDisposable
                 podIP = ip,
                 podIPs = new[] { new { ip } },
                 startTime = now,
-                conditions = new[] { Condition("Initialized"), Condition("Ready"), Condition("ContainersReady"), Condition("PodScheduled") },
+                conditions = new[] { Condition("Initialized"), Condition("Ready", readiness), Condition("ContainersReady", readiness), Condition("PodScheduled") },
                 containerStatuses = pod.Spec.Containers.Select(c => new
                 {
                     name = c.Name,
                     image = c.Image,
                     imageID = $"sim://{c.Image}",
                     containerID = $"sim://{pod.Metadata.Uid}/{c.Name}",
-                    ready = true,
+                    ready,
                     started = true,
                     restartCount = 0,
                     state = new { running = new { startedAt = now } },
@@ -330,6 +405,12 @@ public sealed class NodeSimulator : IAsyncDisposable
 
     private async Task FinishDeletionAsync(V1Pod pod)
     {
+        if (_processes.TryRemove(pod.Metadata.Uid, out var pair))
+        {
+            var grace = TimeSpan.FromSeconds(Math.Min(pod.Spec.TerminationGracePeriodSeconds ?? 30, _options.MaxDrain.TotalSeconds));
+            await pair.StopAsync(grace).ConfigureAwait(false);
+        }
+
         try
         {
             await _client.CoreV1.DeleteNamespacedPodAsync(pod.Metadata.Name, pod.Metadata.NamespaceProperty,

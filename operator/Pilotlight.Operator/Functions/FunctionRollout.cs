@@ -21,8 +21,11 @@ public static class FunctionRollout
     /// <summary>Pods allowed above the desired count while old ones are replaced.</summary>
     public const int Surge = 1;
 
-    /// <summary>Plans one step towards <paramref name="desired"/> pods of <paramref name="currentHash"/>.</summary>
-    public static RolloutPlan Plan(IReadOnlyList<V1Pod> pods, int desired, string currentHash)
+    /// <summary>
+    /// Plans one step towards <paramref name="desired"/> pods of <paramref name="currentHash"/>.
+    /// On scale-down, pods with the least <paramref name="load"/> (in-flight requests) leave first.
+    /// </summary>
+    public static RolloutPlan Plan(IReadOnlyList<V1Pod> pods, int desired, string currentHash, Func<V1Pod, int>? load = null)
     {
         var live = pods.Where(p => p.Status?.Phase is not ("Failed" or "Succeeded")).ToList();
         var delete = pods.Except(live).ToList();
@@ -40,9 +43,10 @@ public static class FunctionRollout
 
         if (current.Count > desired)
         {
-            // Not-ready pods first, then the newest (the least warmed up).
+            // Not-ready pods first, then idle ones, then the newest (the least warmed up).
             delete.AddRange(current
                 .OrderBy(FunctionStatusBuilder.IsReady)
+                .ThenBy(p => load?.Invoke(p) ?? 0)
                 .ThenByDescending(p => p.Metadata.CreationTimestamp)
                 .Take(current.Count - desired));
             return new RolloutPlan(0, delete);

@@ -45,8 +45,14 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         _logger = logger ?? NullLogger.Instance;
     }
 
-    /// <summary>Replicas the function should have now. The autoscaler replaces this; until then, minReplicas.</summary>
+    /// <summary>Replicas the function should have now: the autoscaler's decision, or minReplicas without one.</summary>
     public Func<GpuFunction, int> DesiredReplicas { get; init; } = f => f.Spec.Scaling.MinReplicas;
+
+    /// <summary>In-flight requests per pod name, so scale-down removes idle pods first.</summary>
+    public Func<ObjectKey, IReadOnlyDictionary<string, int>> PodLoad { get; init; } = _ => new Dictionary<string, int>();
+
+    /// <summary>When the function last had a request, for status.</summary>
+    public Func<ObjectKey, DateTimeOffset?> LastRequest { get; init; } = _ => null;
 
     /// <inheritdoc />
     public async Task<ReconcileResult> ReconcileAsync(GpuFunction function, CancellationToken cancellationToken)
@@ -70,7 +76,9 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
             hash = template.Metadata.Labels[FunctionLabels.TemplateHash];
             if (Settled(key, pods))
             {
-                await ApplyPlanAsync(function, key, template, FunctionRollout.Plan(pods, desired, hash), cancellationToken).ConfigureAwait(false);
+                var load = PodLoad(key);
+                var plan = FunctionRollout.Plan(pods, desired, hash, p => load.GetValueOrDefault(p.Metadata.Name));
+                await ApplyPlanAsync(function, key, template, plan, cancellationToken).ConfigureAwait(false);
             }
         }
 
@@ -80,6 +88,11 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         var status = FunctionStatusBuilder.Build(
             new FunctionObservation(function, live, desired, hash, problems, _catalog, NodeProducts(live)),
             _time.GetUtcNow().UtcDateTime, _endpointBase);
+        if (LastRequest(key) is { } last)
+        {
+            status = status with { LastRequestTime = last.UtcDateTime };
+        }
+
         await WriteStatusAsync(function, status, cancellationToken).ConfigureAwait(false);
         return _expectations.ContainsKey(key) ? ReconcileResult.After(TimeSpan.FromSeconds(5)) : ReconcileResult.Done;
     }

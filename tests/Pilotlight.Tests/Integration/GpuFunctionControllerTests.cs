@@ -12,7 +12,8 @@ namespace Pilotlight.Tests.Integration;
 /// <summary>
 /// The GpuFunction controller on the real control plane with simulated GPU
 /// nodes. Each test gets a namespace and a node pool of its own, selected
-/// through the function's nodeSelector, so capacity is the test's alone.
+/// through the function's nodeSelector, so capacity is the test's alone. The
+/// operator is the shared one, with a catalog that lacks B200.
 /// </summary>
 [TestFixture, Category("Integration"), Parallelizable(ParallelScope.Self)]
 public class GpuFunctionControllerTests
@@ -23,7 +24,6 @@ public class GpuFunctionControllerTests
     private Kubernetes _client = null!;
     private NodeSimulator _sim = null!;
     private Kubectl _kubectl = null!;
-    private CancellationTokenSource _stop = null!;
     private Task _operator = Task.CompletedTask;
 
     [OneTimeSetUp]
@@ -35,19 +35,12 @@ public class GpuFunctionControllerTests
         _sim = new NodeSimulator(_client, new NodeSimulatorOptions { PodNetwork = 4 });
         await _sim.StartAsync();
 
-        // A catalog without B200, as a platform team might ship one.
-        var catalog = new GpuCatalog(GpuCatalog.Default.Products.Where(kv => kv.Key != GpuType.B200).ToDictionary());
-        _stop = new CancellationTokenSource();
-        var host = PilotlightOperator.Create(_client, new OperatorOptions { Catalog = catalog, Identity = "test" },
-            new ControllerMetrics(Prometheus.Metrics.NewCustomRegistry()), loggers: ProgressLoggerProvider.Factory());
-        _operator = host.RunAsync(_stop.Token);
+        _operator = (await SharedOperator.GetAsync()).Operator;
     }
 
     [OneTimeTearDown]
     public async Task TearDownAsync()
     {
-        await _stop.CancelAsync();
-        await _operator;
         await _sim.DeleteNodesAsync();
         await _sim.DisposeAsync();
         _client.Dispose();

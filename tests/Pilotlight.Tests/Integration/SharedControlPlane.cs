@@ -35,6 +35,7 @@ public sealed class SharedControlPlane
     [OneTimeTearDown]
     public async Task StopAsync()
     {
+        await SharedOperator.StopAsync();
         if (_plane is not null)
         {
             await _plane.DisposeAsync();

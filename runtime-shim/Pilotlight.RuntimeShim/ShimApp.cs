@@ -1,0 +1,157 @@
+using System.Runtime.InteropServices;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+namespace Pilotlight.RuntimeShim;
+
+/// <summary>
+/// Builds the shim: a reverse proxy in front of the user's server that owns <c>/ready</c> and <c>/stats</c>,
+/// limits concurrency with a bounded queue, enforces the request timeout and drains on SIGTERM.
+/// </summary>
+public static class ShimApp
+{
+    /// <summary>
+    /// Builds (but does not start) the shim for <paramref name="options"/>. The host's console lifetime is
+    /// replaced by a no-op one: signals are handled by <see cref="HandleTerminationSignals"/>, which the
+    /// program calls and tests do not.
+    /// </summary>
+    public static WebApplication Build(ShimOptions options, string[]? args = null, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+
+        var builder = WebApplication.CreateSlimBuilder(args ?? []);
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(options.ListenAddress, options.ListenPort);
+            kestrel.Limits.MaxRequestBodySize = null; // The upstream decides what it accepts.
+            kestrel.AddServerHeader = false;
+        });
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        builder.Services.AddSingleton<IHostLifetime, QuietLifetime>();
+
+        var time = timeProvider ?? TimeProvider.System;
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(time);
+        builder.Services.AddSingleton<ShimRuntime>();
+        builder.Services.AddSingleton<ReadinessProbe>();
+        builder.Services.AddSingleton<Forwarder>();
+
+        var app = builder.Build();
+        var runtime = app.Services.GetRequiredService<ShimRuntime>();
+        var readiness = app.Services.GetRequiredService<ReadinessProbe>();
+        var forwarder = app.Services.GetRequiredService<Forwarder>();
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Pilotlight.RuntimeShim");
+
+        app.Lifetime.ApplicationStarted.Register(() => log.LogInformation(
+            "Shim listening on {Addresses}, forwarding to {Upstream} (max concurrency {Concurrency}, queue {Queue}, timeout {Timeout}, GPUs {Gpus}{Simulated})",
+            string.Join(", ", app.Urls), options.Upstream, options.MaxConcurrency, options.QueueLength, options.RequestTimeout,
+            options.GpuCount, options.GpuSimulate ? " simulated" : ""));
+
+        app.Run(async context =>
+        {
+            var request = context.Request;
+            if (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method))
+            {
+                if (request.Path.Equals("/ready", StringComparison.Ordinal))
+                {
+                    var (ready, reason) = await readiness.CheckAsync(context.RequestAborted);
+                    await PlainText(context, ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable, ready ? "ready" : reason);
+                    return;
+                }
+
+                if (request.Path.Equals("/stats", StringComparison.Ordinal))
+                {
+                    context.Response.Headers.CacheControl = "no-store";
+                    await Results.Json(runtime.Stats()).ExecuteAsync(context);
+                    return;
+                }
+            }
+
+            await forwarder.ForwardAsync(context);
+        });
+
+        return app;
+    }
+
+    /// <summary>Starts draining the shim built by <see cref="Build"/>; the same thing SIGTERM does first.</summary>
+    public static void StartDraining(WebApplication app) =>
+        (app ?? throw new ArgumentNullException(nameof(app))).Services.GetRequiredService<ShimRuntime>().StartDraining();
+
+    /// <summary>
+    /// SIGTERM: drain (readiness fails, new requests get 503, in-flight ones get up to
+    /// <see cref="ShimOptions.DrainTimeout"/>), then stop the app so it exits 0. SIGINT and SIGQUIT stop at once.
+    /// Dispose the result to unregister.
+    /// </summary>
+    public static IDisposable HandleTerminationSignals(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var runtime = app.Services.GetRequiredService<ShimRuntime>();
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Pilotlight.RuntimeShim");
+        var draining = 0;
+
+        void Terminate(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            if (Interlocked.Exchange(ref draining, 1) == 1)
+            {
+                return;
+            }
+
+            log.LogInformation("SIGTERM: draining for up to {Drain}", app.Services.GetRequiredService<ShimOptions>().DrainTimeout);
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    var clean = await runtime.DrainAsync().ConfigureAwait(false);
+                    log.LogInformation(clean ? "Drained; stopping" : "Drain time over with requests still running; stopping");
+                }
+                finally
+                {
+                    app.Lifetime.StopApplication();
+                }
+            });
+        }
+
+        void Stop(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            app.Lifetime.StopApplication();
+        }
+
+        return new Registrations(
+        [
+            PosixSignalRegistration.Create(PosixSignal.SIGTERM, Terminate),
+            PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop),
+            PosixSignalRegistration.Create(PosixSignal.SIGQUIT, Stop),
+        ]);
+    }
+
+    internal static Task PlainText(HttpContext context, int status, string text)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        context.Response.Headers.CacheControl = "no-store";
+        return HttpMethods.IsHead(context.Request.Method) ? Task.CompletedTask : context.Response.WriteAsync(text + "\n");
+    }
+
+    private sealed class Registrations(IReadOnlyList<IDisposable> items) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var item in items)
+            {
+                item.Dispose();
+            }
+        }
+    }
+
+    /// <summary>A lifetime that does nothing: the shim handles signals itself so SIGTERM can drain first.</summary>
+    private sealed class QuietLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}

@@ -1,0 +1,253 @@
+using System.Collections;
+using System.Globalization;
+using System.Net;
+
+namespace Pilotlight.RuntimeShim;
+
+/// <summary>The shim's settings, read from <c>PILOTLIGHT_*</c> environment variables.</summary>
+/// <param name="ListenPort">Port the shim listens on (0 picks a free one).</param>
+/// <param name="ListenAddress">Address the shim listens on.</param>
+/// <param name="Upstream">Base address of the user's HTTP server.</param>
+/// <param name="HealthPath">Path on the upstream that answers 2xx once it can serve.</param>
+/// <param name="MaxConcurrency">Requests forwarded to the upstream at once.</param>
+/// <param name="RequestTimeout">Deadline for one request, from its arrival; 504 on expiry.</param>
+/// <param name="GpuCount">GPUs NVML must report before the shim is ready.</param>
+/// <param name="GpuSimulate">Skip NVML and pretend the GPUs exist.</param>
+/// <param name="QueueLength">Requests allowed to wait for a slot; beyond that 503.</param>
+/// <param name="DrainTimeout">How long in-flight requests may run once draining starts.</param>
+public sealed record ShimOptions(
+    int ListenPort,
+    IPAddress ListenAddress,
+    Uri Upstream,
+    string HealthPath,
+    int MaxConcurrency,
+    TimeSpan RequestTimeout,
+    int GpuCount,
+    bool GpuSimulate,
+    int QueueLength,
+    TimeSpan DrainTimeout)
+{
+    public const string ListenPortVariable = "PILOTLIGHT_LISTEN_PORT";
+    public const string ListenAddressVariable = "PILOTLIGHT_LISTEN_ADDRESS";
+    public const string UpstreamVariable = "PILOTLIGHT_UPSTREAM";
+    public const string HealthPathVariable = "PILOTLIGHT_HEALTH_PATH";
+    public const string MaxConcurrencyVariable = "PILOTLIGHT_MAX_CONCURRENCY";
+    public const string RequestTimeoutVariable = "PILOTLIGHT_REQUEST_TIMEOUT";
+    public const string GpuCountVariable = "PILOTLIGHT_GPU_COUNT";
+    public const string GpuSimulateVariable = "PILOTLIGHT_GPU_SIMULATE";
+    public const string QueueLengthVariable = "PILOTLIGHT_QUEUE_LENGTH";
+    public const string DrainSecondsVariable = "PILOTLIGHT_DRAIN_SECONDS";
+
+    /// <summary>Defaults for everything, forwarding to <paramref name="upstream"/>; handy for tests.</summary>
+    public static ShimOptions Default(Uri upstream) => new(
+        ListenPort: 8099,
+        ListenAddress: IPAddress.Any,
+        Upstream: upstream,
+        HealthPath: "/healthz",
+        MaxConcurrency: 1,
+        RequestTimeout: TimeSpan.FromSeconds(300),
+        GpuCount: 0,
+        GpuSimulate: false,
+        QueueLength: 2,
+        DrainTimeout: TimeSpan.FromSeconds(15));
+
+    /// <summary>Reads the options from the process environment.</summary>
+    public static ShimOptionsResult FromEnvironment() => FromEnvironment(Environment.GetEnvironmentVariables());
+
+    /// <summary>
+    /// Reads the options from <paramref name="env"/> (names to values). Returns either the options or a
+    /// one-line error naming the offending variable; never throws for bad input.
+    /// </summary>
+    public static ShimOptionsResult FromEnvironment(IDictionary env)
+    {
+        ArgumentNullException.ThrowIfNull(env);
+
+        string? Get(string name)
+        {
+            var value = env[name]?.ToString()?.Trim();
+            return string.IsNullOrEmpty(value) ? null : value;
+        }
+
+        static ShimOptionsResult Fail(string name, string? value, string expected) =>
+            new(null, $"{name}={value}: {expected}");
+
+        var portText = Get(ListenPortVariable);
+        var port = 8099;
+        if (portText is not null && (!TryInt(portText, out port) || port is < 0 or > 65535))
+        {
+            return Fail(ListenPortVariable, portText, "expected a port number between 0 and 65535");
+        }
+
+        var addressText = Get(ListenAddressVariable);
+        var address = IPAddress.Any;
+        if (addressText is not null && !IPAddress.TryParse(addressText, out address!))
+        {
+            return Fail(ListenAddressVariable, addressText, "expected an IP address such as 0.0.0.0 or 127.4.0.7");
+        }
+
+        var upstreamText = Get(UpstreamVariable) ?? "http://127.0.0.1:8080";
+        if (!Uri.TryCreate(upstreamText, UriKind.Absolute, out var upstream)
+            || (upstream.Scheme != Uri.UriSchemeHttp && upstream.Scheme != Uri.UriSchemeHttps)
+            || !string.IsNullOrEmpty(upstream.Query))
+        {
+            return Fail(UpstreamVariable, upstreamText, "expected an absolute http(s) URL such as http://127.0.0.1:8080");
+        }
+
+        var healthPath = Get(HealthPathVariable) ?? "/healthz";
+        if (!healthPath.StartsWith('/') || healthPath.Contains(' ', StringComparison.Ordinal))
+        {
+            return Fail(HealthPathVariable, healthPath, "expected a path starting with '/'");
+        }
+
+        var concurrencyText = Get(MaxConcurrencyVariable);
+        var concurrency = 1;
+        if (concurrencyText is not null && (!TryInt(concurrencyText, out concurrency) || concurrency < 1))
+        {
+            return Fail(MaxConcurrencyVariable, concurrencyText, "expected a whole number of at least 1");
+        }
+
+        var timeoutText = Get(RequestTimeoutVariable);
+        var timeout = TimeSpan.FromSeconds(300);
+        if (timeoutText is not null && (!TryParseDuration(timeoutText, out timeout) || timeout <= TimeSpan.Zero))
+        {
+            return Fail(RequestTimeoutVariable, timeoutText, "expected a positive duration such as 300s, 5m, 1h or 250ms");
+        }
+
+        var gpuText = Get(GpuCountVariable);
+        var gpus = 0;
+        if (gpuText is not null && (!TryInt(gpuText, out gpus) || gpus < 0))
+        {
+            return Fail(GpuCountVariable, gpuText, "expected a whole number of at least 0");
+        }
+
+        var simulateText = Get(GpuSimulateVariable);
+        var simulate = false;
+        if (simulateText is not null && !TryBool(simulateText, out simulate))
+        {
+            return Fail(GpuSimulateVariable, simulateText, "expected true or false");
+        }
+
+        var queueText = Get(QueueLengthVariable);
+        var queue = 2 * concurrency;
+        if (queueText is not null && (!TryInt(queueText, out queue) || queue < 0))
+        {
+            return Fail(QueueLengthVariable, queueText, "expected a whole number of at least 0");
+        }
+
+        var drainText = Get(DrainSecondsVariable);
+        var drain = 15;
+        if (drainText is not null && (!TryInt(drainText, out drain) || drain < 0))
+        {
+            return Fail(DrainSecondsVariable, drainText, "expected a whole number of seconds, at least 0");
+        }
+
+        return new(
+            new ShimOptions(port, address, upstream, healthPath, concurrency, timeout, gpus, simulate, queue, TimeSpan.FromSeconds(drain)),
+            null);
+    }
+
+    /// <summary>
+    /// Parses durations such as <c>300s</c>, <c>5m</c>, <c>1h30m</c>, <c>250ms</c> or <c>1.5s</c>;
+    /// a bare number counts as seconds.
+    /// </summary>
+    public static bool TryParseDuration(string? text, out TimeSpan duration)
+    {
+        duration = TimeSpan.Zero;
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return false;
+        }
+
+        var span = text.AsSpan().Trim();
+        if (double.TryParse(span, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var bare))
+        {
+            return TryAdd(ref duration, bare, 1000);
+        }
+
+        while (!span.IsEmpty)
+        {
+            var digits = 0;
+            while (digits < span.Length && (char.IsAsciiDigit(span[digits]) || span[digits] == '.'))
+            {
+                digits++;
+            }
+
+            if (digits == 0 || !double.TryParse(span[..digits], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var amount))
+            {
+                return false;
+            }
+
+            span = span[digits..];
+            double unitMs;
+            if (span.StartsWith("ms", StringComparison.Ordinal))
+            {
+                unitMs = 1;
+                span = span[2..];
+            }
+            else if (span.StartsWith("s", StringComparison.Ordinal))
+            {
+                unitMs = 1000;
+                span = span[1..];
+            }
+            else if (span.StartsWith("m", StringComparison.Ordinal))
+            {
+                unitMs = 60_000;
+                span = span[1..];
+            }
+            else if (span.StartsWith("h", StringComparison.Ordinal))
+            {
+                unitMs = 3_600_000;
+                span = span[1..];
+            }
+            else
+            {
+                return false;
+            }
+
+            if (!TryAdd(ref duration, amount, unitMs))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool TryAdd(ref TimeSpan duration, double amount, double unitMs)
+    {
+        var ms = amount * unitMs;
+        if (double.IsNaN(ms) || double.IsInfinity(ms) || ms + duration.TotalMilliseconds > TimeSpan.FromDays(365).TotalMilliseconds)
+        {
+            return false;
+        }
+
+        duration += TimeSpan.FromMilliseconds(ms);
+        return true;
+    }
+
+    private static bool TryInt(string text, out int value) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value);
+
+    private static bool TryBool(string text, out bool value)
+    {
+        switch (text.ToLowerInvariant())
+        {
+            case "true" or "1" or "yes":
+                value = true;
+                return true;
+            case "false" or "0" or "no":
+                value = false;
+                return true;
+            default:
+                value = false;
+                return false;
+        }
+    }
+}
+
+/// <summary>Either parsed <see cref="ShimOptions"/> or a one-line error naming the bad variable.</summary>
+public sealed record ShimOptionsResult(ShimOptions? Options, string? Error)
+{
+    /// <summary>True when the options parsed.</summary>
+    public bool Ok => Options is not null;
+}

@@ -1,0 +1,87 @@
+using System.Globalization;
+using k8s.Models;
+
+namespace Pilotlight.Testing;
+
+/// <summary>
+/// What the node simulator runs for a function pod instead of containers:
+/// the runtime shim and a stand-in model server, as real processes bound to
+/// the pod's loopback IP.
+/// </summary>
+/// <param name="ShimDll">Path of Pilotlight.RuntimeShim.dll.</param>
+/// <param name="ModelServerDll">Path of the server run in place of the user's image (Pilotlight.SampleModelServer.dll).</param>
+/// <param name="LogDirectory">Where each process's output goes.</param>
+public sealed record FunctionProcessOptions(string ShimDll, string ModelServerDll, string LogDirectory)
+{
+    /// <summary>The shim and sample server as built by <c>dotnet build -c Release</c> in this checkout.</summary>
+    public static FunctionProcessOptions FromRepository(string logDirectory, string configuration = "Release") => new(
+        Path.Combine(RepositoryRoot.Path, "runtime-shim", "Pilotlight.RuntimeShim", "bin", configuration, "net10.0", "Pilotlight.RuntimeShim.dll"),
+        Path.Combine(RepositoryRoot.Path, "samples", "model-server", "Pilotlight.SampleModelServer", "bin", configuration, "net10.0", "Pilotlight.SampleModelServer.dll"),
+        logDirectory);
+}
+
+/// <summary>The two processes of one simulated function pod.</summary>
+internal sealed class PodProcessPair
+{
+    private PodProcessPair(ManagedProcess server, ManagedProcess shim, Uri ready)
+    {
+        Server = server;
+        Shim = shim;
+        ReadyUri = ready;
+    }
+
+    public ManagedProcess Server { get; }
+
+    public ManagedProcess Shim { get; }
+
+    public Uri ReadyUri { get; }
+
+    /// <summary>Starts the pod's processes on <paramref name="ip"/> with the environment the pod spec gives its containers.</summary>
+    public static PodProcessPair Start(V1Pod pod, string ip, FunctionProcessOptions options)
+    {
+        Directory.CreateDirectory(options.LogDirectory);
+        var function = pod.Spec.Containers.First(c => c.Name == "function");
+        var shim = pod.Spec.Containers.First(c => c.Name == "runtime-shim");
+        var userPort = function.Ports?.FirstOrDefault()?.ContainerPort ?? 8080;
+        var shimEnv = Env(shim);
+        var shimPort = shimEnv.GetValueOrDefault("PILOTLIGHT_LISTEN_PORT", "8099");
+        var name = $"{pod.Metadata.NamespaceProperty}_{pod.Metadata.Name}";
+
+        var serverEnv = Env(function);
+        serverEnv["PORT"] = userPort.ToString(CultureInfo.InvariantCulture);
+        serverEnv["LISTEN_ADDRESS"] = ip;
+        serverEnv["POD_NAME"] = pod.Metadata.Name;
+        var server = ManagedProcess.Start("dotnet", [options.ModelServerDll], Path.Combine(options.LogDirectory, $"{name}.server.log"), serverEnv);
+
+        // localhost inside a pod is the pod's own address here.
+        shimEnv["PILOTLIGHT_LISTEN_ADDRESS"] = ip;
+        shimEnv["PILOTLIGHT_UPSTREAM"] = $"http://{ip}:{userPort}";
+        shimEnv["PILOTLIGHT_GPU_SIMULATE"] = "true";
+        var shimProcess = ManagedProcess.Start("dotnet", [options.ShimDll], Path.Combine(options.LogDirectory, $"{name}.shim.log"), shimEnv);
+        return new PodProcessPair(server, shimProcess, new Uri($"http://{ip}:{shimPort}/ready"));
+    }
+
+    /// <summary>SIGTERM to both (the shim drains), then SIGKILL after <paramref name="grace"/>.</summary>
+    public async Task StopAsync(TimeSpan grace)
+    {
+        Shim.Terminate();
+        Server.Terminate();
+        using var timeout = new CancellationTokenSource(grace);
+        while (!(Shim.HasExited && Server.HasExited) && !timeout.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(100, timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        await Shim.StopAsync().ConfigureAwait(false);
+        await Server.StopAsync().ConfigureAwait(false);
+    }
+
+    private static Dictionary<string, string> Env(V1Container container) =>
+        (container.Env ?? []).Where(e => e.Value is not null).ToDictionary(e => e.Name, e => e.Value);
+}
