@@ -1,6 +1,4 @@
 using System.Runtime.InteropServices;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Pilotlight.RuntimeShim;
 

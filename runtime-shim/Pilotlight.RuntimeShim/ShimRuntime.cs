@@ -13,7 +13,10 @@ public enum GateOutcome
     Draining,
 }
 
-/// <summary>The numbers <c>/stats</c> reports.</summary>
+/// <summary>
+/// The numbers <c>/stats</c> reports: requests holding a slot, requests waiting for one, requests that held a
+/// slot and finished (whatever the upstream answered), and requests turned away with 503 (queue full or draining).
+/// </summary>
 public sealed record ShimStats(int InFlight, int Queued, long Served, long Rejected, bool Draining, int MaxConcurrency);
 
 /// <summary>

@@ -96,17 +96,33 @@ public class GatewayTests
         var ns = await DeployAsync("wake", Manifest("wake"));
         Assert.That(await PodCountAsync(ns, "wake"), Is.Zero, "nothing runs before the first request");
 
-        using (var cold = await _http.PostAsync($"{_gateway}/{ns}/wake/predict?x=1", new StringContent("ping")))
+        // Ten at once: every one is held, then answered, and marked cold.
+        var colds = await Task.WhenAll(Enumerable.Range(0, 10).Select(i =>
+            _http.PostAsync($"{_gateway}/{ns}/wake/predict?x={i}", new StringContent($"ping {i}"))));
+        for (var i = 0; i < colds.Length; i++)
         {
+            using var cold = colds[i];
             Assert.That(cold.StatusCode, Is.EqualTo(HttpStatusCode.OK), await cold.Content.ReadAsStringAsync());
             Assert.That(cold.Headers.GetValues("X-Pilotlight-Cold-Start"), Is.EqualTo(new[] { "true" }));
-            Assert.That(await cold.Content.ReadAsStringAsync(), Does.Contain("ping"));
+            Assert.That(await cold.Content.ReadAsStringAsync(), Does.Contain($"ping {i}"));
         }
 
         using (var warm = await _http.PostAsync($"{_gateway}/{ns}/wake/predict", new StringContent("again")))
         {
             Assert.That(warm.StatusCode, Is.EqualTo(HttpStatusCode.OK));
             Assert.That(warm.Headers.GetValues("X-Pilotlight-Cold-Start"), Is.EqualTo(new[] { "false" }));
+        }
+
+        // A new gateway learns the ready pods from its watch and serves warm, without the operator.
+        await using (var fresh = GatewayApp.Build(_client, $"http://127.0.0.1:{ControlPlane.FreePort()}", registry: Prometheus.Metrics.NewCustomRegistry(), logging: _ => { }))
+        {
+            await fresh.StartAsync();
+            var url = fresh.Urls.First();
+            await Eventually.HoldsAsync(async () => (await _http.GetAsync($"{url}/readyz")).IsSuccessStatusCode, Timeout, "fresh gateway synced");
+            using var viaFresh = await _http.PostAsync($"{url}/{ns}/wake/predict", new StringContent("fresh"));
+            Assert.That(viaFresh.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(viaFresh.Headers.GetValues("X-Pilotlight-Cold-Start"), Is.EqualTo(new[] { "false" }));
+            await fresh.StopAsync();
         }
 
         var fn = await GetAsync(ns, "wake");
@@ -120,6 +136,23 @@ public class GatewayTests
         }, Timeout, "scaled back to zero");
         var idle = await GetAsync(ns, "wake");
         Assert.That(idle.Status!.Conditions!.Single(c => c.Type == "Ready").Reason, Is.EqualTo(FunctionConditions.Reasons.ScaledToZero));
+    }
+
+    [Test]
+    public async Task A_burst_scales_up_to_load_over_target_and_max_replicas_holds()
+    {
+        // maxConcurrency 1 and 3 s per request: 4 concurrent requests want 4 pods; maxReplicas 3 caps them.
+        var ns = await DeployAsync("burst", Manifest("burst", maxConcurrency: 1, computeMs: 3000).Replace("maxReplicas: 2", "maxReplicas: 3"));
+        var burst = Enumerable.Range(0, 4).Select(i => _http.PostAsync($"{_gateway}/{ns}/burst/predict", new StringContent($"b{i}"))).ToList();
+
+        await Eventually.HoldsAsync(async () => (await GetAsync(ns, "burst")).Status?.DesiredReplicas == 3, Timeout, "scaled to maxReplicas");
+        foreach (var response in await Task.WhenAll(burst))
+        {
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            response.Dispose();
+        }
+
+        Assert.That(await PodCountAsync(ns, "burst"), Is.LessThanOrEqualTo(3));
     }
 
     [Test]

@@ -211,6 +211,41 @@ public sealed class RuntimeShimTests
     }
 
     [Test]
+    public async Task QueuedRequestsTimeOutAndCancelledOnesLeaveTheQueue()
+    {
+        await using var upstream = await FakeUpstream.StartAsync();
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        upstream.Handler = async context =>
+        {
+            arrived.TrySetResult();
+            await Task.Delay(Timeout.Infinite, context.RequestAborted);
+        };
+        var time = new FakeTimeProvider();
+        await using var shim = await Shim.StartAsync(upstream, o => o with { MaxConcurrency = 1, QueueLength = 2, RequestTimeout = TimeSpan.FromSeconds(10) }, time);
+
+        var held = shim.Client.GetAsync("/held");
+        await arrived.Task.WaitAsync(Patience);
+
+        using var giveUp = new CancellationTokenSource();
+        var abandoned = shim.Client.GetAsync("/abandoned", giveUp.Token);
+        await WaitUntilAsync(async () => (await shim.StatsAsync()).Queued == 1);
+        await giveUp.CancelAsync();
+        Assert.That(async () => await abandoned, Throws.InstanceOf<OperationCanceledException>());
+        await WaitUntilAsync(async () => (await shim.StatsAsync()).Queued == 0);
+
+        var queued = shim.Client.GetAsync("/queued");
+        await WaitUntilAsync(async () => (await shim.StatsAsync()).Queued == 1);
+        time.Advance(TimeSpan.FromSeconds(10));
+
+        using var timedOut = await queued.WaitAsync(Patience);
+        Assert.That(timedOut.StatusCode, Is.EqualTo(HttpStatusCode.GatewayTimeout));
+        Assert.That(await timedOut.Content.ReadAsStringAsync(), Does.Contain("free slot"));
+        using var heldResponse = await held.WaitAsync(Patience);
+        Assert.That(heldResponse.StatusCode, Is.EqualTo(HttpStatusCode.GatewayTimeout));
+        await WaitUntilAsync(async () => (await shim.StatsAsync()) is { InFlight: 0, Queued: 0 });
+    }
+
+    [Test]
     public async Task DrainingFailsReadinessAndNewRequestsButFinishesInFlightOnes()
     {
         await using var upstream = await FakeUpstream.StartAsync();
