@@ -7,7 +7,7 @@ CONFIG ?= Release
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: all build crds crds-check test test-unit bench demo control-plane clean
+.PHONY: all build crds crds-check test test-unit bench demo pod-processes control-plane clean
 
 all: build
 
@@ -23,10 +23,13 @@ control-plane:
 	@tests/control-plane/build.sh >/dev/null
 
 ## demo: local control plane + simulated GPU nodes + operator + gateway; a function invoked cold and warm, then scaled to zero
-demo: control-plane
-	$(DOTNET) build runtime-shim/Pilotlight.RuntimeShim -c $(CONFIG) -v quiet
-	$(DOTNET) build samples/model-server/Pilotlight.SampleModelServer -c $(CONFIG) -v quiet
+demo: control-plane pod-processes
 	$(DOTNET) run --project demo/Pilotlight.Demo -c $(CONFIG)
+
+# What simulated function pods run: the runtime shim and the sample model server.
+pod-processes:
+	$(DOTNET) build runtime-shim/Pilotlight.RuntimeShim -c $(CONFIG) -v quiet -nologo
+	$(DOTNET) build samples/model-server/Pilotlight.SampleModelServer -c $(CONFIG) -v quiet -nologo
 
 ## test: unit and integration tests (integration ones start a real control plane)
 test: control-plane
@@ -37,7 +40,7 @@ test-unit:
 	$(DOTNET) test Operator.sln -c $(CONFIG) --filter "TestCategory!=Integration"
 
 ## bench: benchmarks on the real control plane; results land in bench/results/
-bench: control-plane
+bench: control-plane pod-processes
 	$(DOTNET) run --project bench/Pilotlight.Bench -c $(CONFIG) -- bench/results
 
 clean:

@@ -7,12 +7,14 @@ return args switch
 {
     ["noop-controller", var kubeconfig, var ns, var expect, var mode] =>
         await NoopControllerChild.RunAsync(kubeconfig, ns, int.Parse(expect, System.Globalization.CultureInfo.InvariantCulture), mode == "list-only"),
-    [var results] => await ControllerBench.RunAsync(results),
+    [var results] => await ControllerBench.RunAsync(results) + await GatewayBench.RunAsync(results),
+    [var results, "controller"] => await ControllerBench.RunAsync(results),
+    [var results, "gateway"] => await GatewayBench.RunAsync(results),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Pilotlight.Bench <results-dir>");
+    Console.Error.WriteLine("usage: Pilotlight.Bench <results-dir> [controller|gateway]");
     return 2;
 }

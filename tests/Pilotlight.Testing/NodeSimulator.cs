@@ -76,6 +76,7 @@ public sealed class NodeSimulator : IAsyncDisposable
     private readonly ConcurrentDictionary<string, byte> _inFlight = new();
     private readonly ConcurrentDictionary<string, PodProcessPair> _processes = new();
     private readonly HttpClient _probe = new() { Timeout = TimeSpan.FromSeconds(1) };
+    private readonly ConcurrentDictionary<string, TimeSpan> _timeToReady = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Informer<V1Pod> _pods;
     private Task _running = Task.CompletedTask;
@@ -160,6 +161,13 @@ public sealed class NodeSimulator : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>
+    /// For a function pod run as processes: the pod's own time to Ready, from
+    /// starting its processes to the shim's first successful /ready.
+    /// </summary>
+    public TimeSpan? TimeToReady(string @namespace, string name) =>
+        _timeToReady.TryGetValue($"{@namespace}/{name}", out var t) ? t : null;
 
     /// <summary>The loopback pod IP given to a pod, if it runs here.</summary>
     public string? PodIp(string @namespace, string name) => _podIps.GetValueOrDefault($"{@namespace}/{name}");
@@ -334,6 +342,7 @@ public sealed class NodeSimulator : IAsyncDisposable
     private async Task FollowReadinessAsync(V1Pod pod, string ip, PodProcessPair pair)
     {
         bool? reported = false;
+        var started = _time.GetTimestamp();
         while (!_stop.IsCancellationRequested && _processes.ContainsKey(pod.Metadata.Uid))
         {
             bool ready;
@@ -345,6 +354,11 @@ public sealed class NodeSimulator : IAsyncDisposable
             catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
             {
                 ready = false;
+            }
+
+            if (ready)
+            {
+                _timeToReady.TryAdd($"{pod.Metadata.NamespaceProperty}/{pod.Metadata.Name}", _time.GetElapsedTime(started));
             }
 
             if (ready != reported)
