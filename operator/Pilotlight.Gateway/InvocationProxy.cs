@@ -35,6 +35,9 @@ public sealed record GatewayOptions
 /// </summary>
 public sealed class InvocationProxy
 {
+    /// <summary>The shim's header on a 503 it answered without forwarding (see the runtime shim).</summary>
+    public const string RefusedHeader = "X-Pilotlight-Refused";
+
     private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase)
     {
         "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Host",
@@ -113,14 +116,29 @@ public sealed class InvocationProxy
         // Bodies are buffered (to disk past 64 KiB) so a refused connection can be retried on another pod.
         context.Request.EnableBuffering();
         var tried = new HashSet<string>();
+        PodEndpoint? pod = null;
         var pipeline = new ResiliencePipelineBuilder<HttpResponseMessage>()
             .AddRetry(new RetryStrategyOptions<HttpResponseMessage>
             {
                 MaxRetryAttempts = _options.ConnectRetries,
                 Delay = TimeSpan.Zero,
-                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is HttpRequestException { InnerException: SocketException }),
-                OnRetry = _ =>
+                // A refused connection, or a pod whose shim refused the request
+                // unprocessed (draining, busy), is retried on another pod.
+                ShouldHandle = args => ValueTask.FromResult(
+                    args.Outcome.Exception is HttpRequestException { InnerException: SocketException }
+                    || args.Outcome.Result is { StatusCode: HttpStatusCode.ServiceUnavailable } refused && refused.Headers.Contains(RefusedHeader)),
+                OnRetry = args =>
                 {
+                    if (args.Outcome.Result is { } refused)
+                    {
+                        refused.Dispose();
+                        if (pod is not null)
+                        {
+                            route.Release(pod);
+                            pod = null;
+                        }
+                    }
+
                     _metrics.Retries.WithLabels(route.Key.Namespace ?? "", route.Key.Name).Inc();
                     context.Request.Body.Position = 0;
                     return ValueTask.CompletedTask;
@@ -129,7 +147,6 @@ public sealed class InvocationProxy
             .Build();
 
         HttpResponseMessage response;
-        PodEndpoint? pod = null;
         try
         {
             response = await pipeline.ExecuteAsync(async ct =>

@@ -10,6 +10,9 @@ namespace Pilotlight.RuntimeShim;
 /// </summary>
 internal sealed class Forwarder : IDisposable
 {
+    /// <summary>Set on a 503 the shim answered itself without forwarding (draining or busy).</summary>
+    public const string RefusedHeader = "X-Pilotlight-Refused";
+
     /// <summary>Headers that describe one connection, not the message; never forwarded (RFC 9110 §7.6.1).</summary>
     private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -74,7 +77,9 @@ internal sealed class Forwarder : IDisposable
 
         if (outcome != GateOutcome.Entered)
         {
+            // Not processed: a gateway may safely send it to another pod.
             context.Response.Headers.RetryAfter = "1";
+            context.Response.Headers[RefusedHeader] = outcome == GateOutcome.Draining ? "draining" : "busy";
             await ShimApp.PlainText(
                 context,
                 StatusCodes.Status503ServiceUnavailable,

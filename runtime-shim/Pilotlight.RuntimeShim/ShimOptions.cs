@@ -1,5 +1,6 @@
 using System.Collections;
 using System.Globalization;
+using Pilotlight.Api.Schema;
 using System.Net;
 
 namespace Pilotlight.RuntimeShim;
@@ -147,82 +148,20 @@ public sealed record ShimOptions(
     }
 
     /// <summary>
-    /// Parses durations such as <c>300s</c>, <c>5m</c>, <c>1h30m</c>, <c>250ms</c> or <c>1.5s</c>;
-    /// a bare number counts as seconds.
+    /// Parses durations as the CRDs write them (<c>300s</c>, <c>5m</c>, <c>1h30m</c>, <c>250ms</c>, <c>1.5s</c>);
+    /// a bare number counts as seconds. At most a year.
     /// </summary>
     public static bool TryParseDuration(string? text, out TimeSpan duration)
     {
-        duration = TimeSpan.Zero;
-        if (string.IsNullOrWhiteSpace(text))
+        var trimmed = text?.Trim();
+        var year = TimeSpan.FromDays(365);
+        if (double.TryParse(trimmed, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var seconds))
         {
-            return false;
+            duration = seconds <= year.TotalSeconds ? TimeSpan.FromSeconds(seconds) : TimeSpan.Zero;
+            return seconds <= year.TotalSeconds;
         }
 
-        var span = text.AsSpan().Trim();
-        if (double.TryParse(span, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var bare))
-        {
-            return TryAdd(ref duration, bare, 1000);
-        }
-
-        while (!span.IsEmpty)
-        {
-            var digits = 0;
-            while (digits < span.Length && (char.IsAsciiDigit(span[digits]) || span[digits] == '.'))
-            {
-                digits++;
-            }
-
-            if (digits == 0 || !double.TryParse(span[..digits], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var amount))
-            {
-                return false;
-            }
-
-            span = span[digits..];
-            double unitMs;
-            if (span.StartsWith("ms", StringComparison.Ordinal))
-            {
-                unitMs = 1;
-                span = span[2..];
-            }
-            else if (span.StartsWith("s", StringComparison.Ordinal))
-            {
-                unitMs = 1000;
-                span = span[1..];
-            }
-            else if (span.StartsWith("m", StringComparison.Ordinal))
-            {
-                unitMs = 60_000;
-                span = span[1..];
-            }
-            else if (span.StartsWith("h", StringComparison.Ordinal))
-            {
-                unitMs = 3_600_000;
-                span = span[1..];
-            }
-            else
-            {
-                return false;
-            }
-
-            if (!TryAdd(ref duration, amount, unitMs))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
-    private static bool TryAdd(ref TimeSpan duration, double amount, double unitMs)
-    {
-        var ms = amount * unitMs;
-        if (double.IsNaN(ms) || double.IsInfinity(ms) || ms + duration.TotalMilliseconds > TimeSpan.FromDays(365).TotalMilliseconds)
-        {
-            return false;
-        }
-
-        duration += TimeSpan.FromMilliseconds(ms);
-        return true;
+        return DurationString.TryParse(trimmed, out duration) && duration <= year;
     }
 
     private static bool TryInt(string text, out int value) =>

@@ -12,6 +12,7 @@ public sealed class ManagedProcess
     private static readonly ConcurrentDictionary<ManagedProcess, bool> Live = new();
     private readonly Process _process;
     private readonly string _log;
+    private int _stopped;
 
     static ManagedProcess()
     {
@@ -34,8 +35,8 @@ public sealed class ManagedProcess
     /// <summary>The binary's file name.</summary>
     public string Name { get; }
 
-    /// <summary>Whether it has exited.</summary>
-    public bool HasExited => _process.HasExited;
+    /// <summary>Whether it has exited (or was stopped).</summary>
+    public bool HasExited => Volatile.Read(ref _stopped) != 0 || _process.HasExited;
 
     /// <summary>Its exit code, once exited.</summary>
     public int ExitCode => _process.ExitCode;
@@ -72,6 +73,11 @@ public sealed class ManagedProcess
     /// <summary>Sends SIGKILL to the process and its children and waits for it.</summary>
     public async Task StopAsync()
     {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+        {
+            return;
+        }
+
         Kill();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         try
@@ -99,7 +105,8 @@ public sealed class ManagedProcess
     public string LogTail(int lines = 40) =>
         File.Exists(_log) ? string.Join('\n', File.ReadLines(_log).TakeLast(lines)) : "";
 
-    private void Kill()
+    /// <summary>Sends SIGKILL to the process and its children without waiting, as a crash would.</summary>
+    public void Kill()
     {
         try
         {

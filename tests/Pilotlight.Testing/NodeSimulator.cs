@@ -331,20 +331,52 @@ public sealed class NodeSimulator : IAsyncDisposable
         {
             var pair = _processes.GetOrAdd(pod.Metadata.Uid, _ => PodProcessPair.Start(pod, ip, processes));
             await PatchPodStatusAsync(pod, ip, ready: false).ConfigureAwait(false);
-            _ = Task.Run(() => FollowReadinessAsync(pod, ip, pair));
+            _ = Task.Run(() => FollowReadinessAsync(pod, ip));
             return;
         }
 
         await PatchPodStatusAsync(pod, ip, ready: true).ConfigureAwait(false);
     }
 
-    /// <summary>Mirrors the shim's /ready into the pod's Ready condition, like a kubelet readiness probe every 100 ms.</summary>
-    private async Task FollowReadinessAsync(V1Pod pod, string ip, PodProcessPair pair)
+    /// <summary>Kills a function pod's processes, as a crash would; the simulator restarts them like a kubelet.</summary>
+    public bool CrashPod(string @namespace, string name)
+    {
+        var pod = _pods.Get(new ObjectKey(@namespace, name));
+        if (pod is null || !_processes.TryGetValue(pod.Metadata.Uid, out var pair))
+        {
+            return false;
+        }
+
+        pair.Crash();
+        return true;
+    }
+
+    /// <summary>
+    /// Mirrors the shim's /ready into the pod's Ready condition, like a kubelet
+    /// readiness probe every 100 ms, and restarts the processes if they die.
+    /// </summary>
+    private async Task FollowReadinessAsync(V1Pod pod, string ip)
     {
         bool? reported = false;
         var started = _time.GetTimestamp();
-        while (!_stop.IsCancellationRequested && _processes.ContainsKey(pod.Metadata.Uid))
+        var restarts = 0;
+        while (!_stop.IsCancellationRequested && _processes.TryGetValue(pod.Metadata.Uid, out var pair))
         {
+            if (pair.Crashed && _options.Processes is { } processes)
+            {
+                await pair.StopAsync(TimeSpan.Zero).ConfigureAwait(false);
+                var replacement = PodProcessPair.Start(pod, ip, processes);
+                if (!_processes.TryUpdate(pod.Metadata.Uid, replacement, pair))
+                {
+                    await replacement.StopAsync(TimeSpan.Zero).ConfigureAwait(false);
+                    return;
+                }
+
+                pair = replacement;
+                restarts++;
+                _logger.LogInformation("Restarted the processes of {Pod} ({Restarts} restarts)", pod.Metadata.Name, restarts);
+            }
+
             bool ready;
             try
             {
@@ -365,7 +397,7 @@ public sealed class NodeSimulator : IAsyncDisposable
             {
                 try
                 {
-                    await PatchPodStatusAsync(pod, ip, ready).ConfigureAwait(false);
+                    await PatchPodStatusAsync(pod, ip, ready, restarts).ConfigureAwait(false);
                     reported = ready;
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
@@ -385,7 +417,7 @@ public sealed class NodeSimulator : IAsyncDisposable
         }
     }
 
-    private async Task PatchPodStatusAsync(V1Pod pod, string ip, bool ready)
+    private async Task PatchPodStatusAsync(V1Pod pod, string ip, bool ready, int restarts = 0)
     {
         var now = _time.GetUtcNow().UtcDateTime;
         var readiness = ready ? "True" : "False";
@@ -408,7 +440,7 @@ public sealed class NodeSimulator : IAsyncDisposable
                     containerID = $"sim://{pod.Metadata.Uid}/{c.Name}",
                     ready,
                     started = true,
-                    restartCount = 0,
+                    restartCount = restarts,
                     state = new { running = new { startedAt = now } },
                 }).ToArray(),
             },

@@ -61,6 +61,16 @@ internal sealed class PodProcessPair
         return new PodProcessPair(server, shimProcess, new Uri($"http://{ip}:{shimPort}/ready"));
     }
 
+    /// <summary>True once either process has exited.</summary>
+    public bool Crashed => Shim.HasExited || Server.HasExited;
+
+    /// <summary>Kills both processes at once, as an out-of-memory kill or a node fault would.</summary>
+    public void Crash()
+    {
+        Shim.Kill();
+        Server.Kill();
+    }
+
     /// <summary>SIGTERM to both (the shim drains), then SIGKILL after <paramref name="grace"/>.</summary>
     public async Task StopAsync(TimeSpan grace)
     {

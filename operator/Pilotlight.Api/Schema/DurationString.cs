@@ -15,16 +15,25 @@ public static partial class DurationString
             return false;
         }
 
-        foreach (Match part in Part().Matches(text))
+        try
         {
-            var amount = double.Parse(part.Groups["amount"].Value, CultureInfo.InvariantCulture);
-            duration += part.Groups["unit"].Value switch
+            foreach (Match part in Part().Matches(text))
             {
-                "ms" => TimeSpan.FromMilliseconds(amount),
-                "s" => TimeSpan.FromSeconds(amount),
-                "m" => TimeSpan.FromMinutes(amount),
-                _ => TimeSpan.FromHours(amount),
-            };
+                var amount = double.Parse(part.Groups["amount"].Value, CultureInfo.InvariantCulture);
+                duration += part.Groups["unit"].Value switch
+                {
+                    "ms" => TimeSpan.FromMilliseconds(amount),
+                    "s" => TimeSpan.FromSeconds(amount),
+                    "m" => TimeSpan.FromMinutes(amount),
+                    _ => TimeSpan.FromHours(amount),
+                };
+            }
+        }
+        catch (OverflowException)
+        {
+            // Longer than TimeSpan holds: not a duration anything here can wait for.
+            duration = TimeSpan.Zero;
+            return false;
         }
 
         return true;

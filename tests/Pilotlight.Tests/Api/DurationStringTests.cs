@@ -20,6 +20,7 @@ public sealed class DurationStringTests
     [TestCase("5 minutes")]
     [TestCase("-1s")]
     [TestCase("1d")]
+    [TestCase("99999999999999999h")]
     public void RefusesWhatTheSchemaRejects(string text)
     {
         Assert.That(DurationString.TryParse(text, out _), Is.False);

@@ -156,6 +156,55 @@ public class GatewayTests
     }
 
     [Test]
+    public async Task When_a_pod_crashes_requests_go_to_the_other_pod_and_the_function_recovers()
+    {
+        var ns = await DeployAsync("crash", Manifest("crash").Replace("minReplicas: 0", "minReplicas: 2"));
+        await Eventually.HoldsAsync(async () => (await GetAsync(ns, "crash")).Status?.ReadyReplicas == 2, Timeout, "two ready pods");
+        var pods = (await _client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{FunctionLabels.Function}=crash")).Items;
+        var victim = pods[0].Metadata.Name;
+        Assert.That((await _http.PostAsync($"{_gateway}/{ns}/crash/predict", new StringContent("warm"))).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+
+        Assert.That(_sim.CrashPod(ns, victim), Is.True);
+
+        // The gateway still lists the dead pod until the watch says otherwise: refused connections go elsewhere.
+        for (var i = 0; i < 20; i++)
+        {
+            using var response = await _http.PostAsync($"{_gateway}/{ns}/crash/predict", new StringContent($"after {i}"));
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), await response.Content.ReadAsStringAsync());
+            Assert.That(await response.Content.ReadAsStringAsync(), Does.Not.Contain(victim));
+        }
+
+        await Eventually.HoldsAsync(async () =>
+        {
+            var pod = await _client.CoreV1.ReadNamespacedPodAsync(victim, ns);
+            return pod.Status.ContainerStatuses.Any(c => c.RestartCount > 0) && FunctionStatusBuilder.IsReady(pod);
+        }, Timeout, "the crashed pod restarted and is Ready again");
+        await Eventually.HoldsAsync(async () => (await GetAsync(ns, "crash")).Status?.ReadyReplicas == 2, Timeout, "two ready pods again");
+    }
+
+    [Test]
+    public async Task Scaling_down_never_kills_a_request_in_flight()
+    {
+        // maxConcurrency 1, 2 s per request: two concurrent requests bring a second pod;
+        // then one request at a time keeps one pod busy while the other goes.
+        var ns = await DeployAsync("drain", Manifest("drain", maxConcurrency: 1, computeMs: 2000));
+        var pairTask = Task.WhenAll(Enumerable.Range(0, 2).Select(i => _http.PostAsync($"{_gateway}/{ns}/drain/predict", new StringContent($"p{i}"))));
+        await Eventually.HoldsAsync(async () => await PodCountAsync(ns, "drain") == 2, Timeout, "two pods for two concurrent requests");
+        Assert.That((await pairTask).Select(r => r.StatusCode), Is.All.EqualTo(HttpStatusCode.OK));
+
+        var statuses = new List<HttpStatusCode>();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(40);
+        while (DateTime.UtcNow < deadline && ((await GetAsync(ns, "drain")).Status?.Replicas != 1 || statuses.Count < 3))
+        {
+            using var response = await _http.PostAsync($"{_gateway}/{ns}/drain/predict", new StringContent("one at a time"));
+            statuses.Add(response.StatusCode);
+        }
+
+        Assert.That((await GetAsync(ns, "drain")).Status?.Replicas, Is.EqualTo(1), "scaled down to the steady load of one");
+        Assert.That(statuses, Is.All.EqualTo(HttpStatusCode.OK), "no request was lost while a pod went away");
+    }
+
+    [Test]
     public async Task Unknown_functions_get_404()
     {
         using var response = await _http.GetAsync($"{_gateway}/nowhere/nothing/predict");
