@@ -98,7 +98,7 @@ public sealed class RuntimeShimTests
     [Test]
     public async Task UnreachableUpstreamIsNotReadyAndGets502()
     {
-        var closed = new Uri($"http://127.0.0.1:{FreePort()}");
+        var closed = new Uri($"http://127.0.0.1:{ControlPlane.FreePort()}");
         await using var shim = await Shim.StartAsync(closed);
 
         var (status, text) = await shim.GetTextAsync("/ready");
@@ -214,12 +214,7 @@ public sealed class RuntimeShimTests
     public async Task QueuedRequestsTimeOutAndCancelledOnesLeaveTheQueue()
     {
         await using var upstream = await FakeUpstream.StartAsync();
-        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        upstream.Handler = async context =>
-        {
-            arrived.TrySetResult();
-            await Task.Delay(Timeout.Infinite, context.RequestAborted);
-        };
+        var arrived = HangUntilAborted(upstream);
         var time = new FakeTimeProvider();
         await using var shim = await Shim.StartAsync(upstream, o => o with { MaxConcurrency = 1, QueueLength = 2, RequestTimeout = TimeSpan.FromSeconds(10) }, time);
 
@@ -290,12 +285,7 @@ public sealed class RuntimeShimTests
     public async Task DrainGivesUpAfterTheDrainTime()
     {
         await using var upstream = await FakeUpstream.StartAsync();
-        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        upstream.Handler = async context =>
-        {
-            arrived.TrySetResult();
-            await Task.Delay(Timeout.Infinite, context.RequestAborted);
-        };
+        var arrived = HangUntilAborted(upstream);
         var time = new FakeTimeProvider();
         await using var shim = await Shim.StartAsync(upstream, o => o with { DrainTimeout = TimeSpan.FromSeconds(15) }, time);
         var runtime = shim.App.Services.GetRequiredService<ShimRuntime>();
@@ -393,7 +383,7 @@ public sealed class RuntimeShimTests
             await context.Response.WriteAsync("finished");
         };
 
-        var port = FreePort();
+        var port = ControlPlane.FreePort();
         using var process = StartShimProcess(new()
         {
             ["PILOTLIGHT_LISTEN_ADDRESS"] = "127.0.0.1",
@@ -474,11 +464,16 @@ public sealed class RuntimeShimTests
         return process;
     }
 
-    private static int FreePort()
+    /// <summary>Makes the upstream hold every request until the client goes away; completes when one arrives.</summary>
+    private static TaskCompletionSource HangUntilAborted(FakeUpstream upstream)
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        upstream.Handler = async context =>
+        {
+            arrived.TrySetResult();
+            await Task.Delay(Timeout.Infinite, context.RequestAborted);
+        };
+        return arrived;
     }
 
     private static Task WaitUntilAsync(Func<bool> condition) => WaitUntilAsync(() => Task.FromResult(condition()));
