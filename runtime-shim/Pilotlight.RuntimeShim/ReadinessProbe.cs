@@ -1,3 +1,5 @@
+using Pilotlight.Nvml;
+
 namespace Pilotlight.RuntimeShim;
 
 /// <summary>
@@ -63,7 +65,7 @@ internal sealed class ReadinessProbe(ShimOptions options, ShimRuntime runtime, F
             var now = time.GetTimestamp();
             if (_nvml is null || time.GetElapsedTime(_nvmlAt, now) > NvmlCacheFor)
             {
-                _nvml = Nvml.Probe();
+                _nvml = NvmlLibrary.Probe();
                 _nvmlAt = now;
             }
 

@@ -1,3 +1,4 @@
+using Pilotlight.Nvml;
 using System.Collections;
 using System.Diagnostics;
 using System.Net;
@@ -113,7 +114,7 @@ public sealed class RuntimeShimTests
     [Test]
     public async Task RealGpusAreCheckedThroughNvml()
     {
-        var nvml = Nvml.Probe();
+        var nvml = NvmlLibrary.Probe();
         if (nvml.Available && nvml.DeviceCount >= 1)
         {
             Assert.Ignore($"this machine has {nvml.DeviceCount} GPU(s); the test wants one without an NVIDIA driver");

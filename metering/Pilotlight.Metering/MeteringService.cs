@@ -1,0 +1,166 @@
+using Pilotlight.Nvml;
+using Prometheus;
+
+namespace Pilotlight.Metering;
+
+/// <summary>
+/// The sidecar's loop: once a second it advances the totals, exports them as
+/// Prometheus counters and checkpoints them; on stop it takes a last (partial)
+/// sample and checkpoints once more, so no second is lost.
+/// </summary>
+public sealed class MeteringService : IDisposable
+{
+    private readonly MeterOptions _options;
+    private readonly TimeProvider _time;
+    private readonly Cgroup _cgroup;
+    private readonly NvmlSession? _nvml;
+    private readonly TextWriter _log;
+    private readonly Counter.Child _gpuAllocated;
+    private readonly Counter.Child _cpuAllocated;
+    private readonly Counter.Child _memoryAllocated;
+    private readonly Counter.Child _cpuUsed;
+    private readonly Counter.Child _memoryUsed;
+    private readonly Gauge.Child? _gpuUtilization;
+    private readonly Gauge.Child? _gpuMemory;
+    private readonly Counter _checkpointErrors;
+    private MeterTotals _totals;
+
+    /// <summary>A service metering per <paramref name="options"/>, resuming from its checkpoint if there is a valid one.</summary>
+    public MeteringService(MeterOptions options, CollectorRegistry registry, TimeProvider time, TextWriter log, bool useNvml = true)
+    {
+        _options = options;
+        _time = time;
+        _log = log;
+        _cgroup = new Cgroup(options.CgroupRoot);
+        var f = Metrics.WithCustomRegistry(registry);
+        string[] labels = ["namespace", "function", "gpu_type"];
+        string[] values = [options.Namespace, options.Function, options.GpuType];
+        _gpuAllocated = f.CreateCounter("pilotlight_gpu_allocated_seconds_total", "GPUs allocated x seconds.", labels).WithLabels(values);
+        _cpuAllocated = f.CreateCounter("pilotlight_cpu_allocated_seconds_total", "CPU cores requested x seconds.", labels).WithLabels(values);
+        _memoryAllocated = f.CreateCounter("pilotlight_memory_allocated_byte_seconds_total", "Memory bytes requested x seconds.", labels).WithLabels(values);
+        _cpuUsed = f.CreateCounter("pilotlight_cpu_seconds_total", "CPU seconds used by the pod's processes.", labels).WithLabels(values);
+        _memoryUsed = f.CreateCounter("pilotlight_memory_byte_seconds_total", "Resident memory bytes x seconds of the pod's processes.", labels).WithLabels(values);
+        _checkpointErrors = f.CreateCounter("pilotlight_meter_checkpoint_errors_total", "Checkpoints that could not be read or written.");
+        var nvmlAvailable = f.CreateGauge("pilotlight_meter_nvml_available", "1 when NVML could be used; GPU use is absent otherwise.");
+
+        if (useNvml && options.Allocation.Gpus > 0)
+        {
+            _nvml = NvmlLibrary.Open(out var nvmlError);
+            if (_nvml is null)
+            {
+                _log.WriteLine($"metering: GPU use not metered: {nvmlError}; allocation metering goes on");
+            }
+        }
+
+        nvmlAvailable.Set(_nvml is null ? 0 : 1);
+        if (_nvml is not null)
+        {
+            // Created only with NVML, so without it the series are absent rather than zero.
+            _gpuUtilization = f.CreateGauge("pilotlight_gpu_utilization_ratio", "Mean utilisation of the pod's GPUs, 0..1.", labels).WithLabels(values);
+            _gpuMemory = f.CreateGauge("pilotlight_gpu_memory_used_bytes", "GPU memory used by the pod's GPUs.", labels).WithLabels(values);
+        }
+
+        _totals = Resume();
+        Export();
+    }
+
+    /// <summary>The totals so far.</summary>
+    public MeterTotals Totals => _totals;
+
+    /// <summary>Samples every second until <paramref name="cancellationToken"/> fires, then flushes.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        Sample();
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken).ConfigureAwait(false);
+                Sample();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        // The final partial second.
+        Sample();
+    }
+
+    /// <summary>Takes one sample: totals, counters, gauges, checkpoint.</summary>
+    public void Sample()
+    {
+        _totals = Meter.Advance(_totals, _time.GetUtcNow(), _options.Allocation, _cgroup.Read());
+        Export();
+        if (_nvml is not null)
+        {
+            var gpus = _nvml.Sample(_options.VisibleGpus);
+            if (gpus.Count > 0)
+            {
+                _gpuUtilization?.Set(gpus.Average(g => g.Utilization));
+                _gpuMemory?.Set(gpus.Sum(g => (double)g.MemoryUsedBytes));
+            }
+        }
+
+        try
+        {
+            Checkpoint.Write(_options.CheckpointPath, _totals);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _checkpointErrors.Inc();
+            _log.WriteLine($"metering: checkpoint not written: {e.Message}");
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _nvml?.Dispose();
+
+    private MeterTotals Resume()
+    {
+        if (!File.Exists(_options.CheckpointPath))
+        {
+            return new MeterTotals();
+        }
+
+        string text;
+        try
+        {
+            text = File.ReadAllText(_options.CheckpointPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _checkpointErrors.Inc();
+            _log.WriteLine($"metering: checkpoint unreadable ({e.Message}); starting from zero");
+            return new MeterTotals();
+        }
+
+        if (Checkpoint.Parse(text, out var error) is { } totals)
+        {
+            _log.WriteLine($"metering: resumed from checkpoint: {totals.GpuAllocatedSeconds:F1} GPU-seconds over {totals.Seconds:F1} s");
+            return totals;
+        }
+
+        _checkpointErrors.Inc();
+        var aside = _options.CheckpointPath + ".corrupt";
+        try
+        {
+            File.Move(_options.CheckpointPath, aside, overwrite: true);
+        }
+        catch (IOException)
+        {
+        }
+
+        _log.WriteLine($"metering: checkpoint corrupt ({error}); kept as {aside}, starting from zero (the operator's ledger still bills the pod's lifetime)");
+        return new MeterTotals();
+    }
+
+    private void Export()
+    {
+        _gpuAllocated.IncTo(_totals.GpuAllocatedSeconds);
+        _cpuAllocated.IncTo(_totals.CpuAllocatedSeconds);
+        _memoryAllocated.IncTo(_totals.MemoryAllocatedByteSeconds);
+        _cpuUsed.IncTo(_totals.CpuUsedSeconds);
+        _memoryUsed.IncTo(_totals.MemoryUsedByteSeconds);
+    }
+}

@@ -1,0 +1,33 @@
+using System.Runtime.InteropServices;
+using Pilotlight.Metering;
+using Prometheus;
+
+// pilotlight-meter: the metering sidecar. Every second it meters the pod's
+// allocation (GPUs, CPU and memory requests) and use (cgroup CPU and memory;
+// GPU utilisation and memory through NVML where present), exports Prometheus
+// counters labelled {namespace, function, gpu_type} and checkpoints its
+// totals; SIGTERM flushes the last partial second.
+var options = MeterOptions.FromEnvironment(Environment.GetEnvironmentVariables(), out var error);
+if (options is null)
+{
+    Console.Error.WriteLine($"pilotlight-meter: {error}");
+    return 2;
+}
+
+var directory = Path.GetDirectoryName(options.CheckpointPath);
+if (!string.IsNullOrEmpty(directory))
+{
+    Directory.CreateDirectory(directory);
+}
+
+using var stop = new CancellationTokenSource();
+using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+
+var registry = Metrics.NewCustomRegistry();
+using var service = new MeteringService(options, registry, TimeProvider.System, Console.Error);
+using var server = options.MetricsPort > 0 ? new MetricServer(port: options.MetricsPort, registry: registry) : null;
+server?.Start();
+await service.RunAsync(stop.Token);
+Console.Error.WriteLine($"pilotlight-meter: stopped after {service.Totals.Seconds:F1} s, {service.Totals.GpuAllocatedSeconds:F1} GPU-seconds");
+return 0;
