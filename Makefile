@@ -32,7 +32,7 @@ pod-processes:
 	$(DOTNET) build samples/model-server/Pilotlight.SampleModelServer -c $(CONFIG) -v quiet -nologo
 
 ## test: unit and integration tests (integration ones start a real control plane)
-test: control-plane
+test: control-plane pod-processes
 	$(DOTNET) test Operator.sln -c $(CONFIG) --logger "console;verbosity=normal"
 
 ## test-unit: only the tests that need no control plane

@@ -87,6 +87,14 @@ public sealed class NodeSimulator : IAsyncDisposable
     {
         _client = client;
         _options = options ?? new NodeSimulatorOptions();
+        foreach (var dll in _options.Processes is { } p ? new[] { p.ShimDll, p.ModelServerDll } : [])
+        {
+            if (!File.Exists(dll))
+            {
+                throw new FileNotFoundException($"Function pods cannot run: {dll} is missing (`make pod-processes` builds it)", dll);
+            }
+        }
+
         _time = time ?? TimeProvider.System;
         _logger = logger ?? NullLogger.Instance;
         _pods = new Informer<V1Pod>(ListWatch.ForPods(client), time: _time, logger: _logger);
