@@ -112,7 +112,10 @@ while (idleSince.Elapsed < TimeSpan.FromMinutes(3))
 }
 
 Say($"scaled to zero {idleSince.Elapsed.TotalSeconds:F0}s after the last request (scaledownWindow 20s)");
-Say("usage metering (GPU-seconds per function) arrives with the metering sidecar; not part of this demo yet");
+var billed = (await GetAsync()).Status?.Usage;
+Say($"usage: {billed?.GpuSeconds:F1} GPU-seconds billed to {ns}/echo (the operator's ledger: 1 L4 from each pod's start to its deletion)");
+var table = await kubectl.RunAsync(["get", "gfn", "-n", ns, "-o", "wide"]);
+Console.WriteLine(table.StandardOutput.TrimEnd());
 
 await stop.CancelAsync();
 await operatorRun;

@@ -18,6 +18,7 @@ namespace Pilotlight.Api.V1Alpha1;
 [PrinterColumn("REPLICAS", "integer", ".status.replicas")]
 [PrinterColumn("DESIRED", "integer", ".status.desiredReplicas", Priority = 1)]
 [PrinterColumn("REASON", "string", ".status.conditions[?(@.type==\"Ready\")].reason", Priority = 1)]
+[PrinterColumn("GPU-SECONDS", "number", ".status.usage.gpuSeconds", Priority = 1, Description = "GPU-seconds billed so far")]
 [PrinterColumn("AGE", "date", ".metadata.creationTimestamp")]
 public sealed record GpuFunction : IKubernetesObject<V1ObjectMeta>, ISpec<GpuFunctionSpec>, IStatus<GpuFunctionStatus?>
 {

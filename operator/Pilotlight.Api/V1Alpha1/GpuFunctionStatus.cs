@@ -52,12 +52,30 @@ public sealed record GpuFunctionStatus
     public UsageTotals? Usage { get; init; }
 }
 
-/// <summary>Metered usage totals; they never go backwards.</summary>
+/// <summary>
+/// The operator's usage ledger for a function, from pod lifetimes in the API:
+/// a pod is billed for its GPUs from its start to its deletion, whether or
+/// not its metering sidecar flushed. Totals never go backwards.
+/// </summary>
 public sealed record UsageTotals
 {
-    /// <summary>GPU-seconds allocated (GPU count times seconds held).</summary>
+    /// <summary>GPU-seconds allocated (GPU count times seconds held), up to <see cref="AsOf"/>.</summary>
     [JsonPropertyName("gpuSeconds")]
     public double GpuSeconds { get; init; }
+
+    /// <summary>GPU-seconds of pods that are gone.</summary>
+    [JsonPropertyName("closedGpuSeconds")]
+    public double ClosedGpuSeconds { get; init; }
+
+    /// <summary>When the totals were computed; a pod that vanished unseen is billed up to here.</summary>
+    [JsonPropertyName("asOf")]
+    public DateTime? AsOf { get; init; }
+
+    /// <summary>Pods still being billed.</summary>
+    [JsonPropertyName("openPods")]
+    [Schema.ListType("map", "uid")]
+    [System.ComponentModel.DataAnnotations.MaxLength(1024)]
+    public IReadOnlyList<BilledPod>? OpenPods { get; init; }
 
     /// <summary>CPU-seconds used.</summary>
     [JsonPropertyName("cpuSeconds")]
@@ -66,4 +84,20 @@ public sealed record UsageTotals
     /// <summary>Memory byte-seconds used.</summary>
     [JsonPropertyName("memoryByteSeconds")]
     public double MemoryByteSeconds { get; init; }
+}
+
+/// <summary>A pod the ledger bills: its GPUs from <see cref="Start"/> until it is gone.</summary>
+public sealed record BilledPod
+{
+    /// <summary>The pod's UID.</summary>
+    [JsonPropertyName("uid")]
+    public required string Uid { get; init; }
+
+    /// <summary>GPUs the pod holds.</summary>
+    [JsonPropertyName("gpus")]
+    public int Gpus { get; init; }
+
+    /// <summary>When billing started (the pod's start, else its creation).</summary>
+    [JsonPropertyName("start")]
+    public DateTime Start { get; init; }
 }

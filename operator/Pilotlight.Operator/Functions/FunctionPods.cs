@@ -19,6 +19,12 @@ public static class FunctionPods
     /// <summary>Name of the runtime shim sidecar.</summary>
     public const string ShimContainer = "runtime-shim";
 
+    /// <summary>Name of the metering sidecar container.</summary>
+    public const string MeterContainer = "metering";
+
+    /// <summary>The emptyDir the metering sidecar checkpoints to.</summary>
+    public const string MeterVolume = "pilotlight-meter";
+
     /// <summary>Extended resource the NVIDIA device plugin advertises.</summary>
     public const string GpuResource = "nvidia.com/gpu";
 
@@ -35,8 +41,8 @@ public static class FunctionPods
         var name = function.Metadata.Name;
         var podSpec = new V1PodSpec
         {
-            Containers = [MakeFunctionContainer(spec, placement), MakeShimContainer(spec, placement, options)],
-            Volumes = spec.Volumes?.ToList(),
+            Containers = [MakeFunctionContainer(spec, placement), MakeShimContainer(spec, placement, options), MakeMeterContainer(function, placement, options)],
+            Volumes = [.. spec.Volumes ?? [], new V1Volume { Name = MeterVolume, EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = new ResourceQuantity("1Mi") } }],
             RuntimeClassName = spec.RuntimeClassName,
             ServiceAccountName = spec.ServiceAccountName,
             ImagePullSecrets = spec.ImagePullSecrets?.ToList(),
@@ -116,6 +122,46 @@ public static class FunctionPods
             Ports = [new V1ContainerPort { Name = "user-http", ContainerPort = spec.Port, Protocol = "TCP" }],
             Resources = MakeResources(spec.Resources, placement.GpuCount),
             VolumeMounts = spec.VolumeMounts?.ToList(),
+        };
+    }
+
+    /// <summary>
+    /// The metering sidecar: allocation per second from what the pod requests,
+    /// checkpointed on an emptyDir so a restarted sidecar resumes.
+    /// </summary>
+    private static V1Container MakeMeterContainer(GpuFunction function, FunctionPlacement placement, FunctionPodOptions options)
+    {
+        var resources = function.Spec.Resources;
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
+        return new V1Container
+        {
+            Name = MeterContainer,
+            Image = options.MeterImage,
+            Env =
+            [
+                new V1EnvVar { Name = "PILOTLIGHT_NAMESPACE", ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "metadata.namespace" } } },
+                new V1EnvVar { Name = "PILOTLIGHT_FUNCTION", Value = function.Metadata.Name },
+                new V1EnvVar { Name = "PILOTLIGHT_GPU_TYPE", Value = function.Spec.Gpu is { } gpu ? gpu.Type.ToWireName() : "none" },
+                new V1EnvVar { Name = "PILOTLIGHT_GPU_COUNT", Value = placement.GpuCount.ToString(invariant) },
+                new V1EnvVar { Name = "PILOTLIGHT_CPU_REQUEST", Value = resources?.Cpu?.ToString() ?? "0" },
+                new V1EnvVar { Name = "PILOTLIGHT_MEMORY_REQUEST", Value = resources?.Memory?.ToString() ?? "0" },
+                new V1EnvVar { Name = "PILOTLIGHT_CHECKPOINT", Value = "/var/run/pilotlight/meter.json" },
+                new V1EnvVar { Name = "PILOTLIGHT_METRICS_PORT", Value = options.MeterPort.ToString(invariant) },
+            ],
+            Ports = [new V1ContainerPort { Name = "metrics", ContainerPort = options.MeterPort, Protocol = "TCP" }],
+            VolumeMounts = [new V1VolumeMount { Name = MeterVolume, MountPath = "/var/run/pilotlight" }],
+            Resources = new V1ResourceRequirements
+            {
+                Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("10m"), ["memory"] = new("24Mi") },
+                Limits = new Dictionary<string, ResourceQuantity> { ["memory"] = new("64Mi") },
+            },
+            SecurityContext = new V1SecurityContext
+            {
+                AllowPrivilegeEscalation = false,
+                RunAsNonRoot = true,
+                ReadOnlyRootFilesystem = true,
+                Capabilities = new V1Capabilities { Drop = ["ALL"] },
+            },
         };
     }
 

@@ -29,6 +29,14 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     private readonly string _endpointBase;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<ObjectKey, Expectation> _expectations = new();
+    private readonly ConcurrentDictionary<string, DateTime> _deletedAt = new();
+
+    private static readonly Prometheus.Counter GpuSeconds = Prometheus.Metrics.CreateCounter(
+        "pilotlight_function_gpu_seconds_total", "GPU-seconds billed per function by the operator's ledger (from pod lifetimes).",
+        "namespace", "function");
+
+    /// <summary>How often usage in status is refreshed while a function has pods.</summary>
+    public static readonly TimeSpan UsageRefresh = TimeSpan.FromSeconds(30);
 
     /// <summary>A reconciler reading pods and nodes from the given informers.</summary>
     public GpuFunctionReconciler(IKubernetes client, Informer<V1Pod> pods, Informer<V1Node> nodes, GpuCatalog catalog,
@@ -43,6 +51,19 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         _endpointBase = endpointBase;
         _time = time ?? TimeProvider.System;
         _logger = logger ?? NullLogger.Instance;
+        pods.AddHandler(e =>
+        {
+            if (e.Type == k8s.WatchEventType.Deleted && e.Object.Metadata.Uid is { } uid)
+            {
+                // Gone now: a graceful deletion's deletionTimestamp is a deadline, not when the GPUs were freed.
+                var now = _time.GetUtcNow().UtcDateTime;
+                _deletedAt[uid] = now;
+                foreach (var old in _deletedAt.Where(kv => now - kv.Value > TimeSpan.FromMinutes(10)).Select(kv => kv.Key).ToList())
+                {
+                    _deletedAt.TryRemove(old, out _);
+                }
+            }
+        });
     }
 
     /// <summary>Replicas the function should have now: the autoscaler's decision, or minReplicas without one.</summary>
@@ -93,14 +114,21 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
             status = status with { LastRequestTime = last.UtcDateTime };
         }
 
+        var usage = Usage.UsageLedger.Update(function.Status?.Usage, pods, _deletedAt, _time.GetUtcNow().UtcDateTime);
+        status = status with { Usage = usage };
+        GpuSeconds.WithLabels(key.Namespace ?? "", key.Name).IncTo(usage.GpuSeconds);
+
         await WriteStatusAsync(function, status, cancellationToken).ConfigureAwait(false);
-        return _expectations.ContainsKey(key) ? ReconcileResult.After(TimeSpan.FromSeconds(5)) : ReconcileResult.Done;
+        return _expectations.ContainsKey(key) ? ReconcileResult.After(TimeSpan.FromSeconds(5))
+            : usage.OpenPods is { Count: > 0 } ? ReconcileResult.After(UsageRefresh)
+            : ReconcileResult.Done;
     }
 
     /// <inheritdoc />
     public Task DeletedAsync(ObjectKey key, CancellationToken cancellationToken)
     {
         _expectations.TryRemove(key, out _);
+        GpuSeconds.RemoveLabelled(key.Namespace ?? "", key.Name);
         return Task.CompletedTask;
     }
 

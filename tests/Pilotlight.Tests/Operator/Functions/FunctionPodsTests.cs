@@ -65,7 +65,7 @@ public sealed class FunctionPodsTests
             Assert.That(user.Resources.Requests["ephemeral-storage"].ToString(), Is.EqualTo("50Gi"));
             Assert.That(user.Resources.Limits["nvidia.com/gpu"].ToString(), Is.EqualTo("2"));
             Assert.That(user.VolumeMounts.Single().MountPath, Is.EqualTo("/models"));
-            Assert.That(pod.Spec.Volumes.Single().PersistentVolumeClaim.ClaimName, Is.EqualTo("llama"));
+            Assert.That(pod.Spec.Volumes.Single(v => v.PersistentVolumeClaim is not null).PersistentVolumeClaim.ClaimName, Is.EqualTo("llama"));
             Assert.That(pod.Spec.RuntimeClassName, Is.EqualTo("nvidia"));
             Assert.That(pod.Spec.ServiceAccountName, Is.EqualTo("inference"));
             Assert.That(pod.Spec.ImagePullSecrets.Single().Name, Is.EqualTo("registry"));
@@ -156,5 +156,35 @@ public sealed class FunctionPodsTests
         var (_, problems) = FunctionPlacement.Resolve(new GpuRequirement { Type = GpuType.B200 }, catalog);
 
         Assert.That(problems, Is.EqualTo(new[] { "GPU type B200 is not in the operator's GPU catalog" }));
+    }
+
+    [Test]
+    public void TheMeteringSidecarKnowsWhatThePodHoldsAndCheckpointsToAnEmptyDir()
+    {
+        var function = new GpuFunction
+        {
+            Metadata = new V1ObjectMeta { Name = "llm", NamespaceProperty = "team-a", Uid = "u1" },
+            Spec = new GpuFunctionSpec
+            {
+                Image = "example/llm:1",
+                Gpu = new GpuRequirement { Type = GpuType.H100, Count = 2 },
+                Resources = new ComputeResources { Cpu = new ResourceQuantity("4"), Memory = new ResourceQuantity("32Gi") },
+            },
+        };
+        var (placement, _) = FunctionPlacement.Resolve(function.Spec.Gpu, Pilotlight.Operator.Gpu.GpuCatalog.Default);
+
+        var pod = FunctionPods.MakePod(function, placement!, new FunctionPodOptions());
+
+        var meter = pod.Spec.Containers.Single(c => c.Name == FunctionPods.MeterContainer);
+        var env = meter.Env.Where(e => e.Value is not null).ToDictionary(e => e.Name, e => e.Value);
+        Assert.That(env["PILOTLIGHT_FUNCTION"], Is.EqualTo("llm"));
+        Assert.That(env["PILOTLIGHT_GPU_TYPE"], Is.EqualTo("H100"));
+        Assert.That(env["PILOTLIGHT_GPU_COUNT"], Is.EqualTo("2"));
+        Assert.That(env["PILOTLIGHT_CPU_REQUEST"], Is.EqualTo("4"));
+        Assert.That(env["PILOTLIGHT_MEMORY_REQUEST"], Is.EqualTo("32Gi"));
+        Assert.That(meter.Env.Single(e => e.Name == "PILOTLIGHT_NAMESPACE").ValueFrom.FieldRef.FieldPath, Is.EqualTo("metadata.namespace"));
+        Assert.That(meter.Resources.Limits, Does.Not.ContainKey("nvidia.com/gpu"), "the sidecar holds no GPU of its own");
+        Assert.That(meter.VolumeMounts.Single().Name, Is.EqualTo(FunctionPods.MeterVolume));
+        Assert.That(pod.Spec.Volumes.Single(v => v.Name == FunctionPods.MeterVolume).EmptyDir, Is.Not.Null);
     }
 }

@@ -1,0 +1,67 @@
+using k8s.Models;
+using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Operator.Functions;
+
+namespace Pilotlight.Operator.Usage;
+
+/// <summary>
+/// Computes a function's usage totals from its pods' lifetimes, purely. A pod
+/// is billed for its GPUs from its start until it is gone from the API (a
+/// terminating pod still holds its GPUs while it drains): the time of its
+/// Deleted watch event when that was seen, else the last time the ledger saw it. Totals never go backwards: closed
+/// pods only add, open ones only grow.
+/// </summary>
+public static class UsageLedger
+{
+    /// <summary>The totals at <paramref name="now"/>.</summary>
+    /// <param name="previous">Totals as last written to status (null for a new function).</param>
+    /// <param name="pods">The function's pods now, terminating ones included.</param>
+    /// <param name="deletedAt">Deletion times of pods seen deleted, by UID.</param>
+    /// <param name="now">The current time.</param>
+    public static UsageTotals Update(UsageTotals? previous, IEnumerable<V1Pod> pods, IReadOnlyDictionary<string, DateTime> deletedAt, DateTime now)
+    {
+        var asOf = previous?.AsOf ?? now;
+        var open = (previous?.OpenPods ?? []).ToDictionary(p => p.Uid);
+        var present = new HashSet<string>();
+        foreach (var pod in pods)
+        {
+            var uid = pod.Metadata.Uid;
+            if (uid is null || Start(pod) is not { } start)
+            {
+                continue;
+            }
+
+            present.Add(uid);
+            open[uid] = new BilledPod { Uid = uid, Gpus = Gpus(pod), Start = open.GetValueOrDefault(uid)?.Start ?? start };
+        }
+
+        var closed = previous?.ClosedGpuSeconds ?? 0;
+        foreach (var gone in open.Values.Where(p => !present.Contains(p.Uid)).ToList())
+        {
+            var end = deletedAt.TryGetValue(gone.Uid, out var seen) ? seen : asOf;
+            closed += Billed(gone, end);
+            open.Remove(gone.Uid);
+        }
+
+        var running = open.Values.Sum(p => Billed(p, now));
+        var total = Math.Max(previous?.GpuSeconds ?? 0, closed + running);
+        return (previous ?? new UsageTotals()) with
+        {
+            ClosedGpuSeconds = closed,
+            GpuSeconds = Math.Round(total, 3),
+            AsOf = now,
+            OpenPods = open.Values.OrderBy(p => p.Start).ThenBy(p => p.Uid, StringComparer.Ordinal).ToList(),
+        };
+    }
+
+    /// <summary>GPU-seconds of one pod up to <paramref name="end"/>.</summary>
+    public static double Billed(BilledPod pod, DateTime end) => pod.Gpus * Math.Max(0, (end - pod.Start).TotalSeconds);
+
+    /// <summary>GPUs a pod holds: the sum of its containers' <c>nvidia.com/gpu</c> limits.</summary>
+    public static int Gpus(V1Pod pod) => (pod.Spec?.Containers ?? [])
+        .Sum(c => c.Resources?.Limits?.TryGetValue(FunctionPods.GpuResource, out var q) == true ? (int)q.ToDecimal() : 0);
+
+    /// <summary>When billing of a pod starts: once it is bound to a node (GPUs are reserved), from its start or creation.</summary>
+    private static DateTime? Start(V1Pod pod) =>
+        string.IsNullOrEmpty(pod.Spec?.NodeName) ? null : pod.Status?.StartTime ?? pod.Metadata.CreationTimestamp;
+}

@@ -1,0 +1,87 @@
+using k8s.Models;
+using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Operator.Usage;
+
+namespace Pilotlight.Tests.Operator.Usage;
+
+public class UsageLedgerTests
+{
+    private static readonly DateTime T0 = new(2026, 11, 23, 12, 0, 0, DateTimeKind.Utc);
+    private static readonly Dictionary<string, DateTime> NoneDeleted = [];
+
+    private static V1Pod Pod(string uid, int gpus, DateTime start, DateTime? deleting = null, bool bound = true) => new()
+    {
+        Metadata = new V1ObjectMeta { Name = uid, Uid = uid, CreationTimestamp = start.AddSeconds(-1), DeletionTimestamp = deleting },
+        Spec = new V1PodSpec
+        {
+            NodeName = bound ? "node" : null,
+            Containers =
+            [
+                new V1Container
+                {
+                    Name = "function",
+                    Resources = new V1ResourceRequirements { Limits = new Dictionary<string, ResourceQuantity> { ["nvidia.com/gpu"] = new(gpus.ToString(System.Globalization.CultureInfo.InvariantCulture)) } },
+                },
+                new V1Container { Name = "runtime-shim" },
+            ],
+        },
+        Status = new V1PodStatus { StartTime = start },
+    };
+
+    [TestCase(7, 1)]
+    [TestCase(61, 2)]
+    [TestCase(300, 8)]
+    public void A_pod_of_known_lifetime_is_billed_gpus_times_seconds(int seconds, int gpus)
+    {
+        var pod = Pod("p", gpus, T0);
+        var running = UsageLedger.Update(null, [pod], NoneDeleted, T0.AddSeconds(seconds / 2.0));
+        var deleted = new Dictionary<string, DateTime> { ["p"] = T0.AddSeconds(seconds) };
+
+        var final = UsageLedger.Update(running, [], deleted, T0.AddSeconds(seconds + 30));
+
+        Assert.That(final.GpuSeconds, Is.EqualTo(gpus * seconds).Within(1e-6));
+        Assert.That(final.OpenPods, Is.Empty);
+    }
+
+    [Test]
+    public void A_terminating_pod_is_billed_until_it_is_gone_not_until_its_grace_deadline()
+    {
+        // Graceful deletion sets deletionTimestamp to a deadline 45 s ahead; the pod drains and goes after 12 s.
+        var draining = UsageLedger.Update(null, [Pod("p", 2, T0, deleting: T0.AddSeconds(55))], NoneDeleted, T0.AddSeconds(12));
+        Assert.That(draining.GpuSeconds, Is.EqualTo(24).Within(1e-6));
+
+        var gone = UsageLedger.Update(draining, [], new Dictionary<string, DateTime> { ["p"] = T0.AddSeconds(22) }, T0.AddSeconds(30));
+        Assert.That(gone.GpuSeconds, Is.EqualTo(44).Within(1e-6));
+    }
+
+    [Test]
+    public void A_pod_that_vanished_unseen_is_billed_up_to_when_it_was_last_seen()
+    {
+        var seen = UsageLedger.Update(null, [Pod("p", 1, T0)], NoneDeleted, T0.AddSeconds(40));
+        var later = UsageLedger.Update(seen, [], NoneDeleted, T0.AddSeconds(100));
+        Assert.That(later.GpuSeconds, Is.EqualTo(40).Within(1e-6));
+    }
+
+    [Test]
+    public void An_operator_restart_continues_from_status_and_never_goes_backwards()
+    {
+        var before = UsageLedger.Update(null, [Pod("a", 8, T0), Pod("b", 1, T0)], NoneDeleted, T0.AddSeconds(60));
+        Assert.That(before.GpuSeconds, Is.EqualTo(540).Within(1e-6));
+
+        // A new operator process knows only the status it reads back.
+        var restarted = UsageLedger.Update(before, [Pod("a", 8, T0)], new Dictionary<string, DateTime> { ["b"] = T0.AddSeconds(70) }, T0.AddSeconds(90));
+        Assert.That(restarted.GpuSeconds, Is.EqualTo((8 * 90) + 70).Within(1e-6));
+
+        // Even a clock that stepped back does not lower the total.
+        var skewed = UsageLedger.Update(restarted, [Pod("a", 8, T0)], NoneDeleted, T0.AddSeconds(80));
+        Assert.That(skewed.GpuSeconds, Is.GreaterThanOrEqualTo(restarted.GpuSeconds));
+    }
+
+    [Test]
+    public void Unscheduled_pods_hold_no_gpus_and_are_not_billed()
+    {
+        var totals = UsageLedger.Update(null, [Pod("p", 4, T0, bound: false)], NoneDeleted, T0.AddSeconds(100));
+        Assert.That(totals.GpuSeconds, Is.Zero);
+        Assert.That(totals.OpenPods, Is.Empty);
+    }
+}
