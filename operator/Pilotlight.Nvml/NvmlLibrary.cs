@@ -81,7 +81,7 @@ public static class NvmlLibrary
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
         {
-            error = $"{Library} not usable: {e.Message}";
+            error = $"{Library} not usable: {e.Message.Split('\n')[0].TrimEnd(' ', ':')}";
             return null;
         }
     }
