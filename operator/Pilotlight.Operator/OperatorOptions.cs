@@ -31,6 +31,9 @@ public sealed record OperatorOptions
     /// <summary>Autoscaler tuning.</summary>
     public Scaling.AutoscalerSettings Autoscaler { get; init; } = new();
 
+    /// <summary>Closed billing intervals (persist it with a path on a volume).</summary>
+    public Usage.UsageJournal UsageJournal { get; init; } = new();
+
     /// <summary>Reconciles at once.</summary>
     public int Workers { get; init; } = 4;
 }

@@ -37,6 +37,7 @@ public static class PilotlightOperator
             DesiredReplicas = autoscaler.DesiredReplicas,
             PodLoad = autoscaler.PodLoad,
             LastRequest = autoscaler.LastRequest,
+            Journal = options.UsageJournal,
         };
         var controller = new Controller<GpuFunction>("gpufunction", functions, reconciler,
                 new ControllerOptions { Workers = options.Workers }, time, Logger("controller.gpufunction"))

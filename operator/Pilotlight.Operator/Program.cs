@@ -4,6 +4,10 @@ using Microsoft.Extensions.Logging;
 using Pilotlight.ControllerRuntime;
 using Pilotlight.Operator;
 using Pilotlight.Operator.Gpu;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Pilotlight.Operator.Usage;
 using Prometheus;
 
 // pilotlight-operator: reconciles GpuFunctions. Flags (all optional):
@@ -15,6 +19,8 @@ using Prometheus;
 //   --leader-elect         hold a Lease in --lease-namespace (default $POD_NAMESPACE or pilotlight-system)
 //   --metrics-port N       Prometheus /metrics (default 8080; 0 disables)
 //   --gateways URL[,URL]   gateways whose demand the autoscaler reads
+//   --usage-journal PATH   closed billing intervals (JSON lines on a volume), for /usage
+// The metrics port also serves GET /usage?namespace=&function=&from=&to= (1 s resolution).
 var flags = Flags.Parse(args);
 if (flags.Error is { } error)
 {
@@ -49,6 +55,18 @@ catch (Exception ex) when (ex is IOException or FormatException or YamlDotNet.Co
     return 2;
 }
 
+var gateways = new List<Uri>();
+foreach (var url in (flags.Get("gateways") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries))
+{
+    if (!Uri.TryCreate(url, UriKind.Absolute, out var gateway))
+    {
+        Console.Error.WriteLine($"pilotlight-operator: --gateways: '{url}' is not an absolute URL");
+        return 2;
+    }
+
+    gateways.Add(gateway);
+}
+
 var leaseNamespace = flags.Get("lease-namespace") ?? Environment.GetEnvironmentVariable("POD_NAMESPACE") ?? "pilotlight-system";
 var options = new OperatorOptions
 {
@@ -58,7 +76,8 @@ var options = new OperatorOptions
     WatchNamespace = flags.Get("namespace"),
     LeaderElection = flags.Has("leader-elect") ? new LeaderElectionOptions(leaseNamespace, "pilotlight-operator") : null,
     Identity = Environment.GetEnvironmentVariable("POD_NAME") ?? Environment.MachineName,
-    Gateways = (flags.Get("gateways") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(u => new Uri(u)).ToList(),
+    Gateways = gateways,
+    UsageJournal = new Pilotlight.Operator.Usage.UsageJournal(flags.Get("usage-journal")),
 };
 
 using var client = new Kubernetes(config);
@@ -67,11 +86,30 @@ using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c
 using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
 
 var metricsPort = int.Parse(flags.Get("metrics-port") ?? "8080", System.Globalization.CultureInfo.InvariantCulture);
-using var metricServer = metricsPort > 0 ? new MetricServer(port: metricsPort) : null;
-metricServer?.Start();
+WebApplication? web = null;
+if (metricsPort > 0)
+{
+    var builder = WebApplication.CreateSlimBuilder();
+    builder.WebHost.UseUrls($"http://0.0.0.0:{metricsPort}");
+    builder.Logging.ClearProviders();
+    web = builder.Build();
+    var usage = new UsageApi(client, options.UsageJournal, TimeProvider.System);
+    web.MapGet("/healthz", () => "ok");
+    web.MapGet("/usage", async (string? @namespace, string? function, string? from, string? to, CancellationToken ct) =>
+        await usage.QueryAsync(@namespace, function, from, to, ct) is var (report, problem) && report is not null
+            ? Results.Json(report)
+            : Results.Text(problem + "\n", statusCode: StatusCodes.Status400BadRequest));
+    web.UseMetricServer("/metrics");
+    await web.StartAsync();
+}
 
 log.LogInformation("Starting; watching {Scope}, leader election {Election}", options.WatchNamespace ?? "all namespaces",
     options.LeaderElection is null ? "off" : $"on ({leaseNamespace}/pilotlight-operator)");
 await PilotlightOperator.Create(client, options, new ControllerMetrics(), loggers: loggers).RunAsync(stop.Token);
+if (web is not null)
+{
+    await web.StopAsync();
+}
+
 log.LogInformation("Stopped");
 return 0;

@@ -72,6 +72,9 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     /// <summary>In-flight requests per pod name, so scale-down removes idle pods first.</summary>
     public Func<ObjectKey, IReadOnlyDictionary<string, int>> PodLoad { get; init; } = _ => new Dictionary<string, int>();
 
+    /// <summary>Where closed billing intervals go, for usage over a time window.</summary>
+    public Usage.UsageJournal Journal { get; init; } = new();
+
     /// <summary>When the function last had a request, for status.</summary>
     public Func<ObjectKey, DateTimeOffset?> LastRequest { get; init; } = _ => null;
 
@@ -114,7 +117,11 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
             status = status with { LastRequestTime = last.UtcDateTime };
         }
 
-        var usage = Usage.UsageLedger.Update(function.Status?.Usage, pods, _deletedAt, _time.GetUtcNow().UtcDateTime);
+        var usage = Usage.UsageLedger.Update(function.Status?.Usage, pods, _deletedAt, _time.GetUtcNow().UtcDateTime,
+            (pod, end) => Journal.Record(new Usage.ClosedPod
+            {
+                Namespace = key.Namespace ?? "", Function = key.Name, Uid = pod.Uid, Gpus = pod.Gpus, Start = pod.Start, End = end,
+            }));
         status = status with { Usage = usage };
         GpuSeconds.WithLabels(key.Namespace ?? "", key.Name).IncTo(usage.GpuSeconds);
 

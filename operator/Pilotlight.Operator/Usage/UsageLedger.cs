@@ -18,7 +18,9 @@ public static class UsageLedger
     /// <param name="pods">The function's pods now, terminating ones included.</param>
     /// <param name="deletedAt">Deletion times of pods seen deleted, by UID.</param>
     /// <param name="now">The current time.</param>
-    public static UsageTotals Update(UsageTotals? previous, IEnumerable<V1Pod> pods, IReadOnlyDictionary<string, DateTime> deletedAt, DateTime now)
+    /// <param name="closed">Told of each pod that closes, with its billing end.</param>
+    public static UsageTotals Update(UsageTotals? previous, IEnumerable<V1Pod> pods, IReadOnlyDictionary<string, DateTime> deletedAt, DateTime now,
+        Action<BilledPod, DateTime>? closed = null)
     {
         var asOf = previous?.AsOf ?? now;
         var open = (previous?.OpenPods ?? []).ToDictionary(p => p.Uid);
@@ -35,19 +37,20 @@ public static class UsageLedger
             open[uid] = new BilledPod { Uid = uid, Gpus = Gpus(pod), Start = open.GetValueOrDefault(uid)?.Start ?? start };
         }
 
-        var closed = previous?.ClosedGpuSeconds ?? 0;
+        var closedSeconds = previous?.ClosedGpuSeconds ?? 0;
         foreach (var gone in open.Values.Where(p => !present.Contains(p.Uid)).ToList())
         {
             var end = deletedAt.TryGetValue(gone.Uid, out var seen) ? seen : asOf;
-            closed += Billed(gone, end);
+            closedSeconds += Billed(gone, end);
             open.Remove(gone.Uid);
+            closed?.Invoke(gone, end);
         }
 
         var running = open.Values.Sum(p => Billed(p, now));
-        var total = Math.Max(previous?.GpuSeconds ?? 0, closed + running);
+        var total = Math.Max(previous?.GpuSeconds ?? 0, closedSeconds + running);
         return (previous ?? new UsageTotals()) with
         {
-            ClosedGpuSeconds = closed,
+            ClosedGpuSeconds = closedSeconds,
             GpuSeconds = Math.Round(total, 3),
             AsOf = now,
             OpenPods = open.Values.OrderBy(p => p.Start).ThenBy(p => p.Uid, StringComparer.Ordinal).ToList(),

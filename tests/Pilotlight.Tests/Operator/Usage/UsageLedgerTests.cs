@@ -84,4 +84,15 @@ public class UsageLedgerTests
         Assert.That(totals.GpuSeconds, Is.Zero);
         Assert.That(totals.OpenPods, Is.Empty);
     }
+
+    [Test]
+    public void Closed_pods_are_reported_once_with_their_end()
+    {
+        var closed = new List<(string Uid, DateTime End)>();
+        var open = UsageLedger.Update(null, [Pod("a", 1, T0), Pod("b", 2, T0)], NoneDeleted, T0.AddSeconds(10), (p, end) => closed.Add((p.Uid, end)));
+        var after = UsageLedger.Update(open, [Pod("a", 1, T0)], new Dictionary<string, DateTime> { ["b"] = T0.AddSeconds(15) }, T0.AddSeconds(20), (p, end) => closed.Add((p.Uid, end)));
+        UsageLedger.Update(after, [Pod("a", 1, T0)], NoneDeleted, T0.AddSeconds(30), (p, end) => closed.Add((p.Uid, end)));
+
+        Assert.That(closed, Is.EqualTo(new[] { ("b", T0.AddSeconds(15)) }));
+    }
 }

@@ -1,0 +1,57 @@
+using Pilotlight.Operator.Usage;
+
+namespace Pilotlight.Tests.Operator.Usage;
+
+public class UsageQueryTests
+{
+    private static readonly DateTime T0 = new(2026, 11, 23, 12, 0, 0, DateTimeKind.Utc);
+
+    [Test]
+    public void Each_second_holds_the_gpus_held_in_it_split_at_pod_edges()
+    {
+        var report = UsageQuery.Build("ns", "fn", T0, T0.AddSeconds(5),
+        [
+            (T0.AddSeconds(0.5), T0.AddSeconds(3), 2),
+            (T0.AddSeconds(2), T0.AddSeconds(10), 1),
+        ]);
+
+        Assert.That(report.Seconds.Select(p => p.GpuSeconds), Is.EqualTo(new[] { 1.0, 2.0, 3.0, 1.0, 1.0 }));
+        Assert.That(report.GpuSeconds, Is.EqualTo(8.0));
+        Assert.That(report.Seconds[3].At, Is.EqualTo(T0.AddSeconds(3)));
+    }
+
+    [Test]
+    public void Intervals_are_clipped_to_the_window()
+    {
+        var report = UsageQuery.Build("ns", "fn", T0, T0.AddSeconds(2), [(T0.AddHours(-1), T0.AddHours(1), 8)]);
+        Assert.That(report.GpuSeconds, Is.EqualTo(16.0));
+        Assert.That(report.Seconds, Has.Count.EqualTo(2));
+    }
+
+    [Test]
+    public void Empty_inverted_and_oversized_windows_are_refused()
+    {
+        Assert.That(() => UsageQuery.Build("ns", "fn", T0, T0, []), Throws.InstanceOf<ArgumentOutOfRangeException>());
+        Assert.That(() => UsageQuery.Build("ns", "fn", T0, T0.AddSeconds(-1), []), Throws.InstanceOf<ArgumentOutOfRangeException>());
+        Assert.That(() => UsageQuery.Build("ns", "fn", T0, T0.AddDays(2), []), Throws.InstanceOf<ArgumentOutOfRangeException>());
+    }
+
+    [Test]
+    public void The_journal_records_a_pod_once_persists_and_skips_unreadable_lines()
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("pilotlight-journal-").FullName, "usage.jsonl");
+        var pod = new ClosedPod { Namespace = "ns", Function = "fn", Uid = "u1", Gpus = 2, Start = T0, End = T0.AddSeconds(61) };
+        var journal = new UsageJournal(path);
+        journal.Record(pod);
+        journal.Record(pod);
+        File.AppendAllText(path, "{torn line\n");
+
+        var reloaded = new UsageJournal(path);
+
+        Assert.That(File.ReadAllLines(path), Has.Length.EqualTo(2), "one record and the torn line");
+        Assert.That(reloaded.SkippedLines, Is.EqualTo(1));
+        Assert.That(reloaded.Of("ns", "fn", T0, T0.AddMinutes(5)).Single(), Is.EqualTo(pod));
+        Assert.That(reloaded.Of("ns", "fn", T0.AddSeconds(61), T0.AddMinutes(5)), Is.Empty, "ends before the window");
+        Assert.That(reloaded.Of("ns", "other", T0, T0.AddMinutes(5)), Is.Empty);
+    }
+}
