@@ -7,7 +7,7 @@ CONFIG ?= Release
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: all build crds crds-check test test-unit bench demo pod-processes control-plane clean
+.PHONY: all build crds crds-check test test-unit bench demo usage pod-processes control-plane clean
 
 all: build
 
@@ -30,6 +30,13 @@ demo: control-plane pod-processes
 pod-processes:
 	$(DOTNET) build runtime-shim/Pilotlight.RuntimeShim -c $(CONFIG) -v quiet -nologo
 	$(DOTNET) build samples/model-server/Pilotlight.SampleModelServer -c $(CONFIG) -v quiet -nologo
+
+## usage: GPU-seconds of one function per second over a window, from a running operator
+##   make usage NS=team-a FN=llm [FROM=2026-11-23T10:00:00Z] [TO=...] [OPERATOR=http://127.0.0.1:8080]
+OPERATOR ?= http://127.0.0.1:8080
+usage:
+	@curl -fsS -G "$(OPERATOR)/usage" --data-urlencode "namespace=$(NS)" --data-urlencode "function=$(FN)" \
+	  $(if $(FROM),--data-urlencode "from=$(FROM)") $(if $(TO),--data-urlencode "to=$(TO)"); echo
 
 ## test: unit and integration tests (integration ones start a real control plane)
 test: control-plane pod-processes

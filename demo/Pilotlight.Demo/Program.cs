@@ -6,6 +6,7 @@ using Pilotlight.ControllerRuntime;
 using Pilotlight.Gateway;
 using Pilotlight.Operator;
 using Pilotlight.Operator.Scaling;
+using Pilotlight.Operator.Usage;
 using Pilotlight.Testing;
 
 // make demo: the main job end to end on this machine. A real control plane
@@ -45,8 +46,10 @@ await gateway.StartAsync();
 
 using var stop = new CancellationTokenSource();
 var settings = new AutoscalerSettings { StableWindow = TimeSpan.FromSeconds(20), PanicWindow = TimeSpan.FromSeconds(4), Tick = TimeSpan.FromSeconds(1) };
+var journal = new UsageJournal();
 var operatorHost = PilotlightOperator.Create(client, new OperatorOptions
 {
+    UsageJournal = journal,
     Gateways = [new Uri(gatewayUrl)],
     Autoscaler = settings,
     EndpointBase = gatewayUrl,
@@ -114,6 +117,15 @@ while (idleSince.Elapsed < TimeSpan.FromMinutes(3))
 Say($"scaled to zero {idleSince.Elapsed.TotalSeconds:F0}s after the last request (scaledownWindow 20s)");
 var billed = (await GetAsync()).Status?.Usage;
 Say($"usage: {billed?.GpuSeconds:F1} GPU-seconds billed to {ns}/echo (the operator's ledger: 1 L4 from each pod's start to its deletion)");
+var window = await new UsageApi(client, journal, TimeProvider.System).QueryAsync(ns, "echo",
+    DateTime.UtcNow.AddSeconds(-clock.Elapsed.TotalSeconds).ToString("o"), DateTime.UtcNow.ToString("o"), CancellationToken.None);
+if (window.Report is { } report)
+{
+    var busy = report.Seconds.Where(p => p.GpuSeconds > 0).ToList();
+    Say($"usage over the demo at 1 s resolution (GET /usage): {report.GpuSeconds:F1} GPU-seconds, {busy.Count} seconds with a GPU held, " +
+        $"from {busy.FirstOrDefault()?.At:HH:mm:ss} to {busy.LastOrDefault()?.At:HH:mm:ss}");
+}
+
 var table = await kubectl.RunAsync(["get", "gfn", "-n", ns, "-o", "wide"]);
 Console.WriteLine(table.StandardOutput.TrimEnd());
 

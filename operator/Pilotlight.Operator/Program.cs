@@ -98,7 +98,8 @@ if (metricsPort > 0)
     web.MapGet("/usage", async (string? @namespace, string? function, string? from, string? to, CancellationToken ct) =>
         await usage.QueryAsync(@namespace, function, from, to, ct) is var (report, problem) && report is not null
             ? Results.Json(report)
-            : Results.Text(problem + "\n", statusCode: StatusCodes.Status400BadRequest));
+            : Results.Text(problem + "\n", statusCode: problem!.StartsWith("the API server", StringComparison.Ordinal)
+                ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status400BadRequest));
     web.UseMetricServer("/metrics");
     await web.StartAsync();
 }

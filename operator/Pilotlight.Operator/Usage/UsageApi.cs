@@ -41,6 +41,11 @@ public sealed class UsageApi(IKubernetes client, UsageJournal journal, TimeProvi
         {
             // A deleted function's history is still in the journal.
         }
+        catch (Exception e) when (e is HttpRequestException or HttpOperationException)
+        {
+            // Without the function's open pods the answer would be short: say so rather than under-report.
+            return (null, $"the API server could not be asked for {ns}/{function}'s running pods: {e.Message}");
+        }
 
         return (UsageQuery.Build(ns, function, start, end, intervals), null);
     }

@@ -4,6 +4,7 @@ using Pilotlight.Gateway;
 using Pilotlight.Operator;
 using Pilotlight.Operator.Gpu;
 using Pilotlight.Operator.Scaling;
+using Pilotlight.Operator.Usage;
 using Microsoft.AspNetCore.Builder;
 
 namespace Pilotlight.Tests.Integration;
@@ -25,7 +26,7 @@ internal static class SharedOperator
         StableWindow = TimeSpan.FromSeconds(6), PanicWindow = TimeSpan.FromSeconds(2), Tick = TimeSpan.FromMilliseconds(500),
     };
 
-    public sealed record Running(ControlPlane Plane, string GatewayUrl, Task Operator, WebApplication Gateway, CancellationTokenSource Stop);
+    public sealed record Running(ControlPlane Plane, string GatewayUrl, Task Operator, WebApplication Gateway, CancellationTokenSource Stop, UsageJournal Journal);
 
     public static async Task<Running> GetAsync()
     {
@@ -42,11 +43,13 @@ internal static class SharedOperator
 
                 var catalog = new GpuCatalog(GpuCatalog.Default.Products.Where(kv => kv.Key != GpuType.B200).ToDictionary());
                 var stop = new CancellationTokenSource();
+                var journal = new UsageJournal();
                 var host = PilotlightOperator.Create(client, new OperatorOptions
                 {
                     Catalog = catalog, Identity = "test", Gateways = [new Uri(gatewayUrl)], Autoscaler = Autoscaling, EndpointBase = gatewayUrl,
+                    UsageJournal = journal,
                 }, new ControllerMetrics(Prometheus.Metrics.NewCustomRegistry()), loggers: ProgressLoggerProvider.Factory());
-                _running = new Running(plane, gatewayUrl, host.RunAsync(stop.Token), gateway, stop);
+                _running = new Running(plane, gatewayUrl, host.RunAsync(stop.Token), gateway, stop, journal);
             }
 
             return _running;

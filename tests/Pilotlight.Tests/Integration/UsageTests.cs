@@ -1,0 +1,92 @@
+using System.Collections.Concurrent;
+using k8s;
+using k8s.Models;
+using Pilotlight.Api.V1Alpha1;
+using Pilotlight.ControllerRuntime;
+using Pilotlight.Operator.Functions;
+using Pilotlight.Operator.Usage;
+
+namespace Pilotlight.Tests.Integration;
+
+/// <summary>
+/// The operator's usage ledger against real pod lifetimes: pods of known
+/// lifetimes on simulated nodes are billed GPUs x seconds, within a second each.
+/// </summary>
+[TestFixture, Category("Integration"), Parallelizable(ParallelScope.Self)]
+public class UsageTests
+{
+    private const string PoolLabel = "pilotlight.dev/test-pool";
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    [TestCase(7, 1)]
+    [TestCase(12, 2)]
+    [TestCase(5, 8)]
+    public async Task Pods_of_known_lifetimes_are_billed_gpus_times_seconds(int seconds, int gpus)
+    {
+        var shared = await SharedOperator.GetAsync();
+        var plane = shared.Plane;
+        using var client = plane.CreateClient();
+        var ns = await plane.CreateNamespaceAsync("usage");
+        await using var sim = new NodeSimulator(client, new NodeSimulatorOptions { PodNetwork = 6 });
+        await sim.StartAsync();
+        await sim.AddNodeAsync($"{ns}-h100", GpuNodePreset.H100, new Dictionary<string, string> { [PoolLabel] = ns });
+
+        // The test's own watch times the pod: from its start to the moment it is gone.
+        var started = new ConcurrentDictionary<string, DateTime>();
+        var gone = new ConcurrentDictionary<string, DateTime>();
+        var watch = new Informer<V1Pod>(ListWatch.ForPods(client, fieldSelector: $"metadata.namespace={ns}"));
+        watch.AddHandler(e =>
+        {
+            if (e.Type == WatchEventType.Deleted)
+            {
+                gone.TryAdd(e.Object.Metadata.Uid, DateTime.UtcNow);
+            }
+            else if (e.Object.Status?.StartTime is { } start)
+            {
+                started.TryAdd(e.Object.Metadata.Uid, start);
+            }
+        });
+        using var stop = new CancellationTokenSource();
+        var watching = watch.RunAsync(stop.Token);
+        await watch.Synced;
+
+        var kubectl = new Kubectl(plane.KubeconfigPath);
+        string Manifest(int replicas) => $$"""
+            apiVersion: pilotlight.dev/v1alpha1
+            kind: GpuFunction
+            metadata: {name: metered}
+            spec:
+              image: example/model:1
+              gpu: {type: H100, count: {{gpus}}}
+              scaling: {minReplicas: {{replicas}}}
+              nodeSelector: {{{PoolLabel}}: {{ns}}}
+            """;
+        (await kubectl.ApplyAsync(Manifest(1), ns)).EnsureSuccess();
+        var uid = await Eventually.GetAsync(() => Task.FromResult(started.Keys.FirstOrDefault()), Timeout, "the pod started");
+
+        // Hold the pod for the lifetime under test, measured on the pod's own start time.
+        await Eventually.HoldsAsync(() => DateTime.UtcNow - started[uid] >= TimeSpan.FromSeconds(seconds), Timeout, "lifetime reached");
+        (await kubectl.ApplyAsync(Manifest(0), ns)).EnsureSuccess();
+        await Eventually.HoldsAsync(() => gone.ContainsKey(uid), Timeout, "the pod is gone");
+
+        var fn = await Eventually.GetAsync(async () =>
+        {
+            var f = await client.CustomObjects.GetNamespacedCustomObjectAsync<GpuFunction>(Group.Name, Group.Version, ns, "gpufunctions", "metered");
+            return f.Status?.Usage is { OpenPods.Count: 0, GpuSeconds: > 0 } ? f : null;
+        }, Timeout, "the pod's usage closed in status");
+
+        // startTime has whole-second precision, so the test's own lifetime is only good to a second too.
+        var lifetime = (gone[uid] - started[uid]).TotalSeconds;
+        Assert.That(fn.Status!.Usage!.GpuSeconds, Is.EqualTo(gpus * lifetime).Within(gpus * 1.0));
+
+        var api = new UsageApi(client, shared.Journal, TimeProvider.System);
+        var (report, error) = await api.QueryAsync(ns, "metered", started[uid].AddMinutes(-1).ToString("o"), DateTime.UtcNow.ToString("o"), CancellationToken.None);
+        Assert.That(error, Is.Null);
+        Assert.That(report!.GpuSeconds, Is.EqualTo(fn.Status.Usage.GpuSeconds).Within(0.01), "the window holds the whole pod");
+        Assert.That(report.Seconds.Max(p => p.GpuSeconds), Is.EqualTo((double)gpus).Within(1e-6), "one pod of N GPUs is N GPU-seconds a second");
+
+        await stop.CancelAsync();
+        await watching;
+        await sim.DeleteNodesAsync();
+    }
+}
