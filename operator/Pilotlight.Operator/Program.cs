@@ -96,10 +96,9 @@ if (metricsPort > 0)
     var usage = new UsageApi(client, options.UsageJournal, TimeProvider.System);
     web.MapGet("/healthz", () => "ok");
     web.MapGet("/usage", async (string? @namespace, string? function, string? from, string? to, CancellationToken ct) =>
-        await usage.QueryAsync(@namespace, function, from, to, ct) is var (report, problem) && report is not null
+        await usage.QueryAsync(@namespace, function, from, to, ct) is var (report, problem, status) && report is not null
             ? Results.Json(report)
-            : Results.Text(problem + "\n", statusCode: problem!.StartsWith("the API server", StringComparison.Ordinal)
-                ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status400BadRequest));
+            : Results.Text(problem + "\n", statusCode: status));
     web.UseMetricServer("/metrics");
     await web.StartAsync();
 }

@@ -12,23 +12,23 @@ namespace Pilotlight.Operator.Usage;
 /// </summary>
 public sealed class UsageApi(IKubernetes client, UsageJournal journal, TimeProvider time)
 {
-    /// <summary>The report, or null with an error for bad input.</summary>
-    public async Task<(UsageReport? Report, string? Error)> QueryAsync(string? ns, string? function, string? from, string? to, CancellationToken ct)
+    /// <summary>The report, or null with an error and the HTTP status that fits it (400 bad input, 503 API server unreachable).</summary>
+    public async Task<(UsageReport? Report, string? Error, int Status)> QueryAsync(string? ns, string? function, string? from, string? to, CancellationToken ct)
     {
         if (string.IsNullOrEmpty(ns) || string.IsNullOrEmpty(function))
         {
-            return (null, "namespace and function are required");
+            return (null, "namespace and function are required", 400);
         }
 
         var now = time.GetUtcNow().UtcDateTime;
         if (!TryTime(to, now, out var end) || !TryTime(from, end.AddMinutes(-5), out var start))
         {
-            return (null, "from and to must be RFC 3339 times (or omitted: the last 5 minutes)");
+            return (null, "from and to must be RFC 3339 times (or omitted: the last 5 minutes)", 400);
         }
 
         if (end <= start || end - start > UsageQuery.MaxWindow)
         {
-            return (null, $"the window must be positive and at most {UsageQuery.MaxWindow.TotalHours:F0} h");
+            return (null, $"the window must be positive and at most {UsageQuery.MaxWindow.TotalHours:F0} h", 400);
         }
 
         var intervals = journal.Of(ns, function, start, end).Select(p => (p.Start, p.End, p.Gpus)).ToList();
@@ -44,10 +44,10 @@ public sealed class UsageApi(IKubernetes client, UsageJournal journal, TimeProvi
         catch (Exception e) when (e is HttpRequestException or HttpOperationException)
         {
             // Without the function's open pods the answer would be short: say so rather than under-report.
-            return (null, $"the API server could not be asked for {ns}/{function}'s running pods: {e.Message}");
+            return (null, $"the API server could not be asked for {ns}/{function}'s running pods: {e.Message}", 503);
         }
 
-        return (UsageQuery.Build(ns, function, start, end, intervals), null);
+        return (UsageQuery.Build(ns, function, start, end, intervals), null, 200);
     }
 
     private static bool TryTime(string? text, DateTime fallback, out DateTime value)

@@ -80,7 +80,7 @@ public class UsageTests
         Assert.That(fn.Status!.Usage!.GpuSeconds, Is.EqualTo(gpus * lifetime).Within(gpus * 1.0));
 
         var api = new UsageApi(client, shared.Journal, TimeProvider.System);
-        var (report, error) = await api.QueryAsync(ns, "metered", started[uid].AddMinutes(-1).ToString("o"), DateTime.UtcNow.ToString("o"), CancellationToken.None);
+        var (report, error, _) = await api.QueryAsync(ns, "metered", started[uid].AddMinutes(-1).ToString("o"), DateTime.UtcNow.ToString("o"), CancellationToken.None);
         Assert.That(error, Is.Null);
         Assert.That(report!.GpuSeconds, Is.EqualTo(fn.Status.Usage.GpuSeconds).Within(0.01), "the window holds the whole pod");
         Assert.That(report.Seconds.Max(p => p.GpuSeconds), Is.EqualTo((double)gpus).Within(1e-6), "one pod of N GPUs is N GPU-seconds a second");

@@ -55,3 +55,21 @@ public class UsageQueryTests
         Assert.That(reloaded.Of("ns", "other", T0, T0.AddMinutes(5)), Is.Empty);
     }
 }
+
+public class UsageApiTests
+{
+    // Only inputs refused before the API server is asked: no client is needed.
+    private static readonly UsageApi Api = new(null!, new UsageJournal(), TimeProvider.System);
+
+    [TestCase(null, "fn", null, null, "namespace and function are required")]
+    [TestCase("ns", "fn", "yesterday", null, "RFC 3339")]
+    [TestCase("ns", "fn", "2026-11-23T12:00:00Z", "2026-11-23T11:00:00Z", "window must be positive")]
+    [TestCase("ns", "fn", "2026-11-20T12:00:00Z", "2026-11-23T12:00:00Z", "at most 24 h")]
+    public async Task Bad_queries_get_400_with_the_reason(string? ns, string? fn, string? from, string? to, string reason)
+    {
+        var (report, error, status) = await Api.QueryAsync(ns, fn, from, to, CancellationToken.None);
+        Assert.That(report, Is.Null);
+        Assert.That(status, Is.EqualTo(400));
+        Assert.That(error, Does.Contain(reason));
+    }
+}
