@@ -8,11 +8,11 @@ namespace Pilotlight.Metering;
 /// sees the pod-level cgroup through a shared mount; where nothing is
 /// readable, use is reported absent.
 /// </summary>
-public sealed class Cgroup(string root)
+public sealed class Cgroup(string root) : IUsageSource
 {
     private double? _lastCpuSeconds;
 
-    /// <summary>Use since the previous call (the first call reports 0 CPU); null when the cgroup can't be read.</summary>
+    /// <inheritdoc />
     public Usage? Read()
     {
         var cpu = CpuSeconds();

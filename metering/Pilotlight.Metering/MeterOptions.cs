@@ -10,7 +10,7 @@ namespace Pilotlight.Metering;
 /// <param name="Allocation">What the pod reserves.</param>
 /// <param name="CheckpointPath">Where totals are checkpointed (an emptyDir survives sidecar restarts).</param>
 /// <param name="MetricsPort">Port of /metrics.</param>
-/// <param name="CgroupRoot">The pod's cgroup directory.</param>
+/// <param name="CgroupRoot">A cgroup directory to read use from; null to read the pod's processes from /proc (shared process namespace).</param>
 /// <param name="VisibleGpus">UUIDs of the pod's GPUs (NVIDIA_VISIBLE_DEVICES), or null for every GPU NVML sees.</param>
 public sealed record MeterOptions(
     string Namespace,
@@ -19,7 +19,7 @@ public sealed record MeterOptions(
     Allocation Allocation,
     string CheckpointPath,
     int MetricsPort,
-    string CgroupRoot,
+    string? CgroupRoot,
     IReadOnlySet<string>? VisibleGpus)
 {
     /// <summary>Options from <paramref name="env"/>; null with a one-line error naming the variable when one is invalid.</summary>
@@ -63,7 +63,7 @@ public sealed record MeterOptions(
             : null;
         return new MeterOptions(Get("PILOTLIGHT_NAMESPACE")!, Get("PILOTLIGHT_FUNCTION")!, Get("PILOTLIGHT_GPU_TYPE") ?? "none",
             new Allocation(gpus, cpu, memory), Get("PILOTLIGHT_CHECKPOINT") ?? "/var/run/pilotlight/meter.json", port,
-            Get("PILOTLIGHT_CGROUP") ?? "/sys/fs/cgroup", visible);
+            Get("PILOTLIGHT_CGROUP"), visible);
     }
 
     /// <summary>Kubernetes CPU quantities: 2, 0.5, 500m.</summary>

@@ -12,7 +12,7 @@ public sealed class MeteringService : IDisposable
 {
     private readonly MeterOptions _options;
     private readonly TimeProvider _time;
-    private readonly Cgroup _cgroup;
+    private readonly IUsageSource _usage;
     private readonly NvmlSession? _nvml;
     private readonly TextWriter _log;
     private readonly Counter.Child _gpuAllocated;
@@ -31,7 +31,7 @@ public sealed class MeteringService : IDisposable
         _options = options;
         _time = time;
         _log = log;
-        _cgroup = new Cgroup(options.CgroupRoot);
+        _usage = options.CgroupRoot is { } cgroup ? new Cgroup(cgroup) : new ProcessTable();
         var f = Metrics.WithCustomRegistry(registry);
         string[] labels = ["namespace", "function", "gpu_type"];
         string[] values = [options.Namespace, options.Function, options.GpuType];
@@ -90,7 +90,7 @@ public sealed class MeteringService : IDisposable
     /// <summary>Takes one sample: totals, counters, gauges, checkpoint.</summary>
     public void Sample()
     {
-        _totals = Meter.Advance(_totals, _time.GetUtcNow(), _options.Allocation, _cgroup.Read());
+        _totals = Meter.Advance(_totals, _time.GetUtcNow(), _options.Allocation, _usage.Read());
         Export();
         if (_nvml is not null)
         {

@@ -51,6 +51,8 @@ public static class FunctionPods
             Affinity = MakeAffinity(placement),
             RestartPolicy = "Always",
             EnableServiceLinks = false,
+            // The metering sidecar sums CPU and memory over the pod's processes.
+            ShareProcessNamespace = true,
             TerminationGracePeriodSeconds = (long)DurationString.Parse(spec.Timeout).TotalSeconds + options.DrainGraceSeconds,
         };
 

@@ -144,6 +144,29 @@ public class MeteringTests
         Assert.That(service.Totals.MemoryUsedByteSeconds, Is.EqualTo(2 * 104857600d).Within(1));
     }
 
+    [Test]
+    public void The_process_table_sums_the_pods_processes()
+    {
+        var proc = Directory.CreateDirectory(Path.Combine(_dir, "proc")).FullName;
+        void Stat(int pid, string comm, long utime, long stime, long rssPages) =>
+            File.WriteAllText(Path.Combine(Directory.CreateDirectory(Path.Combine(proc, pid.ToString(System.Globalization.CultureInfo.InvariantCulture))).FullName, "stat"),
+                $"{pid} ({comm}) S 1 1 1 0 -1 0 0 0 0 0 {utime} {stime} 0 0 20 0 1 0 100 1000000 {rssPages} 0");
+        Stat(1, "python server.py", 100, 50, 1000);
+        Stat(7, "runtime shim", 10, 10, 200);
+        Directory.CreateDirectory(Path.Combine(proc, "self"));
+        var table = new ProcessTable(proc);
+
+        var first = table.Read()!;
+        Stat(1, "python server.py", 250, 100, 1000);
+        Stat(9, "worker", 30, 0, 100);
+        var second = table.Read()!;
+
+        Assert.That(first.CpuSeconds, Is.Zero, "the first read is the baseline");
+        Assert.That(first.MemoryBytes, Is.EqualTo(1200 * Environment.SystemPageSize));
+        Assert.That(second.CpuSeconds, Is.EqualTo(2.0 + 0.3).Within(1e-9), "pid 1 used 2 s, new pid 9 0.3 s");
+        Assert.That(second.MemoryBytes, Is.EqualTo(1300 * Environment.SystemPageSize));
+    }
+
     [TestCase("PILOTLIGHT_FUNCTION", "", "PILOTLIGHT_FUNCTION is required")]
     [TestCase("PILOTLIGHT_GPU_COUNT", "two", "PILOTLIGHT_GPU_COUNT=two")]
     [TestCase("PILOTLIGHT_CPU_REQUEST", "lots", "PILOTLIGHT_CPU_REQUEST=lots")]

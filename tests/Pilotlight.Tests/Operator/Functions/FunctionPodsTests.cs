@@ -186,5 +186,6 @@ public sealed class FunctionPodsTests
         Assert.That(meter.Resources.Limits, Does.Not.ContainKey("nvidia.com/gpu"), "the sidecar holds no GPU of its own");
         Assert.That(meter.VolumeMounts.Single().Name, Is.EqualTo(FunctionPods.MeterVolume));
         Assert.That(pod.Spec.Volumes.Single(v => v.Name == FunctionPods.MeterVolume).EmptyDir, Is.Not.Null);
+        Assert.That(pod.Spec.ShareProcessNamespace, Is.True, "the sidecar meters the pod's processes through /proc");
     }
 }
