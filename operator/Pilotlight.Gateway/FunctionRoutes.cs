@@ -32,6 +32,9 @@ public sealed class FunctionRoute(ObjectKey key)
     private readonly object _gate = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private List<PodEndpoint> _ready = [];
+    private List<PodEndpoint> _starting = [];
+    private readonly HashSet<string> _probedReady = [];
+    private int _probing;
     private int _inFlight;
     private int _held;
     private long _lastRequestTicks;
@@ -117,17 +120,56 @@ public sealed class FunctionRoute(ObjectKey key)
         Signal();
     }
 
-    internal void SetReady(List<PodEndpoint> ready)
+    /// <summary>Pods running but not yet Ready in the API: what the gateway probes while requests wait.</summary>
+    public IReadOnlyList<PodEndpoint> Starting
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _starting;
+            }
+        }
+    }
+
+    internal void SetReady(List<PodEndpoint> ready, List<PodEndpoint>? starting = null)
     {
         lock (_gate)
         {
-            // Keep the in-flight counters of pods that stay.
+            starting ??= [];
+            _probedReady.IntersectWith(starting.Select(p => p.Name));
+            _starting = starting;
+
+            // Keep the in-flight counters of pods that stay; a starting pod the
+            // gateway saw ready itself serves before the API says so.
             var old = _ready.ToDictionary(p => p.Name);
-            _ready = ready.Select(p => old.TryGetValue(p.Name, out var same) && same.Uri == p.Uri ? same : p).ToList();
+            _ready = ready.Concat(starting.Where(p => _probedReady.Contains(p.Name)))
+                .Select(p => old.TryGetValue(p.Name, out var same) && same.Uri == p.Uri ? same : p)
+                .ToList();
         }
 
         Signal();
     }
+
+    /// <summary>Marks a starting pod ready because its shim said so, ahead of the API.</summary>
+    internal void MarkProbedReady(PodEndpoint pod)
+    {
+        lock (_gate)
+        {
+            if (!_starting.Any(p => p.Name == pod.Name) || !_probedReady.Add(pod.Name))
+            {
+                return;
+            }
+
+            _ready = [.. _ready, pod];
+        }
+
+        Signal();
+    }
+
+    internal bool TryStartProbing() => Interlocked.CompareExchange(ref _probing, 1, 0) == 0;
+
+    internal void StopProbing() => Volatile.Write(ref _probing, 0);
 
     private void Signal()
     {
@@ -187,13 +229,15 @@ public sealed class FunctionRoutes
 
     private void Rebuild(FunctionRoute route)
     {
-        var ready = _pods.List(route.Key.Namespace)
+        var live = _pods.List(route.Key.Namespace)
             .Where(p => p.Metadata.Labels?.TryGetValue(FunctionLabels.Function, out var fn) == true && fn == route.Key.Name)
-            .Where(p => p.Metadata.DeletionTimestamp is null && !string.IsNullOrEmpty(p.Status?.PodIP) && FunctionStatusBuilder.IsReady(p))
+            .Where(p => p.Metadata.DeletionTimestamp is null && !string.IsNullOrEmpty(p.Status?.PodIP) && p.Status.Phase == "Running")
             .OrderBy(p => p.Metadata.Name, StringComparer.Ordinal)
-            .Select(p => new PodEndpoint(p.Metadata.Name, new Uri($"http://{p.Status.PodIP}:{_shimPort}")))
             .ToList();
-        route.SetReady(ready);
+        PodEndpoint Endpoint(V1Pod p) => new(p.Metadata.Name, new Uri($"http://{p.Status.PodIP}:{_shimPort}"));
+        route.SetReady(
+            live.Where(FunctionStatusBuilder.IsReady).Select(Endpoint).ToList(),
+            live.Where(p => !FunctionStatusBuilder.IsReady(p)).Select(Endpoint).ToList());
     }
 
     /// <summary>The demand report the autoscaler polls.</summary>

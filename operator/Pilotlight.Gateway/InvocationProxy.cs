@@ -236,6 +236,8 @@ public sealed class InvocationProxy
             throw new QueueFullException();
         }
 
+        Probe(route);
+
         var labels = (route.Key.Namespace ?? "", route.Key.Name);
         _metrics.Held.WithLabels(labels.Item1, labels.Item2).Inc();
         var waited = _time.GetTimestamp();
@@ -262,6 +264,7 @@ public sealed class InvocationProxy
                 if (route.Ready.Count == 0)
                 {
                     Wake(function);
+                    Probe(route);
                 }
             }
         }
@@ -274,6 +277,50 @@ public sealed class InvocationProxy
                 _metrics.ColdStartWait.WithLabels(labels.Item1, labels.Item2).Observe(_time.GetElapsedTime(waited).TotalSeconds);
             }
         }
+    }
+
+    /// <summary>
+    /// While requests wait and no pod is ready, asks the shims of starting pods
+    /// directly (every 25 ms) instead of waiting for readiness to reach the API
+    /// and come back through the watch: the first ready shim serves at once.
+    /// </summary>
+    private void Probe(FunctionRoute route)
+    {
+        if (route.Starting.Count == 0 || !route.TryStartProbing())
+        {
+            return;
+        }
+
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                while (route.Held > 0 && route.Ready.Count == 0 && route.Starting.Count > 0)
+                {
+                    foreach (var pod in route.Starting)
+                    {
+                        try
+                        {
+                            using var timeout = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
+                            using var probe = await _http.SendAsync(new HttpRequestMessage(HttpMethod.Get, new Uri(pod.Uri, "/ready")), timeout.Token).ConfigureAwait(false);
+                            if (probe.IsSuccessStatusCode)
+                            {
+                                route.MarkProbedReady(pod);
+                            }
+                        }
+                        catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException)
+                        {
+                        }
+                    }
+
+                    await Task.Delay(TimeSpan.FromMilliseconds(25), _time).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                route.StopProbing();
+            }
+        });
     }
 
     /// <summary>

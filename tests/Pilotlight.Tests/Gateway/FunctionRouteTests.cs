@@ -61,6 +61,28 @@ public class FunctionRouteTests
     }
 
     [Test]
+    public void A_starting_pod_whose_shim_said_ready_serves_until_the_api_catches_up_or_it_goes()
+    {
+        var route = Route();
+        var a = new PodEndpoint("a", new Uri("http://a.local:8099"));
+        route.SetReady([], [a]);
+        Assert.That(route.TryAcquire(1, Nothing, out _), Is.Null, "starting, not ready");
+
+        route.MarkProbedReady(a);
+        var taken = route.TryAcquire(1, Nothing, out _);
+        Assert.That(taken?.Name, Is.EqualTo("a"));
+        route.Release(taken!);
+
+        route.SetReady([], [new PodEndpoint("a", new Uri("http://a.local:8099"))]);
+        Assert.That(route.Ready.Select(p => p.Name), Is.EqualTo(new[] { "a" }), "a watch event before the API says Ready keeps it");
+
+        route.SetReady([], []);
+        Assert.That(route.Ready, Is.Empty, "gone from the watch, gone from the route");
+        route.MarkProbedReady(a);
+        Assert.That(route.Ready, Is.Empty, "a late probe answer for a pod no longer starting is ignored");
+    }
+
+    [Test]
     public void The_hold_queue_is_bounded()
     {
         var route = Route();
