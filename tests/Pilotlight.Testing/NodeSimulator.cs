@@ -361,7 +361,8 @@ public sealed class NodeSimulator : IAsyncDisposable
 
     /// <summary>
     /// Mirrors the shim's /ready into the pod's Ready condition, like a kubelet
-    /// readiness probe every 100 ms, and restarts the processes if they die.
+    /// readiness probe (every 10 ms until first ready, then every 100 ms), and
+    /// restarts the processes if they die.
     /// </summary>
     private async Task FollowReadinessAsync(V1Pod pod, string ip)
     {
@@ -416,7 +417,8 @@ public sealed class NodeSimulator : IAsyncDisposable
 
             try
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(100), _time, _stop.Token).ConfigureAwait(false);
+                // Finely until first Ready, so TimeToReady is the pod's own time to within 10 ms.
+                await Task.Delay(TimeSpan.FromMilliseconds(reported == true || _timeToReady.ContainsKey(PodKey(pod)) ? 100 : 10), _time, _stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
@@ -424,6 +426,8 @@ public sealed class NodeSimulator : IAsyncDisposable
             }
         }
     }
+
+    private static string PodKey(V1Pod pod) => $"{pod.Metadata.NamespaceProperty}/{pod.Metadata.Name}";
 
     private async Task PatchPodStatusAsync(V1Pod pod, string ip, bool ready, int restarts = 0)
     {
