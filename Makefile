@@ -39,8 +39,12 @@ usage:
 	  $(if $(FROM),--data-urlencode "from=$(FROM)") $(if $(TO),--data-urlencode "to=$(TO)"); echo
 
 ## test: unit and integration tests (integration ones start a real control plane)
+# The log is kept and its failures repeated at the end, where CI's tail shows them.
 test: control-plane pod-processes
-	$(DOTNET) test Operator.sln -c $(CONFIG) --logger "console;verbosity=normal"
+	@mkdir -p .artifacts; set -o pipefail; \
+	$(DOTNET) test Operator.sln -c $(CONFIG) --logger "console;verbosity=normal" 2>&1 | tee .artifacts/test.log; rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "== failed tests (full log: .artifacts/test.log)"; \
+	  grep -E -A6 '^\s+Failed [A-Za-z_]' .artifacts/test.log | grep -v -E '^\s+at ' ; fi; exit $$rc
 
 ## test-unit: only the tests that need no control plane
 test-unit:

@@ -12,6 +12,7 @@ namespace Pilotlight.Metering;
 /// <param name="MetricsPort">Port of /metrics.</param>
 /// <param name="CgroupRoot">A cgroup directory to read use from; null to read the pod's processes from /proc (shared process namespace).</param>
 /// <param name="VisibleGpus">UUIDs of the pod's GPUs (NVIDIA_VISIBLE_DEVICES), or null for every GPU NVML sees.</param>
+/// <param name="GpuReportPath">Where the function container's GPU probe writes its samples (read when NVML is not usable here); null for none.</param>
 public sealed record MeterOptions(
     string Namespace,
     string Function,
@@ -20,7 +21,8 @@ public sealed record MeterOptions(
     string CheckpointPath,
     int MetricsPort,
     string? CgroupRoot,
-    IReadOnlySet<string>? VisibleGpus)
+    IReadOnlySet<string>? VisibleGpus,
+    string? GpuReportPath = null)
 {
     /// <summary>Options from <paramref name="env"/>; null with a one-line error naming the variable when one is invalid.</summary>
     public static MeterOptions? FromEnvironment(IDictionary env, out string? error)
@@ -58,12 +60,10 @@ public sealed record MeterOptions(
             return null;
         }
 
-        var visible = Get("NVIDIA_VISIBLE_DEVICES") is { } devices && devices.StartsWith("GPU-", StringComparison.Ordinal)
-            ? devices.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet()
-            : null;
+        var visible = Pilotlight.Nvml.GpuReports.VisibleDevices(Get("NVIDIA_VISIBLE_DEVICES"));
         return new MeterOptions(Get("PILOTLIGHT_NAMESPACE")!, Get("PILOTLIGHT_FUNCTION")!, Get("PILOTLIGHT_GPU_TYPE") ?? "none",
             new Allocation(gpus, cpu, memory), Get("PILOTLIGHT_CHECKPOINT") ?? "/var/run/pilotlight/meter.json", port,
-            Get("PILOTLIGHT_CGROUP"), visible);
+            Get("PILOTLIGHT_CGROUP"), visible, Get("PILOTLIGHT_GPU_REPORT"));
     }
 
     /// <summary>Kubernetes CPU quantities: 2, 0.5, 500m.</summary>

@@ -20,8 +20,10 @@ public sealed class MeteringService : IDisposable
     private readonly Counter.Child _memoryAllocated;
     private readonly Counter.Child _cpuUsed;
     private readonly Counter.Child _memoryUsed;
-    private readonly Gauge.Child? _gpuUtilization;
-    private readonly Gauge.Child? _gpuMemory;
+    private readonly Gauge _gpuUtilization;
+    private readonly Gauge _gpuMemory;
+    private readonly Gauge _nvmlAvailable;
+    private readonly string[] _labelValues;
     private readonly Counter _checkpointErrors;
     private MeterTotals _totals;
 
@@ -41,7 +43,11 @@ public sealed class MeteringService : IDisposable
         _cpuUsed = f.CreateCounter("pilotlight_cpu_seconds_total", "CPU seconds used by the pod's processes.", labels).WithLabels(values);
         _memoryUsed = f.CreateCounter("pilotlight_memory_byte_seconds_total", "Resident memory bytes x seconds of the pod's processes.", labels).WithLabels(values);
         _checkpointErrors = f.CreateCounter("pilotlight_meter_checkpoint_errors_total", "Checkpoints that could not be read or written.");
-        var nvmlAvailable = f.CreateGauge("pilotlight_meter_nvml_available", "1 when NVML could be used; GPU use is absent otherwise.");
+        _nvmlAvailable = f.CreateGauge("pilotlight_meter_nvml_available", "1 when the pod's GPUs could be read through NVML (here or by the function container's probe); GPU use is absent otherwise.");
+        _labelValues = values;
+        // Children are added only while GPU use is known, so without it the series are absent rather than zero.
+        _gpuUtilization = f.CreateGauge("pilotlight_gpu_utilization_ratio", "Mean utilisation of the pod's GPUs, 0..1.", labels);
+        _gpuMemory = f.CreateGauge("pilotlight_gpu_memory_used_bytes", "GPU memory used by the pod's GPUs.", labels);
 
         if (useNvml && options.Allocation.Gpus > 0)
         {
@@ -52,12 +58,9 @@ public sealed class MeteringService : IDisposable
             }
         }
 
-        nvmlAvailable.Set(_nvml is null ? 0 : 1);
-        if (_nvml is not null)
+        if (_nvml is null && options.GpuReportPath is not null && options.Allocation.Gpus > 0)
         {
-            // Created only with NVML, so without it the series are absent rather than zero.
-            _gpuUtilization = f.CreateGauge("pilotlight_gpu_utilization_ratio", "Mean utilisation of the pod's GPUs, 0..1.", labels).WithLabels(values);
-            _gpuMemory = f.CreateGauge("pilotlight_gpu_memory_used_bytes", "GPU memory used by the pod's GPUs.", labels).WithLabels(values);
+            _log.WriteLine($"metering: reading GPU use from the function container's probe at {options.GpuReportPath}");
         }
 
         _totals = Resume();
@@ -92,16 +95,7 @@ public sealed class MeteringService : IDisposable
     {
         _totals = Meter.Advance(_totals, _time.GetUtcNow(), _options.Allocation, _usage.Read());
         Export();
-        if (_nvml is not null)
-        {
-            var gpus = _nvml.Sample(_options.VisibleGpus);
-            if (gpus.Count > 0)
-            {
-                _gpuUtilization?.Set(gpus.Average(g => g.Utilization));
-                _gpuMemory?.Set(gpus.Sum(g => (double)g.MemoryUsedBytes));
-            }
-        }
-
+        ExportGpuUse();
         try
         {
             Checkpoint.Write(_options.CheckpointPath, _totals);
@@ -115,6 +109,49 @@ public sealed class MeteringService : IDisposable
 
     /// <inheritdoc />
     public void Dispose() => _nvml?.Dispose();
+
+    /// <summary>The longest a probe's report is trusted: the probe runs every second, so this is three missed runs.</summary>
+    internal static readonly TimeSpan ReportMaxAge = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// GPU use of the pod's own GPUs: through NVML where this container sees them,
+    /// else from the function container's probe report; absent (not zero) when neither says.
+    /// </summary>
+    private void ExportGpuUse()
+    {
+        IReadOnlyList<(double? Utilization, ulong MemoryUsed)>? gpus = null;
+        if (_nvml is not null)
+        {
+            gpus = [.. _nvml.Sample(_options.VisibleGpus).Select(g => (double.IsNaN(g.Utilization) ? (double?)null : g.Utilization, g.MemoryUsedBytes))];
+        }
+        else if (_options.GpuReportPath is { } path && _options.Allocation.Gpus > 0
+            && GpuReports.ReadFresh(path, _time, ReportMaxAge) is { Available: true } report)
+        {
+            gpus = [.. report.Gpus.Select(g => (g.Utilization, g.MemoryUsedBytes))];
+        }
+
+        if (gpus is { Count: > 0 })
+        {
+            _nvmlAvailable.Set(1);
+            var utilizations = gpus.Where(g => g.Utilization is not null).Select(g => g.Utilization!.Value).ToList();
+            if (utilizations.Count > 0)
+            {
+                _gpuUtilization.WithLabels(_labelValues).Set(utilizations.Average());
+            }
+            else
+            {
+                _gpuUtilization.RemoveLabelled(_labelValues);
+            }
+
+            _gpuMemory.WithLabels(_labelValues).Set(gpus.Sum(g => (double)g.MemoryUsed));
+        }
+        else
+        {
+            _nvmlAvailable.Set(0);
+            _gpuUtilization.RemoveLabelled(_labelValues);
+            _gpuMemory.RemoveLabelled(_labelValues);
+        }
+    }
 
     private MeterTotals Resume()
     {

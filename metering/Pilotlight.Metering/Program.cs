@@ -7,6 +7,16 @@ using Prometheus;
 // GPU utilisation and memory through NVML where present), exports Prometheus
 // counters labelled {namespace, function, gpu_type} and checkpoints its
 // totals; SIGTERM flushes the last partial second.
+if (args is ["gpu-probe", .. var probeArgs])
+{
+    return GpuProbe.Run(probeArgs, Environment.GetEnvironmentVariable("NVIDIA_VISIBLE_DEVICES"), Console.Out, Console.Error, TimeProvider.System);
+}
+
+if (args is ["install", .. var installArgs])
+{
+    return GpuProbe.Install(installArgs, Environment.ProcessPath, Console.Error);
+}
+
 var options = MeterOptions.FromEnvironment(Environment.GetEnvironmentVariables(), out var error);
 if (options is null)
 {

@@ -81,9 +81,17 @@ public static class NvmlLibrary
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
         {
-            error = $"{Library} not usable: {e.Message.Split('\n')[0].TrimEnd(' ', ':')}";
+            error = $"{Library} not usable: {FirstSentence(e.Message)}";
             return null;
         }
+    }
+
+    /// <summary>The loader's messages run on with advice; the first sentence is the fact.</summary>
+    internal static string FirstSentence(string message)
+    {
+        var line = message.Split('\n')[0];
+        var end = line.IndexOf(". ", StringComparison.Ordinal);
+        return (end > 0 ? line[..end] : line).TrimEnd(' ', ':', '.');
     }
 
     internal static string Describe(int code)

@@ -11,6 +11,9 @@ internal sealed class ReadinessProbe(ShimOptions options, ShimRuntime runtime, F
 {
     private static readonly TimeSpan UpstreamProbeTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan NvmlCacheFor = TimeSpan.FromSeconds(5);
+
+    /// <summary>The function container's probe runs every second; three missed runs and its report is stale.</summary>
+    internal static readonly TimeSpan ReportMaxAge = TimeSpan.FromSeconds(3);
     private readonly Lock _nvmlLock = new();
     private NvmlProbe? _nvml;
     private long _nvmlAt;
@@ -41,6 +44,17 @@ internal sealed class ReadinessProbe(ShimOptions options, ShimRuntime runtime, F
         if (options.GpuCount == 0 || options.GpuSimulate)
         {
             return null;
+        }
+
+        if (options.GpuReportPath is { } path)
+        {
+            if (GpuReports.ReadFresh(path, time, ReportMaxAge) is not { } report)
+            {
+                return $"no fresh GPU report from the function container at {path}; {options.GpuCount} GPU(s) requested";
+            }
+
+            return report.Gpus.Count >= options.GpuCount ? null
+                : $"the function container sees {report.Gpus.Count} GPU(s), {options.GpuCount} requested{(report.Error is null ? "" : $" ({report.Error})")}";
         }
 
         var probe = ProbeNvml();

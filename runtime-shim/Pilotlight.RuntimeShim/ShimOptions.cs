@@ -38,6 +38,13 @@ public sealed record ShimOptions(
     public const string GpuSimulateVariable = "PILOTLIGHT_GPU_SIMULATE";
     public const string QueueLengthVariable = "PILOTLIGHT_QUEUE_LENGTH";
     public const string DrainSecondsVariable = "PILOTLIGHT_DRAIN_SECONDS";
+    public const string GpuReportVariable = "PILOTLIGHT_GPU_REPORT";
+
+    /// <summary>
+    /// Where the function container's GPU probe writes what NVML sees there; when set, GPU readiness
+    /// is read from it instead of NVML in the shim's own container, which on a real node is given no GPU.
+    /// </summary>
+    public string? GpuReportPath { get; init; }
 
     /// <summary>Defaults for everything, forwarding to <paramref name="upstream"/>; handy for tests.</summary>
     public static ShimOptions Default(Uri upstream) => new(
@@ -143,7 +150,10 @@ public sealed record ShimOptions(
         }
 
         return new(
-            new ShimOptions(port, address, upstream, healthPath, concurrency, timeout, gpus, simulate, queue, TimeSpan.FromSeconds(drain)),
+            new ShimOptions(port, address, upstream, healthPath, concurrency, timeout, gpus, simulate, queue, TimeSpan.FromSeconds(drain))
+            {
+                GpuReportPath = Get(GpuReportVariable),
+            },
             null);
     }
 

@@ -25,6 +25,18 @@ public static class FunctionPods
     /// <summary>The emptyDir the metering sidecar checkpoints to.</summary>
     public const string MeterVolume = "pilotlight-meter";
 
+    /// <summary>Init container that puts the GPU probe on the shared volume.</summary>
+    public const string ToolsContainer = "pilotlight-tools";
+
+    /// <summary>Where the shared volume is mounted in every container of the pod.</summary>
+    public const string SharedPath = "/var/run/pilotlight";
+
+    /// <summary>The GPU probe, copied from the metering image by <see cref="ToolsContainer"/>.</summary>
+    public const string GpuProbePath = SharedPath + "/bin/pilotlight-meter";
+
+    /// <summary>What the probe in the function container last saw of the pod's GPUs; the shim and the meter read it.</summary>
+    public const string GpuReportPath = SharedPath + "/gpus.json";
+
     /// <summary>Extended resource the NVIDIA device plugin advertises.</summary>
     public const string GpuResource = "nvidia.com/gpu";
 
@@ -42,6 +54,7 @@ public static class FunctionPods
         var podSpec = new V1PodSpec
         {
             Containers = [MakeFunctionContainer(spec, placement), MakeShimContainer(spec, placement, options), MakeMeterContainer(function, placement, options)],
+            InitContainers = placement.GpuCount > 0 ? [MakeToolsContainer(options)] : null,
             Volumes = [.. spec.Volumes ?? [], new V1Volume { Name = MeterVolume, EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = new ResourceQuantity("1Mi") } }],
             RuntimeClassName = spec.RuntimeClassName,
             ServiceAccountName = spec.ServiceAccountName,
@@ -123,9 +136,46 @@ public static class FunctionPods
             EnvFrom = spec.EnvFrom?.ToList(),
             Ports = [new V1ContainerPort { Name = "user-http", ContainerPort = spec.Port, Protocol = "TCP" }],
             Resources = MakeResources(spec.Resources, placement.GpuCount),
-            VolumeMounts = spec.VolumeMounts?.ToList(),
+            VolumeMounts = placement.GpuCount > 0
+                ? [.. spec.VolumeMounts ?? [], new V1VolumeMount { Name = MeterVolume, MountPath = SharedPath }]
+                : spec.VolumeMounts?.ToList(),
+            // Only this container is given the pod's GPUs by the device plugin, so the
+            // check that they are there, and the sample of their use, run here.
+            ReadinessProbe = placement.GpuCount > 0
+                ? new V1Probe
+                {
+                    Exec = new V1ExecAction
+                    {
+                        Command = [GpuProbePath, "gpu-probe", "--expect", placement.GpuCount.ToString(System.Globalization.CultureInfo.InvariantCulture), "--write", GpuReportPath],
+                    },
+                    PeriodSeconds = 1,
+                    TimeoutSeconds = 2,
+                    FailureThreshold = 1,
+                }
+                : null,
         };
     }
+
+    /// <summary>Copies the metering image's binary (which is also the GPU probe) onto the shared volume.</summary>
+    private static V1Container MakeToolsContainer(FunctionPodOptions options) => new()
+    {
+        Name = ToolsContainer,
+        Image = options.MeterImage,
+        Args = ["install", GpuProbePath],
+        VolumeMounts = [new V1VolumeMount { Name = MeterVolume, MountPath = SharedPath }],
+        Resources = new V1ResourceRequirements
+        {
+            Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("10m"), ["memory"] = new("16Mi") },
+            Limits = new Dictionary<string, ResourceQuantity> { ["memory"] = new("32Mi") },
+        },
+        SecurityContext = new V1SecurityContext
+        {
+            AllowPrivilegeEscalation = false,
+            RunAsNonRoot = true,
+            ReadOnlyRootFilesystem = true,
+            Capabilities = new V1Capabilities { Drop = ["ALL"] },
+        },
+    };
 
     /// <summary>
     /// The metering sidecar: allocation per second from what the pod requests,
@@ -147,11 +197,12 @@ public static class FunctionPods
                 new V1EnvVar { Name = "PILOTLIGHT_GPU_COUNT", Value = placement.GpuCount.ToString(invariant) },
                 new V1EnvVar { Name = "PILOTLIGHT_CPU_REQUEST", Value = resources?.Cpu?.ToString() ?? "0" },
                 new V1EnvVar { Name = "PILOTLIGHT_MEMORY_REQUEST", Value = resources?.Memory?.ToString() ?? "0" },
-                new V1EnvVar { Name = "PILOTLIGHT_CHECKPOINT", Value = "/var/run/pilotlight/meter.json" },
+                new V1EnvVar { Name = "PILOTLIGHT_CHECKPOINT", Value = SharedPath + "/meter.json" },
+                new V1EnvVar { Name = "PILOTLIGHT_GPU_REPORT", Value = GpuReportPath },
                 new V1EnvVar { Name = "PILOTLIGHT_METRICS_PORT", Value = options.MeterPort.ToString(invariant) },
             ],
             Ports = [new V1ContainerPort { Name = "metrics", ContainerPort = options.MeterPort, Protocol = "TCP" }],
-            VolumeMounts = [new V1VolumeMount { Name = MeterVolume, MountPath = "/var/run/pilotlight" }],
+            VolumeMounts = [new V1VolumeMount { Name = MeterVolume, MountPath = SharedPath }],
             Resources = new V1ResourceRequirements
             {
                 Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("10m"), ["memory"] = new("24Mi") },
@@ -179,8 +230,10 @@ public static class FunctionPods
             new V1EnvVar { Name = "PILOTLIGHT_MAX_CONCURRENCY", Value = spec.Scaling.MaxConcurrency.ToString(System.Globalization.CultureInfo.InvariantCulture) },
             new V1EnvVar { Name = "PILOTLIGHT_REQUEST_TIMEOUT", Value = spec.Timeout },
             new V1EnvVar { Name = "PILOTLIGHT_GPU_COUNT", Value = placement.GpuCount.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            new V1EnvVar { Name = "PILOTLIGHT_GPU_REPORT", Value = GpuReportPath },
         ],
         Ports = [new V1ContainerPort { Name = "http", ContainerPort = options.ShimPort, Protocol = "TCP" }],
+        VolumeMounts = [new V1VolumeMount { Name = MeterVolume, MountPath = SharedPath, ReadOnlyProperty = true }],
         ReadinessProbe = new V1Probe
         {
             HttpGet = new V1HTTPGetAction { Path = "/ready", Port = options.ShimPort },

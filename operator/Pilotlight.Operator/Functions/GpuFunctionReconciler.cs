@@ -30,6 +30,8 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<ObjectKey, Expectation> _expectations = new();
     private readonly ConcurrentDictionary<string, DateTime> _deletedAt = new();
+    private readonly ConcurrentDictionary<ObjectKey, IReadOnlyList<BilledPod>> _openPods = new();
+    private readonly ConcurrentDictionary<string, (ObjectKey Key, BilledPod Pod)> _orphans = new();
 
     private static readonly Prometheus.Counter GpuSeconds = Prometheus.Metrics.CreateCounter(
         "pilotlight_function_gpu_seconds_total", "GPU-seconds billed per function by the operator's ledger (from pod lifetimes).",
@@ -58,6 +60,12 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
                 // Gone now: a graceful deletion's deletionTimestamp is a deadline, not when the GPUs were freed.
                 var now = _time.GetUtcNow().UtcDateTime;
                 _deletedAt[uid] = now;
+                if (_orphans.TryRemove(uid, out var orphan))
+                {
+                    // A pod of a deleted function: no status is left to close it in, so the journal gets it here.
+                    CloseInJournal(orphan.Key, orphan.Pod, now);
+                }
+
                 foreach (var old in _deletedAt.Where(kv => now - kv.Value > TimeSpan.FromMinutes(10)).Select(kv => kv.Key).ToList())
                 {
                     _deletedAt.TryRemove(old, out _);
@@ -118,11 +126,9 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         }
 
         var usage = Usage.UsageLedger.Update(function.Status?.Usage, pods, _deletedAt, _time.GetUtcNow().UtcDateTime,
-            (pod, end) => Journal.Record(new Usage.ClosedPod
-            {
-                Namespace = key.Namespace ?? "", Function = key.Name, Uid = pod.Uid, Gpus = pod.Gpus, Start = pod.Start, End = end,
-            }));
+            (pod, end) => CloseInJournal(key, pod, end));
         status = status with { Usage = usage };
+        _openPods[key] = usage.OpenPods ?? [];
         GpuSeconds.WithLabels(key.Namespace ?? "", key.Name).IncTo(usage.GpuSeconds);
 
         await WriteStatusAsync(function, status, cancellationToken).ConfigureAwait(false);
@@ -136,8 +142,33 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     {
         _expectations.TryRemove(key, out _);
         GpuSeconds.RemoveLabelled(key.Namespace ?? "", key.Name);
+
+        // The function's pods outlive it until the garbage collector removes them; each is
+        // billed to its own deletion (or now, if that was already seen or it is gone already).
+        if (_openPods.TryRemove(key, out var open))
+        {
+            var present = _pods.List().Select(p => p.Metadata.Uid).ToHashSet();
+            var now = _time.GetUtcNow().UtcDateTime;
+            foreach (var pod in open)
+            {
+                if (present.Contains(pod.Uid))
+                {
+                    _orphans[pod.Uid] = (key, pod);
+                }
+                else
+                {
+                    CloseInJournal(key, pod, _deletedAt.TryGetValue(pod.Uid, out var seen) ? seen : now);
+                }
+            }
+        }
+
         return Task.CompletedTask;
     }
+
+    private void CloseInJournal(ObjectKey key, BilledPod pod, DateTime end) => Journal.Record(new Usage.ClosedPod
+    {
+        Namespace = key.Namespace ?? "", Function = key.Name, Uid = pod.Uid, Gpus = pod.Gpus, Start = pod.Start, End = end,
+    });
 
     private List<V1Pod> OwnedPods(GpuFunction function) =>
         _pods.List(function.Metadata.NamespaceProperty)
@@ -274,8 +305,16 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         }
 
         var body = KubernetesJson.Serialize(new { status });
-        await _client.CustomObjects.PatchNamespacedCustomObjectStatusAsync(new V1Patch(body, V1Patch.PatchType.MergePatch),
-            Group.Name, Group.Version, function.Metadata.NamespaceProperty, "gpufunctions", function.Metadata.Name, cancellationToken: ct).ConfigureAwait(false);
+        try
+        {
+            await _client.CustomObjects.PatchNamespacedCustomObjectStatusAsync(new V1Patch(body, V1Patch.PatchType.MergePatch),
+                Group.Name, Group.Version, function.Metadata.NamespaceProperty, "gpufunctions", function.Metadata.Name, cancellationToken: ct).ConfigureAwait(false);
+        }
+        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            // Deleted while this reconcile ran; its Deleted event closes the books.
+            return;
+        }
 
         var before = function.Status?.Conditions?.FirstOrDefault(c => c.Type == FunctionConditions.Ready);
         var after = status.Conditions!.First(c => c.Type == FunctionConditions.Ready);

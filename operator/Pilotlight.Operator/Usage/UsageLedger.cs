@@ -8,7 +8,7 @@ namespace Pilotlight.Operator.Usage;
 /// Computes a function's usage totals from its pods' lifetimes, purely. A pod
 /// is billed for its GPUs from its start until it is gone from the API (a
 /// terminating pod still holds its GPUs while it drains): the time of its
-/// Deleted watch event when that was seen, else the last time the ledger saw it. Totals never go backwards: closed
+/// Deleted watch event when that was seen, else (or when later) the last time the ledger saw it. Totals never go backwards: closed
 /// pods only add, open ones only grow.
 /// </summary>
 public static class UsageLedger
@@ -40,7 +40,10 @@ public static class UsageLedger
         var closedSeconds = previous?.ClosedGpuSeconds ?? 0;
         foreach (var gone in open.Values.Where(p => !present.Contains(p.Uid)).ToList())
         {
-            var end = deletedAt.TryGetValue(gone.Uid, out var seen) ? seen : asOf;
+            // Billed to its deletion, but never to less than the previous totals
+            // already counted (a reconcile can read the pod from the cache just
+            // after the API deleted it): closed and running then agree.
+            var end = deletedAt.TryGetValue(gone.Uid, out var seen) && seen > asOf ? seen : asOf;
             closedSeconds += Billed(gone, end);
             open.Remove(gone.Uid);
             closed?.Invoke(gone, end);

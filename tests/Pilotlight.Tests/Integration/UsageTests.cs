@@ -89,4 +89,48 @@ public class UsageTests
         await watching;
         await sim.DeleteNodesAsync();
     }
+
+    [Test]
+    public async Task Deleting_the_function_still_bills_its_pods_to_their_deletion()
+    {
+        var shared = await SharedOperator.GetAsync();
+        var plane = shared.Plane;
+        using var client = plane.CreateClient();
+        var ns = await plane.CreateNamespaceAsync("usage-del");
+        await using var sim = new NodeSimulator(client, new NodeSimulatorOptions { PodNetwork = 7 });
+        await sim.StartAsync();
+        await sim.AddNodeAsync($"{ns}-h100", GpuNodePreset.H100, new Dictionary<string, string> { [PoolLabel] = ns });
+
+        var kubectl = new Kubectl(plane.KubeconfigPath);
+        (await kubectl.ApplyAsync($$"""
+            apiVersion: pilotlight.dev/v1alpha1
+            kind: GpuFunction
+            metadata: {name: doomed}
+            spec:
+              image: example/model:1
+              gpu: {type: H100, count: 2}
+              scaling: {minReplicas: 1}
+              nodeSelector: {{{PoolLabel}}: {{ns}}}
+            """, ns)).EnsureSuccess();
+
+        // Wait until status bills the running pod, then delete the function under it.
+        var billed = await Eventually.GetAsync(async () =>
+        {
+            var f = await client.CustomObjects.GetNamespacedCustomObjectAsync<GpuFunction>(Group.Name, Group.Version, ns, "gpufunctions", "doomed");
+            return f.Status?.Usage?.OpenPods is { Count: 1 } open ? open[0] : null;
+        }, Timeout, "the pod is billed in status");
+        await client.CustomObjects.DeleteNamespacedCustomObjectAsync(Group.Name, Group.Version, ns, "gpufunctions", "doomed");
+        await Eventually.HoldsAsync(async () => (await client.CoreV1.ListNamespacedPodAsync(ns)).Items.Count == 0, Timeout,
+            "the garbage collector removed the pod");
+        var gone = DateTime.UtcNow;
+
+        var closed = await Eventually.GetAsync(
+            () => Task.FromResult(shared.Journal.Of(ns, "doomed", billed.Start.AddMinutes(-1), gone.AddMinutes(1)).SingleOrDefault()),
+            Timeout, "the journal holds the pod of the deleted function");
+        Assert.That(closed.Uid, Is.EqualTo(billed.Uid));
+        Assert.That(closed.Gpus, Is.EqualTo(2));
+        Assert.That(closed.End, Is.EqualTo(gone).Within(TimeSpan.FromSeconds(2)), "billed to the pod's deletion, not the function's");
+
+        await sim.DeleteNodesAsync();
+    }
 }

@@ -1,6 +1,7 @@
 using System.Collections;
 using Microsoft.Extensions.Time.Testing;
 using Pilotlight.Metering;
+using Pilotlight.Nvml;
 using Prometheus;
 
 namespace Pilotlight.Tests.Metering;
@@ -16,8 +17,8 @@ public class MeteringTests
     [TearDown]
     public void TearDown() => Directory.Delete(_dir, recursive: true);
 
-    private MeterOptions Options(int gpus = 1, string? cgroup = null) => new("team-a", "llm", "H100",
-        new Allocation(gpus, 2, 1024d * 1024 * 1024), Path.Combine(_dir, "meter.json"), 0, cgroup ?? Path.Combine(_dir, "no-cgroup"), null);
+    private MeterOptions Options(int gpus = 1, string? cgroup = null, string? report = null) => new("team-a", "llm", "H100",
+        new Allocation(gpus, 2, 1024d * 1024 * 1024), Path.Combine(_dir, "meter.json"), 0, cgroup ?? Path.Combine(_dir, "no-cgroup"), null, report);
 
     private static MeteringService Service(MeterOptions options, TimeProvider time, CollectorRegistry? registry = null, StringWriter? log = null) =>
         new(options, registry ?? Metrics.NewCustomRegistry(), time, log ?? new StringWriter(), useNvml: true);
@@ -191,6 +192,95 @@ public class MeteringTests
         var options = MeterOptions.FromEnvironment(env, out _)!;
         Assert.That(options.Allocation, Is.EqualTo(new Allocation(2, 0.5, 2d * 1024 * 1024 * 1024)));
         Assert.That(options.VisibleGpus, Is.EquivalentTo(new[] { "GPU-aaa", "GPU-bbb" }));
+    }
+
+    [Test]
+    public void Gpu_use_comes_from_the_function_containers_probe_while_its_report_is_fresh()
+    {
+        var time = new FakeTimeProvider(Start);
+        var registry = Metrics.NewCustomRegistry();
+        var report = Path.Combine(_dir, "gpus.json");
+        using var service = new MeteringService(Options(2, report: report), registry, time, new StringWriter(), useNvml: false);
+        GpuReports.Write(report, new GpuReport
+        {
+            At = time.GetUtcNow(),
+            Available = true,
+            Gpus =
+            [
+                new GpuReading { Uuid = "GPU-a", Utilization = 0.5, MemoryUsedBytes = 1000, MemoryTotalBytes = 8000 },
+                new GpuReading { Uuid = "GPU-b", Utilization = 1.0, MemoryUsedBytes = 3000, MemoryTotalBytes = 8000 },
+            ],
+        });
+
+        time.Advance(TimeSpan.FromSeconds(1));
+        service.Sample();
+        var fresh = Export(registry);
+        Assert.That(fresh, Does.Contain("pilotlight_gpu_utilization_ratio{namespace=\"team-a\",function=\"llm\",gpu_type=\"H100\"} 0.75"));
+        Assert.That(fresh, Does.Contain("pilotlight_gpu_memory_used_bytes{namespace=\"team-a\",function=\"llm\",gpu_type=\"H100\"} 4000"));
+        Assert.That(fresh, Does.Contain("pilotlight_meter_nvml_available 1"));
+
+        // The probe stops (the function container hung or was restarted): use goes absent, allocation goes on.
+        time.Advance(TimeSpan.FromSeconds(10));
+        service.Sample();
+        var stale = Export(registry);
+        Assert.That(stale, Does.Not.Contain("pilotlight_gpu_utilization_ratio{"));
+        Assert.That(stale, Does.Not.Contain("pilotlight_gpu_memory_used_bytes{"));
+        Assert.That(stale, Does.Contain("pilotlight_meter_nvml_available 0"));
+        Assert.That(service.Totals.GpuAllocatedSeconds, Is.EqualTo(20).Within(1e-9), "10 s of 2 GPUs since the first sample");
+    }
+
+    [Test]
+    public void A_corrupt_or_missing_report_is_no_report()
+    {
+        var time = new FakeTimeProvider(Start);
+        var path = Path.Combine(_dir, "gpus.json");
+        Assert.That(GpuReports.ReadFresh(path, time, TimeSpan.FromSeconds(3)), Is.Null, "missing");
+        File.WriteAllText(path, "{\"at\": \"not a time\"");
+        Assert.That(GpuReports.ReadFresh(path, time, TimeSpan.FromSeconds(3)), Is.Null, "corrupt");
+        GpuReports.Write(path, new GpuReport { At = time.GetUtcNow(), Available = true });
+        Assert.That(GpuReports.ReadFresh(path, time, TimeSpan.FromSeconds(3)), Is.Not.Null, "fresh");
+        time.Advance(TimeSpan.FromSeconds(4));
+        Assert.That(GpuReports.ReadFresh(path, time, TimeSpan.FromSeconds(3)), Is.Null, "stale");
+    }
+
+    [Test]
+    public void The_gpu_probe_fails_readiness_while_fewer_gpus_are_visible_and_says_why()
+    {
+        if (Pilotlight.Nvml.NvmlLibrary.Probe() is { Available: true })
+        {
+            Assert.Ignore("this machine has an NVIDIA driver; the test wants one without");
+        }
+
+        var time = new FakeTimeProvider(Start);
+        var report = Path.Combine(_dir, "gpus.json");
+        var (stdout, stderr) = (new StringWriter(), new StringWriter());
+
+        Assert.That(GpuProbe.Run(["--expect", "0", "--write", report], null, stdout, stderr, time), Is.EqualTo(0));
+        Assert.That(GpuReports.ReadFresh(report, time, TimeSpan.FromSeconds(1)), Has.Property("Available").False, "an unavailable NVML is reported, not left unsaid");
+        Assert.That(stdout.ToString(), Does.Contain("\"available\":false").And.Contain("libnvidia-ml.so.1"));
+
+        Assert.That(GpuProbe.Run(["--expect", "1"], null, stdout, stderr, time), Is.EqualTo(1));
+        Assert.That(stderr.ToString(), Does.Contain("0 of 1 GPUs visible"));
+
+        Assert.That(GpuProbe.Run(["--expect", "-1"], null, stdout, stderr, time), Is.EqualTo(2));
+        Assert.That(GpuProbe.Run(["--bogus"], null, stdout, stderr, time), Is.EqualTo(2));
+        Assert.That(GpuProbe.Run(["--write", Path.Combine(_dir, "missing-dir", "gpus.json")], null, stdout, stderr, time), Is.EqualTo(1));
+        Assert.That(stderr.ToString(), Does.Contain("could not write"));
+    }
+
+    [Test]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public void Install_copies_the_probe_as_an_executable_and_may_run_again()
+    {
+        var source = Path.Combine(_dir, "meter");
+        File.WriteAllText(source, "binary");
+        var destination = Path.Combine(_dir, "shared", "bin", "pilotlight-meter");
+
+        Assert.That(GpuProbe.Install([destination], source, TextWriter.Null), Is.EqualTo(0));
+        Assert.That(GpuProbe.Install([destination], source, TextWriter.Null), Is.EqualTo(0), "a restarted pod runs its init container again");
+        Assert.That(File.ReadAllText(destination), Is.EqualTo("binary"));
+        Assert.That(File.GetUnixFileMode(destination) & UnixFileMode.OtherExecute, Is.EqualTo(UnixFileMode.OtherExecute));
+        Assert.That(GpuProbe.Install([], source, TextWriter.Null), Is.EqualTo(2));
     }
 
     private static string Export(CollectorRegistry registry)

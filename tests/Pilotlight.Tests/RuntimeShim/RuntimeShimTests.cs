@@ -130,6 +130,43 @@ public sealed class RuntimeShimTests
     }
 
     [Test]
+    public async Task GpusAreReadFromTheFunctionContainersReportWhenOneIsNamed()
+    {
+        var dir = Directory.CreateTempSubdirectory("pilotlight-shim-").FullName;
+        try
+        {
+            var report = Path.Combine(dir, "gpus.json");
+            await using var upstream = await FakeUpstream.StartAsync();
+            await using var shim = await Shim.StartAsync(upstream, o => o with { GpuCount = 2, GpuReportPath = report });
+
+            var (status, text) = await shim.GetTextAsync("/ready");
+            Assert.That(status, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+            Assert.That(text, Does.Contain("no fresh GPU report"));
+
+            GpuReports.Write(report, new GpuReport { At = DateTimeOffset.UtcNow, Available = true, Gpus = [new GpuReading { Uuid = "GPU-a" }] });
+            (status, text) = await shim.GetTextAsync("/ready");
+            Assert.That(status, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+            Assert.That(text, Does.Contain("sees 1 GPU(s), 2 requested"));
+
+            GpuReports.Write(report, new GpuReport
+            {
+                At = DateTimeOffset.UtcNow, Available = true, Gpus = [new GpuReading { Uuid = "GPU-a" }, new GpuReading { Uuid = "GPU-b" }],
+            });
+            (status, _) = await shim.GetTextAsync("/ready");
+            Assert.That(status, Is.EqualTo(HttpStatusCode.OK));
+
+            GpuReports.Write(report, new GpuReport { At = DateTimeOffset.UtcNow.AddMinutes(-1), Available = true, Gpus = [new GpuReading(), new GpuReading()] });
+            (status, text) = await shim.GetTextAsync("/ready");
+            Assert.That(status, Is.EqualTo(HttpStatusCode.ServiceUnavailable), "a stale report is no report");
+            Assert.That(text, Does.Contain("no fresh GPU report"));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
     public async Task SimulatedGpusAreReady()
     {
         await using var upstream = await FakeUpstream.StartAsync();

@@ -64,7 +64,7 @@ public sealed class FunctionPodsTests
             Assert.That(user.Resources.Limits["memory"].ToString(), Is.EqualTo("32Gi"));
             Assert.That(user.Resources.Requests["ephemeral-storage"].ToString(), Is.EqualTo("50Gi"));
             Assert.That(user.Resources.Limits["nvidia.com/gpu"].ToString(), Is.EqualTo("2"));
-            Assert.That(user.VolumeMounts.Single().MountPath, Is.EqualTo("/models"));
+            Assert.That(user.VolumeMounts.Select(m => m.MountPath), Is.EqualTo(new[] { "/models", FunctionPods.SharedPath }));
             Assert.That(pod.Spec.Volumes.Single(v => v.PersistentVolumeClaim is not null).PersistentVolumeClaim.ClaimName, Is.EqualTo("llama"));
             Assert.That(pod.Spec.RuntimeClassName, Is.EqualTo("nvidia"));
             Assert.That(pod.Spec.ServiceAccountName, Is.EqualTo("inference"));
@@ -187,5 +187,39 @@ public sealed class FunctionPodsTests
         Assert.That(meter.VolumeMounts.Single().Name, Is.EqualTo(FunctionPods.MeterVolume));
         Assert.That(pod.Spec.Volumes.Single(v => v.Name == FunctionPods.MeterVolume).EmptyDir, Is.Not.Null);
         Assert.That(pod.Spec.ShareProcessNamespace, Is.True, "the sidecar meters the pod's processes through /proc");
+    }
+
+    [Test]
+    public void The_gpu_check_runs_in_the_container_that_is_given_the_gpus()
+    {
+        var pod = Make(new GpuFunctionSpec { Image = "m:1", Gpu = new GpuRequirement { Type = GpuType.H100, Count = 2 } });
+        var user = UserContainer(pod);
+
+        Assert.Multiple(() =>
+        {
+            var tools = pod.Spec.InitContainers.Single();
+            Assert.That(tools.Name, Is.EqualTo(FunctionPods.ToolsContainer));
+            Assert.That(tools.Args, Is.EqualTo(new[] { "install", FunctionPods.GpuProbePath }));
+            Assert.That(tools.Resources.Limits.ContainsKey("nvidia.com/gpu"), Is.False, "the tools hold no GPU");
+            Assert.That(user.ReadinessProbe.Exec.Command,
+                Is.EqualTo(new[] { FunctionPods.GpuProbePath, "gpu-probe", "--expect", "2", "--write", FunctionPods.GpuReportPath }));
+            Assert.That(user.VolumeMounts.Single().Name, Is.EqualTo(FunctionPods.MeterVolume));
+            foreach (var name in new[] { FunctionPods.ShimContainer, FunctionPods.MeterContainer })
+            {
+                var sidecar = pod.Spec.Containers.Single(c => c.Name == name);
+                Assert.That(sidecar.Env.Single(e => e.Name == "PILOTLIGHT_GPU_REPORT").Value, Is.EqualTo(FunctionPods.GpuReportPath), name);
+                Assert.That(sidecar.VolumeMounts.Single().MountPath, Is.EqualTo(FunctionPods.SharedPath), name);
+            }
+        });
+    }
+
+    [Test]
+    public void A_function_without_gpus_gets_no_gpu_check()
+    {
+        var pod = Make(new GpuFunctionSpec { Image = "m:1", Gpu = new GpuRequirement { Type = GpuType.H100, Count = 0 } });
+
+        Assert.That(pod.Spec.InitContainers, Is.Null);
+        Assert.That(UserContainer(pod).ReadinessProbe, Is.Null);
+        Assert.That(UserContainer(pod).VolumeMounts, Is.Null);
     }
 }

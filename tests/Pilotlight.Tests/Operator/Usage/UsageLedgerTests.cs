@@ -95,4 +95,18 @@ public class UsageLedgerTests
 
         Assert.That(closed, Is.EqualTo(new[] { ("b", T0.AddSeconds(15)) }));
     }
+
+    [Test]
+    public void A_deletion_seen_before_the_last_totals_closes_at_those_totals()
+    {
+        // The previous reconcile read the pod from the cache at 20 s, though the API had deleted it at 19.98 s.
+        var closed = new List<(string Uid, DateTime End)>();
+        var open = UsageLedger.Update(null, [Pod("p", 2, T0)], NoneDeleted, T0.AddSeconds(20));
+        var after = UsageLedger.Update(open, [], new Dictionary<string, DateTime> { ["p"] = T0.AddSeconds(19.98) }, T0.AddSeconds(21),
+            (p, end) => closed.Add((p.Uid, end)));
+
+        Assert.That(closed, Is.EqualTo(new[] { ("p", T0.AddSeconds(20)) }), "the journal's interval matches what status already billed");
+        Assert.That(after.ClosedGpuSeconds, Is.EqualTo(40).Within(1e-9));
+        Assert.That(after.GpuSeconds, Is.EqualTo(open.GpuSeconds));
+    }
 }
