@@ -12,6 +12,15 @@ if (args is ["gpu-probe", .. var probeArgs])
     return GpuProbe.Run(probeArgs, Environment.GetEnvironmentVariable("NVIDIA_VISIBLE_DEVICES"), Console.Out, Console.Error, TimeProvider.System);
 }
 
+if (args is ["idle"])
+{
+    // What placeholder and pre-pull pods run: nothing, until told to stop.
+    using var idle = new CancellationTokenSource();
+    using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; idle.Cancel(); });
+    await Task.Delay(Timeout.Infinite, idle.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+    return 0;
+}
+
 if (args is ["install", .. var installArgs])
 {
     return GpuProbe.Install(installArgs, Environment.ProcessPath, Console.Error);

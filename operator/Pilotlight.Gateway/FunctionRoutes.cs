@@ -231,6 +231,7 @@ public sealed class FunctionRoutes
     {
         var live = _pods.List(route.Key.Namespace)
             .Where(p => p.Metadata.Labels?.TryGetValue(FunctionLabels.Function, out var fn) == true && fn == route.Key.Name)
+            .Where(FunctionLabels.IsServing) // warm standby pods serve nothing until the operator claims them
             .Where(p => p.Metadata.DeletionTimestamp is null && !string.IsNullOrEmpty(p.Status?.PodIP) && p.Status.Phase == "Running")
             .OrderBy(p => p.Metadata.Name, StringComparer.Ordinal)
             .ToList();

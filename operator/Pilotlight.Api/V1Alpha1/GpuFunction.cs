@@ -16,6 +16,7 @@ namespace Pilotlight.Api.V1Alpha1;
 [PrinterColumn("GPU", "string", ".status.gpu", Description = "GPU type the function's pods run on")]
 [PrinterColumn("READY", "string", ".status.conditions[?(@.type==\"Ready\")].status")]
 [PrinterColumn("REPLICAS", "integer", ".status.replicas")]
+[PrinterColumn("WARM", "integer", ".status.warmReplicas", Priority = 1)]
 [PrinterColumn("DESIRED", "integer", ".status.desiredReplicas", Priority = 1)]
 [PrinterColumn("REASON", "string", ".status.conditions[?(@.type==\"Ready\")].reason", Priority = 1)]
 [PrinterColumn("GPU-SECONDS", "number", ".status.usage.gpuSeconds", Priority = 1, Description = "GPU-seconds billed so far")]
@@ -247,6 +248,14 @@ public sealed record PrewarmPolicy
     [JsonPropertyName("leadTime")]
     [RegularExpression(Patterns.Duration), DefaultValue("2m")]
     public string LeadTime { get; init; } = "2m";
+
+    /// <summary>
+    /// After the function's last request, at least one warm replica is kept for
+    /// this long (recent traffic predicts more); <c>0s</c> turns the rule off.
+    /// </summary>
+    [JsonPropertyName("keepWarmFor")]
+    [RegularExpression(Patterns.Duration), DefaultValue("10m")]
+    public string KeepWarmFor { get; init; } = "10m";
 }
 
 /// <summary>Retries of failed invocations (Modal's Retries).</summary>

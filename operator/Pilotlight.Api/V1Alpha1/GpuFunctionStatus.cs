@@ -27,6 +27,18 @@ public sealed record GpuFunctionStatus
     [JsonPropertyName("warmReplicas")]
     public int WarmReplicas { get; init; }
 
+    /// <summary>Placeholder pods holding GPUs for the function (running, not preempted).</summary>
+    [JsonPropertyName("reservedReplicas")]
+    public int ReservedReplicas { get; init; }
+
+    /// <summary>Nodes with a GPU the function can use, where its image is pre-pulled.</summary>
+    [JsonPropertyName("prePulledNodes")]
+    public int PrePulledNodes { get; init; }
+
+    /// <summary>Nodes with a GPU the function can use (those pre-pull targets).</summary>
+    [JsonPropertyName("prePullEligibleNodes")]
+    public int PrePullEligibleNodes { get; init; }
+
     /// <summary>Replicas the autoscaler last asked for.</summary>
     [JsonPropertyName("desiredReplicas")]
     public int DesiredReplicas { get; init; }

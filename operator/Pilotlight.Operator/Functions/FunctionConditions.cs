@@ -15,6 +15,15 @@ public static class FunctionConditions
     /// <summary>kstatus: progress needs someone to act (a bad spec, no node fits).</summary>
     public const string Stalled = "Stalled";
 
+    /// <summary>Warm standby pods: True when the pool is at its target (present only when prewarm or a schedule asks for it).</summary>
+    public const string Warm = "Warm";
+
+    /// <summary>GPU reservations: True when every placeholder holds its GPUs (present only with prewarm.reservedReplicas).</summary>
+    public const string Reserved = "Reserved";
+
+    /// <summary>Image pre-pull: True when the image is on every eligible node (present only with prewarm.prePull).</summary>
+    public const string PrePulled = "PrePulled";
+
     /// <summary>Reasons, stable across releases: alerting and tooling may match on them.</summary>
     public static class Reasons
     {
@@ -41,5 +50,32 @@ public static class FunctionConditions
 
         /// <summary>Pods of an older spec are being replaced.</summary>
         public const string RollingOut = "RollingOut";
+
+        /// <summary>Warm: the pool holds as many ready warm pods as wanted.</summary>
+        public const string PoolReady = "PoolReady";
+
+        /// <summary>Warm: warm pods are starting (or were just claimed and are being replaced).</summary>
+        public const string PoolFilling = "PoolFilling";
+
+        /// <summary>Warm, Reserved: nothing is wanted right now.</summary>
+        public const string NoneWanted = "NoneWanted";
+
+        /// <summary>Reserved: every placeholder runs on a GPU node.</summary>
+        public const string ReservationsHeld = "ReservationsHeld";
+
+        /// <summary>Reserved: some placeholders wait for capacity (preempted, or no node has free GPUs).</summary>
+        public const string ReservationsPending = "ReservationsPending";
+
+        /// <summary>Warm, Reserved: the namespace's ResourceQuota refused a pod.</summary>
+        public const string QuotaExceeded = "QuotaExceeded";
+
+        /// <summary>PrePulled: the image is present on every eligible node.</summary>
+        public const string ImagePresent = "ImagePresent";
+
+        /// <summary>PrePulled: pre-pull pods are still pulling on some eligible nodes.</summary>
+        public const string ImagePulling = "ImagePulling";
+
+        /// <summary>PrePulled: no node has a GPU the function can use.</summary>
+        public const string NoEligibleNodes = "NoEligibleNodes";
     }
 }

@@ -9,6 +9,29 @@ public static class FunctionLabels
     /// <summary>Hash of the pod template, so a spec change rolls pods.</summary>
     public const string TemplateHash = "pilotlight.dev/template-hash";
 
+    /// <summary>What a function pod is for: <see cref="RoleServing"/> or <see cref="RoleWarm"/>.</summary>
+    public const string Role = "pilotlight.dev/role";
+
+    /// <summary>A pod the gateway routes to.</summary>
+    public const string RoleServing = "serving";
+
+    /// <summary>A ready standby pod, routed to only once the operator claims it (relabels it serving).</summary>
+    public const string RoleWarm = "warm";
+
+    /// <summary>On capacity-reservation placeholder pods: the function they hold GPUs for.</summary>
+    public const string ReservationFor = "pilotlight.dev/reservation-for";
+
+    /// <summary>On pre-pull DaemonSets and their pods: the function whose image they pull.</summary>
+    public const string PrePullFor = "pilotlight.dev/prepull-for";
+
+    /// <summary>True for pods the gateway may route to: serving ones (and pods from before roles existed).</summary>
+    public static bool IsServing(k8s.Models.V1Pod pod) =>
+        pod.Metadata.Labels?.TryGetValue(Role, out var role) != true || role == RoleServing;
+
+    /// <summary>True for warm standby pods.</summary>
+    public static bool IsWarm(k8s.Models.V1Pod pod) =>
+        pod.Metadata.Labels?.TryGetValue(Role, out var role) == true && role == RoleWarm;
+
     /// <summary>Marks everything the operator manages.</summary>
     public const string ManagedBy = "app.kubernetes.io/managed-by";
 

@@ -82,12 +82,33 @@ public static class FunctionPods
                 {
                     [FunctionLabels.Function] = name,
                     [FunctionLabels.TemplateHash] = hash,
+                    [FunctionLabels.Role] = FunctionLabels.RoleServing,
                     [FunctionLabels.ManagedBy] = FunctionLabels.ManagedByValue,
                 },
                 Annotations = new Dictionary<string, string> { [FunctionLabels.DefaultContainerAnnotation] = FunctionContainer },
                 OwnerReferences = [OwnerReference(function)],
             },
             Spec = podSpec,
+        };
+    }
+
+    /// <summary>The same pod as a warm standby: identical spec (so claiming it needs only a label), not routed to.</summary>
+    public static V1Pod AsWarm(V1Pod template)
+    {
+        var labels = new Dictionary<string, string>(template.Metadata.Labels) { [FunctionLabels.Role] = FunctionLabels.RoleWarm };
+        return new V1Pod
+        {
+            ApiVersion = template.ApiVersion,
+            Kind = template.Kind,
+            Metadata = new V1ObjectMeta
+            {
+                GenerateName = template.Metadata.GenerateName,
+                NamespaceProperty = template.Metadata.NamespaceProperty,
+                Labels = labels,
+                Annotations = template.Metadata.Annotations,
+                OwnerReferences = template.Metadata.OwnerReferences,
+            },
+            Spec = template.Spec,
         };
     }
 
@@ -109,7 +130,8 @@ public static class FunctionPods
         },
         Spec = new V1ServiceSpec
         {
-            Selector = new Dictionary<string, string> { [FunctionLabels.Function] = function.Metadata.Name },
+            // Warm standby pods are Ready too, but serve nothing until claimed.
+            Selector = new Dictionary<string, string> { [FunctionLabels.Function] = function.Metadata.Name, [FunctionLabels.Role] = FunctionLabels.RoleServing },
             Ports = [new V1ServicePort { Name = "http", Port = 80, TargetPort = options.ShimPort, Protocol = "TCP" }],
         },
     };
@@ -157,7 +179,7 @@ public static class FunctionPods
     }
 
     /// <summary>Copies the metering image's binary (which is also the GPU probe) onto the shared volume.</summary>
-    private static V1Container MakeToolsContainer(FunctionPodOptions options) => new()
+    internal static V1Container MakeToolsContainer(FunctionPodOptions options) => new()
     {
         Name = ToolsContainer,
         Image = options.MeterImage,
@@ -254,7 +276,7 @@ public static class FunctionPods
         },
     };
 
-    private static V1ResourceRequirements? MakeResources(ComputeResources? resources, int gpus)
+    internal static V1ResourceRequirements? MakeResources(ComputeResources? resources, int gpus)
     {
         var requests = new Dictionary<string, ResourceQuantity>();
         var limits = new Dictionary<string, ResourceQuantity>();
@@ -287,7 +309,7 @@ public static class FunctionPods
             : new V1ResourceRequirements { Requests = requests.Count > 0 ? requests : null, Limits = limits.Count > 0 ? limits : null };
     }
 
-    private static List<V1Toleration>? MakeTolerations(GpuFunctionSpec spec, FunctionPlacement placement)
+    internal static List<V1Toleration>? MakeTolerations(GpuFunctionSpec spec, FunctionPlacement placement)
     {
         var tolerations = spec.Tolerations?.ToList() ?? [];
         if (placement.Gpu is not null && !tolerations.Any(t => t.Key == GpuResource && t.Effect is null or "NoSchedule"))
@@ -298,7 +320,7 @@ public static class FunctionPods
         return tolerations.Count > 0 ? tolerations : null;
     }
 
-    private static V1Affinity? MakeAffinity(FunctionPlacement placement)
+    internal static V1Affinity? MakeAffinity(FunctionPlacement placement)
     {
         if (placement.Gpu is null)
         {
@@ -338,7 +360,7 @@ public static class FunctionPods
         };
     }
 
-    private static V1OwnerReference OwnerReference(GpuFunction function) => new()
+    internal static V1OwnerReference OwnerReference(GpuFunction function) => new()
     {
         ApiVersion = function.ApiVersion,
         Kind = function.Kind,

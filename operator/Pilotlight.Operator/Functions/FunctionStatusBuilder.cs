@@ -141,7 +141,7 @@ public static class FunctionStatusBuilder
     private static string? Value(IDictionary<string, string>? map, string key) =>
         map is not null && map.TryGetValue(key, out var value) ? value : null;
 
-    private static V1Condition Condition(GpuFunctionStatus? previous, string type, string status, string reason, string message, long? generation, DateTime now)
+    internal static V1Condition Condition(GpuFunctionStatus? previous, string type, string status, string reason, string message, long? generation, DateTime now)
     {
         var old = previous?.Conditions?.FirstOrDefault(c => c.Type == type);
         return new V1Condition

@@ -32,10 +32,25 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     private readonly ConcurrentDictionary<string, DateTime> _deletedAt = new();
     private readonly ConcurrentDictionary<ObjectKey, IReadOnlyList<BilledPod>> _openPods = new();
     private readonly ConcurrentDictionary<string, (ObjectKey Key, BilledPod Pod)> _orphans = new();
+    private readonly ConcurrentDictionary<ObjectKey, bool> _prePulling = new();
+    private readonly ConcurrentDictionary<ObjectKey, string?> _quotaProblems = new();
+    private bool _priorityClassReady;
 
     private static readonly Prometheus.Counter GpuSeconds = Prometheus.Metrics.CreateCounter(
         "pilotlight_function_gpu_seconds_total", "GPU-seconds billed per function by the operator's ledger (from pod lifetimes).",
         "namespace", "function");
+
+    private static readonly Prometheus.Gauge WarmGauge = Prometheus.Metrics.CreateGauge(
+        "pilotlight_warm_replicas", "Ready warm standby pods per function.", "namespace", "function");
+
+    private static readonly Prometheus.Counter WarmClaims = Prometheus.Metrics.CreateCounter(
+        "pilotlight_warm_claims_total", "Warm pods claimed to serve (each a cold start avoided).", "namespace", "function");
+
+    private static readonly Prometheus.Gauge ReservedGauge = Prometheus.Metrics.CreateGauge(
+        "pilotlight_reserved_replicas", "Placeholder pods holding GPUs per function.", "namespace", "function");
+
+    private static readonly Prometheus.Gauge PrePulledGauge = Prometheus.Metrics.CreateGauge(
+        "pilotlight_prepulled_nodes", "Eligible nodes with the function's image pre-pulled.", "namespace", "function");
 
     /// <summary>How often usage in status is refreshed while a function has pods.</summary>
     public static readonly TimeSpan UsageRefresh = TimeSpan.FromSeconds(30);
@@ -97,9 +112,21 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         }
 
         var pods = OwnedPods(function);
+        var placeholders = pods.Where(p => p.Metadata.Labels?.ContainsKey(FunctionLabels.ReservationFor) == true).ToList();
+        var functionPods = pods.Except(placeholders).ToList();
+        var serving = functionPods.Where(FunctionLabels.IsServing).ToList();
+        var warm = functionPods.Where(FunctionLabels.IsWarm).ToList();
         var (placement, problems) = FunctionPlacement.Resolve(function.Spec.Gpu, _catalog);
+        var (schedule, zone, prewarmProblems) = Prewarm.PrewarmSpec.Validate(function.Spec);
+        problems = [.. problems, .. prewarmProblems];
         var desired = problems.Count == 0 ? DesiredReplicas(function) : 0;
+        var now = _time.GetUtcNow();
+        var warmTarget = problems.Count == 0
+            ? Prewarm.WarmPool.Target(function.Spec, desired, now, LastRequest(key), schedule, zone)
+            : new Prewarm.WarmTarget(0, "None", null);
         string? hash = null;
+        string? quotaProblem = null;
+        var prePull = (Ready: 0, Eligible: 0);
 
         if (placement is not null && problems.Count == 0)
         {
@@ -109,39 +136,100 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
             if (Settled(key, pods))
             {
                 var load = PodLoad(key);
-                var plan = FunctionRollout.Plan(pods, desired, hash, p => load.GetValueOrDefault(p.Metadata.Name));
-                await ApplyPlanAsync(function, key, template, plan, cancellationToken).ConfigureAwait(false);
+                var changes = new PodChanges();
+
+                // Claim ready warm pods before creating any: no pod start on the request path.
+                var claims = Prewarm.WarmPool.Plan(serving, warm, desired, warmTarget.Count, hash, []).Claim;
+                foreach (var pod in claims)
+                {
+                    await RelabelAsync(pod, FunctionLabels.RoleServing, changes, cancellationToken).ConfigureAwait(false);
+                }
+
+                serving = [.. serving, .. claims];
+                warm = [.. warm.Except(claims)];
+                var plan = FunctionRollout.Plan(serving, desired, hash, p => load.GetValueOrDefault(p.Metadata.Name));
+                var pool = Prewarm.WarmPool.Plan(serving, warm, desired, warmTarget.Count, hash, plan.Delete);
+                foreach (var pod in pool.Demote)
+                {
+                    await RelabelAsync(pod, FunctionLabels.RoleWarm, changes, cancellationToken).ConfigureAwait(false);
+                }
+
+                quotaProblem = await ApplyAsync(function, template, plan.Create, [.. plan.Delete.Except(pool.Demote)], changes, cancellationToken).ConfigureAwait(false);
+                var warmTemplate = FunctionPods.AsWarm(template);
+                quotaProblem ??= await ApplyAsync(function, warmTemplate, pool.Create, pool.Delete, changes, cancellationToken).ConfigureAwait(false);
+                quotaProblem ??= await ReconcileReservationsAsync(function, placement, placeholders, changes, cancellationToken).ConfigureAwait(false);
+                await RecordAsync(function, key, changes, claims.Count, cancellationToken).ConfigureAwait(false);
+                _quotaProblems[key] = quotaProblem;
             }
+            else
+            {
+                // Nothing was tried this time: the last refusal still stands.
+                quotaProblem = _quotaProblems.GetValueOrDefault(key);
+            }
+
+            prePull = await ReconcilePrePullAsync(function, placement, cancellationToken).ConfigureAwait(false);
         }
 
         // Status from what was observed at the start of this reconcile; the
         // pod events our changes cause bring the next one.
-        var live = pods.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
+        var live = serving.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
         var status = FunctionStatusBuilder.Build(
             new FunctionObservation(function, live, desired, hash, problems, _catalog, NodeProducts(live)),
-            _time.GetUtcNow().UtcDateTime, _endpointBase);
+            now.UtcDateTime, _endpointBase);
         if (LastRequest(key) is { } last)
         {
             status = status with { LastRequestTime = last.UtcDateTime };
         }
 
-        var usage = Usage.UsageLedger.Update(function.Status?.Usage, pods, _deletedAt, _time.GetUtcNow().UtcDateTime,
+        var warmCount = Prewarm.WarmPool.Count(warm);
+        var reserved = placeholders.Count(p => p.Metadata.DeletionTimestamp is null && p.Status?.Phase == "Running");
+        status = Prewarm.PrewarmStatus.With(status, function, warmTarget, warmCount, reserved, prePull, quotaProblem, now.UtcDateTime);
+        var ns = key.Namespace ?? "";
+        WarmGauge.WithLabels(ns, key.Name).Set(warmCount.Ready);
+        ReservedGauge.WithLabels(ns, key.Name).Set(reserved);
+        PrePulledGauge.WithLabels(ns, key.Name).Set(prePull.Ready);
+
+        var usage = Usage.UsageLedger.Update(function.Status?.Usage, pods, _deletedAt, now.UtcDateTime,
             (pod, end) => CloseInJournal(key, pod, end));
         status = status with { Usage = usage };
         _openPods[key] = usage.OpenPods ?? [];
-        GpuSeconds.WithLabels(key.Namespace ?? "", key.Name).IncTo(usage.GpuSeconds);
+        GpuSeconds.WithLabels(ns, key.Name).IncTo(usage.GpuSeconds);
 
         await WriteStatusAsync(function, status, cancellationToken).ConfigureAwait(false);
-        return _expectations.ContainsKey(key) ? ReconcileResult.After(TimeSpan.FromSeconds(5))
-            : usage.OpenPods is { Count: > 0 } ? ReconcileResult.After(UsageRefresh)
-            : ReconcileResult.Done;
+        TimeSpan? after = _expectations.ContainsKey(key) ? TimeSpan.FromSeconds(5)
+            : usage.OpenPods is { Count: > 0 } ? UsageRefresh
+            : null;
+        if (prePull.Eligible > prePull.Ready)
+        {
+            // The DaemonSet's progress is not watched: look again shortly.
+            after = Shorter(after, TimeSpan.FromSeconds(2));
+        }
+
+        if (warmTarget.NextChange is { } change)
+        {
+            // A lead window opens or a keep-warm period ends with no event to say so.
+            after = Shorter(after, change - now < TimeSpan.FromMilliseconds(100) ? TimeSpan.FromMilliseconds(100) : change - now);
+        }
+
+        return after is { } wait ? ReconcileResult.After(wait) : ReconcileResult.Done;
     }
 
     /// <inheritdoc />
     public Task DeletedAsync(ObjectKey key, CancellationToken cancellationToken)
     {
         _expectations.TryRemove(key, out _);
-        GpuSeconds.RemoveLabelled(key.Namespace ?? "", key.Name);
+        foreach (var metric in new Prometheus.Collector<Prometheus.Counter.Child>[] { GpuSeconds, WarmClaims })
+        {
+            metric.RemoveLabelled(key.Namespace ?? "", key.Name);
+        }
+
+        foreach (var gauge in new[] { WarmGauge, ReservedGauge, PrePulledGauge })
+        {
+            gauge.RemoveLabelled(key.Namespace ?? "", key.Name);
+        }
+
+        _prePulling.TryRemove(key, out _);
+        _quotaProblems.TryRemove(key, out _);
 
         // The function's pods outlive it until the garbage collector removes them; each is
         // billed to its own deletion (or now, if that was already seen or it is gone already).
@@ -203,7 +291,8 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
 
         var names = pods.ToDictionary(p => p.Metadata.Name);
         var settled = expected.Created.All(names.ContainsKey)
-            && expected.Deleted.All(n => !names.TryGetValue(n, out var p) || p.Metadata.DeletionTimestamp is not null);
+            && expected.Deleted.All(n => !names.TryGetValue(n, out var p) || p.Metadata.DeletionTimestamp is not null)
+            && expected.Roles.All(r => !names.TryGetValue(r.Key, out var p) || (p.Metadata.Labels?.TryGetValue(FunctionLabels.Role, out var role) == true ? role : null) == r.Value);
         if (settled || _time.GetUtcNow() - expected.At > ExpectationTimeout)
         {
             _expectations.TryRemove(key, out _);
@@ -213,54 +302,204 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         return false;
     }
 
-    private async Task ApplyPlanAsync(GpuFunction function, ObjectKey key, V1Pod template, RolloutPlan plan, CancellationToken ct)
+    private static TimeSpan Shorter(TimeSpan? a, TimeSpan b) => a is { } x && x < b ? x : b;
+
+    /// <summary>Creates <paramref name="create"/> pods from <paramref name="template"/> and deletes <paramref name="delete"/>; a quota refusal is returned, not thrown.</summary>
+    private async Task<string?> ApplyAsync(GpuFunction function, V1Pod template, int create, IReadOnlyList<V1Pod> delete, PodChanges changes, CancellationToken ct)
     {
-        if (plan.IsSteady)
+        foreach (var pod in delete)
+        {
+            try
+            {
+                await _client.CoreV1.DeleteNamespacedPodAsync(pod.Metadata.Name, pod.Metadata.NamespaceProperty,
+                    new V1DeleteOptions { Preconditions = new V1Preconditions { Uid = pod.Metadata.Uid } }, cancellationToken: ct).ConfigureAwait(false);
+            }
+            catch (HttpOperationException e) when (e.Response.StatusCode is System.Net.HttpStatusCode.NotFound or System.Net.HttpStatusCode.Conflict)
+            {
+            }
+
+            changes.Deleted.Add(pod.Metadata.Name);
+        }
+
+        for (var i = 0; i < create; i++)
+        {
+            try
+            {
+                var pod = await _client.CoreV1.CreateNamespacedPodAsync(template, function.Metadata.NamespaceProperty, cancellationToken: ct).ConfigureAwait(false);
+                changes.Created.Add(pod.Metadata.Name);
+            }
+            catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Forbidden && e.Response.Content.Contains("exceeded quota", StringComparison.Ordinal))
+            {
+                // The namespace's ResourceQuota bounds everything the operator creates; say so instead of retrying hot.
+                return QuotaMessage(e.Response.Content);
+            }
+        }
+
+        return null;
+    }
+
+    private static string QuotaMessage(string body)
+    {
+        try
+        {
+            return KubernetesJson.Deserialize<V1Status>(body)?.Message ?? "exceeded quota";
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return "exceeded quota";
+        }
+    }
+
+    /// <summary>Moves a pod between the warm pool and serving by its role label.</summary>
+    private async Task RelabelAsync(V1Pod pod, string role, PodChanges changes, CancellationToken ct)
+    {
+        var patch = new V1Patch(KubernetesJson.Serialize(new { metadata = new { labels = new Dictionary<string, string> { [FunctionLabels.Role] = role } } }),
+            V1Patch.PatchType.MergePatch);
+        try
+        {
+            await _client.CoreV1.PatchNamespacedPodAsync(patch, pod.Metadata.Name, pod.Metadata.NamespaceProperty, cancellationToken: ct).ConfigureAwait(false);
+            changes.Roles[pod.Metadata.Name] = role;
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+        }
+    }
+
+    /// <summary>Keeps <c>prewarm.reservedReplicas</c> placeholder pods, creating the PriorityClass they need once.</summary>
+    private async Task<string?> ReconcileReservationsAsync(GpuFunction function, FunctionPlacement placement, List<V1Pod> placeholders, PodChanges changes, CancellationToken ct)
+    {
+        var wanted = placement.GpuCount > 0 ? function.Spec.Prewarm?.ReservedReplicas ?? 0 : 0;
+        var live = placeholders.Where(p => p.Metadata.DeletionTimestamp is null && p.Status?.Phase is not ("Failed" or "Succeeded")).ToList();
+        var delete = placeholders.Except(live).Where(p => p.Metadata.DeletionTimestamp is null).ToList();
+        if (live.Count > wanted)
+        {
+            delete.AddRange(live.OrderBy(p => p.Status?.Phase == "Running").ThenByDescending(p => p.Metadata.CreationTimestamp).Take(live.Count - wanted));
+        }
+
+        if (wanted > live.Count)
+        {
+            await EnsurePriorityClassAsync(ct).ConfigureAwait(false);
+        }
+
+        return await ApplyAsync(function, Prewarm.PrewarmResources.Placeholder(function, placement, _podOptions), Math.Max(0, wanted - live.Count), delete, changes, ct)
+            .ConfigureAwait(false);
+    }
+
+    private async Task EnsurePriorityClassAsync(CancellationToken ct)
+    {
+        if (_priorityClassReady)
         {
             return;
         }
 
-        var created = new List<string>();
-        var deleted = new List<string>();
         try
         {
-            for (var i = 0; i < plan.Create; i++)
+            await _client.SchedulingV1.CreatePriorityClassAsync(Prewarm.PrewarmResources.PriorityClass(), cancellationToken: ct).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict)
+        {
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Forbidden)
+        {
+            // Installed by the chart, which gives the operator no right to create it: that is fine.
+            _logger.LogDebug("PriorityClass {Name} not created (forbidden); the chart is expected to install it", Prewarm.PrewarmResources.PriorityClassName);
+        }
+
+        _priorityClassReady = true;
+    }
+
+    /// <summary>Keeps the pre-pull DaemonSet (or removes it when pre-pull is off); returns (nodes with the image, eligible nodes).</summary>
+    private async Task<(int Ready, int Eligible)> ReconcilePrePullAsync(GpuFunction function, FunctionPlacement placement, CancellationToken ct)
+    {
+        var ns = function.Metadata.NamespaceProperty;
+        var name = Prewarm.PrewarmResources.PrePullName(function);
+        var wanted = function.Spec.Prewarm?.PrePull == true && placement.Gpu is not null;
+        if (!wanted && !_prePulling.ContainsKey(ObjectKey.Of(function)) && function.Status?.PrePullEligibleNodes is null or 0)
+        {
+            return (0, 0);
+        }
+
+        V1DaemonSet? have;
+        try
+        {
+            have = await _client.AppsV1.ReadNamespacedDaemonSetAsync(name, ns, cancellationToken: ct).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            have = null;
+        }
+
+        if (!wanted)
+        {
+            _prePulling.TryRemove(ObjectKey.Of(function), out _);
+            if (have?.Metadata.OwnerReferences?.Any(o => o.Uid == function.Metadata.Uid) == true)
             {
-                var pod = await _client.CoreV1.CreateNamespacedPodAsync(template, function.Metadata.NamespaceProperty, cancellationToken: ct).ConfigureAwait(false);
-                created.Add(pod.Metadata.Name);
+                await _client.AppsV1.DeleteNamespacedDaemonSetAsync(name, ns, cancellationToken: ct).ConfigureAwait(false);
             }
 
-            foreach (var pod in plan.Delete)
-            {
-                try
-                {
-                    await _client.CoreV1.DeleteNamespacedPodAsync(pod.Metadata.Name, pod.Metadata.NamespaceProperty,
-                        new V1DeleteOptions { Preconditions = new V1Preconditions { Uid = pod.Metadata.Uid } }, cancellationToken: ct).ConfigureAwait(false);
-                }
-                catch (HttpOperationException e) when (e.Response.StatusCode is System.Net.HttpStatusCode.NotFound or System.Net.HttpStatusCode.Conflict)
-                {
-                }
-
-                deleted.Add(pod.Metadata.Name);
-            }
-        }
-        finally
-        {
-            if (created.Count + deleted.Count > 0)
-            {
-                _expectations[key] = new Expectation(created, deleted, _time.GetUtcNow());
-            }
+            return (0, 0);
         }
 
-        if (created.Count > 0)
+        _prePulling[ObjectKey.Of(function)] = true;
+        var want = Prewarm.PrewarmResources.PrePull(function, placement, _podOptions);
+        if (have is null)
         {
-            await _events.NormalAsync(function, "CreatedPods", $"Created {created.Count} pod(s): {string.Join(", ", created)}", ct).ConfigureAwait(false);
+            await _client.AppsV1.CreateNamespacedDaemonSetAsync(want, ns, cancellationToken: ct).ConfigureAwait(false);
+            await _events.NormalAsync(function, "PrePulling", $"Pulling {function.Spec.Image} on nodes with {string.Join(", ", placement.Types.Select(t => t.Type.ToWireName()))} GPUs", ct).ConfigureAwait(false);
+            return (0, 0);
         }
 
-        if (deleted.Count > 0)
+        if (have.Metadata.OwnerReferences?.Any(o => o.Uid == function.Metadata.Uid) != true)
         {
-            await _events.NormalAsync(function, "DeletedPods", $"Deleted {deleted.Count} pod(s): {string.Join(", ", deleted)}", ct).ConfigureAwait(false);
+            throw new InvalidOperationException($"DaemonSet {ns}/{name} exists and is not owned by this function");
         }
+
+        if (KubernetesJson.Serialize(have.Spec.Template.Spec.Containers[0].Image) != KubernetesJson.Serialize(want.Spec.Template.Spec.Containers[0].Image)
+            || KubernetesJson.Serialize(have.Spec.Template.Spec.Affinity) != KubernetesJson.Serialize(want.Spec.Template.Spec.Affinity))
+        {
+            var patch = new { spec = new { template = want.Spec.Template } };
+            await _client.AppsV1.PatchNamespacedDaemonSetAsync(new V1Patch(KubernetesJson.Serialize(patch), V1Patch.PatchType.MergePatch), name, ns, cancellationToken: ct)
+                .ConfigureAwait(false);
+            return (0, have.Status?.DesiredNumberScheduled ?? 0);
+        }
+
+        // Ready pods of the current template: the kubelet had the image to start them.
+        var current = have.Status?.ObservedGeneration == have.Metadata.Generation ? have.Status?.UpdatedNumberScheduled ?? 0 : 0;
+        return (Math.Min(have.Status?.NumberReady ?? 0, current), have.Status?.DesiredNumberScheduled ?? 0);
+    }
+
+    private async Task RecordAsync(GpuFunction function, ObjectKey key, PodChanges changes, int claimed, CancellationToken ct)
+    {
+        if (changes.Created.Count + changes.Deleted.Count + changes.Roles.Count > 0)
+        {
+            _expectations[key] = new Expectation(changes.Created, changes.Deleted, changes.Roles, _time.GetUtcNow());
+        }
+
+        if (claimed > 0)
+        {
+            WarmClaims.WithLabels(key.Namespace ?? "", key.Name).Inc(claimed);
+            await _events.NormalAsync(function, "ClaimedWarmPods", $"Claimed {claimed} warm pod(s) to serve", ct).ConfigureAwait(false);
+        }
+
+        if (changes.Created.Count > 0)
+        {
+            await _events.NormalAsync(function, "CreatedPods", $"Created {changes.Created.Count} pod(s): {string.Join(", ", changes.Created)}", ct).ConfigureAwait(false);
+        }
+
+        if (changes.Deleted.Count > 0)
+        {
+            await _events.NormalAsync(function, "DeletedPods", $"Deleted {changes.Deleted.Count} pod(s): {string.Join(", ", changes.Deleted)}", ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>What one reconcile changed, for expectations and events.</summary>
+    private sealed class PodChanges
+    {
+        public List<string> Created { get; } = [];
+
+        public List<string> Deleted { get; } = [];
+
+        public Dictionary<string, string> Roles { get; } = [];
     }
 
     private async Task EnsureServiceAsync(GpuFunction function, CancellationToken ct)
@@ -328,5 +567,5 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         }
     }
 
-    private sealed record Expectation(IReadOnlyList<string> Created, IReadOnlyList<string> Deleted, DateTimeOffset At);
+    private sealed record Expectation(IReadOnlyList<string> Created, IReadOnlyList<string> Deleted, IReadOnlyDictionary<string, string> Roles, DateTimeOffset At);
 }
