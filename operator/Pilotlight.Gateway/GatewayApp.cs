@@ -41,17 +41,22 @@ public static class GatewayApp
         var routes = new FunctionRoutes(pods, options.ShimPort);
         var metrics = new GatewayMetrics(registry);
         var proxy = new InvocationProxy(functions, routes, client, options, metrics, time, loggers.CreateLogger("gateway"));
+        var sandboxes = new Informer<Sandbox>(ListWatch.ForCustomResource<Sandbox>(client), time: time, logger: loggers.CreateLogger("informer.sandboxes"));
+        var sandboxApi = new SandboxApi(sandboxes, pods, client, options.ShimPort, time, loggers.CreateLogger("sandbox"));
 
         var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
-        var watching = Task.WhenAll(functions.RunAsync(lifetime.ApplicationStopping), pods.RunAsync(lifetime.ApplicationStopping));
+        var watching = Task.WhenAll(functions.RunAsync(lifetime.ApplicationStopping), pods.RunAsync(lifetime.ApplicationStopping),
+            sandboxes.RunAsync(lifetime.ApplicationStopping));
         lifetime.ApplicationStopped.Register(() => watching.Wait(TimeSpan.FromSeconds(5)));
 
         app.MapGet("/healthz", () => "ok");
-        app.MapGet("/readyz", () => functions.HasSynced && pods.HasSynced
+        app.MapGet("/readyz", () => functions.HasSynced && pods.HasSynced && sandboxes.HasSynced
             ? Results.Text("ready")
             : Results.Text("caches not synced", statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapGet("/internal/demand", () => Results.Json(routes.Demand()));
         app.UseMetricServer("/metrics", registry);
+        app.Map(SandboxApi.Prefix + "/{ns}/{name}/{**operation}", (HttpContext context, string ns, string name, string? operation) =>
+            sandboxApi.HandleAsync(context, ns, name, operation ?? ""));
         app.Map("/{ns}/{fn}/{**rest}", (HttpContext context, string ns, string fn, string? rest) => proxy.InvokeAsync(context, ns, fn, rest));
         app.Map("/{ns}/{fn}", (HttpContext context, string ns, string fn) => proxy.InvokeAsync(context, ns, fn, null));
         return app;

@@ -38,6 +38,9 @@ public sealed class InvocationProxy
     /// <summary>The shim's header on a 503 it answered without forwarding (see the runtime shim).</summary>
     public const string RefusedHeader = "X-Pilotlight-Refused";
 
+    /// <summary>Response header: milliseconds from the request's arrival to its dispatch to a pod.</summary>
+    public const string RoutedAfterHeader = "X-Pilotlight-Routed-After-Ms";
+
     private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase)
     {
         "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Host",
@@ -102,6 +105,8 @@ public sealed class InvocationProxy
 
     private async Task ServeAsync(HttpContext context, GpuFunction function, FunctionRoute route, string? rest)
     {
+        var arrived = _time.GetTimestamp();
+        double? routedAfterMs = null;
         var spec = function.Spec;
         var maxConcurrency = Math.Max(1, spec.Scaling.MaxConcurrency);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
@@ -158,6 +163,7 @@ public sealed class InvocationProxy
                 }
 
                 tried.Add(pod.Name);
+                routedAfterMs ??= _time.GetElapsedTime(arrived).TotalMilliseconds;
                 try
                 {
                     return await _http.SendAsync(BuildRequest(context, pod, rest), ct).ConfigureAwait(false);
@@ -206,6 +212,8 @@ public sealed class InvocationProxy
                 }
 
                 context.Response.Headers["X-Pilotlight-Cold-Start"] = cold ? "true" : "false";
+                // How long the request was held before the gateway sent it to a pod (the wake-up, on a cold start).
+                context.Response.Headers[RoutedAfterHeader] = (routedAfterMs ?? 0).ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
                 await response.Content.CopyToAsync(context.Response.Body, timeout.Token).ConfigureAwait(false);
             }
         }

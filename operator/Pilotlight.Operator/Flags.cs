@@ -4,7 +4,8 @@ namespace Pilotlight.Operator;
 internal sealed class Flags
 {
     private static readonly HashSet<string> Switches = ["leader-elect"];
-    private static readonly HashSet<string> Valued = ["kubeconfig", "gpu-catalog", "shim-image", "endpoint-base", "namespace", "lease-namespace", "metrics-port", "gateways", "usage-journal"];
+    private static readonly HashSet<string> Valued = ["kubeconfig", "gpu-catalog", "shim-image", "endpoint-base", "namespace", "lease-namespace", "metrics-port", "gateways", "usage-journal", "meter-image",
+        "sandbox-runtime-classes", "sandbox-default-runtime-class", "sandbox-max-timeout"];
     private readonly Dictionary<string, string> _values = [];
 
     public string? Error { get; private init; }

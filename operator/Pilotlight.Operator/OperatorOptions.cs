@@ -13,6 +13,9 @@ public sealed record OperatorOptions
     /// <summary>Pod template settings (shim image and port).</summary>
     public FunctionPodOptions Pods { get; init; } = new();
 
+    /// <summary>How sandboxes are run.</summary>
+    public Sandboxes.SandboxOptions Sandboxes { get; init; } = new();
+
     /// <summary>Base URL of the gateway; a function's endpoint is BASE/NAMESPACE/NAME.</summary>
     public string EndpointBase { get; init; } = "http://pilotlight-gateway.pilotlight-system";
 

@@ -45,9 +45,18 @@ public static class PilotlightOperator
             .Reads(nodes);
         autoscaler.Changed = controller.Enqueue;
 
+        var sandboxes = new Informer<Sandbox>(ListWatch.ForCustomResource<Sandbox>(client, options.WatchNamespace),
+            time: time, logger: Logger("informer.sandboxes"));
+        var sandboxReconciler = new Sandboxes.SandboxReconciler(client, pods, options.Catalog, options.Sandboxes,
+            new EventRecorder(client, Component, time, Logger("events")), time, Logger("sandbox"));
+        var sandboxController = new Controller<Sandbox>("sandbox", sandboxes, sandboxReconciler,
+                new ControllerOptions { Workers = options.Workers }, time, Logger("controller.sandbox"))
+            .Owns(pods, Sandbox.KindName);
+
         return new ControllerHost(client, new ControllerHostOptions { Identity = options.Identity, LeaderElection = options.LeaderElection },
                 metrics, Logger("host"))
             .Add(controller)
+            .Add(sandboxController)
             .Add(autoscaler);
     }
 }

@@ -8,12 +8,18 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Pilotlight.Operator.Usage;
+using Pilotlight.Operator.Functions;
+using Pilotlight.Operator.Sandboxes;
 using Prometheus;
 
 // pilotlight-operator: reconciles GpuFunctions. Flags (all optional):
 //   --kubeconfig PATH      default: in-cluster config, else ~/.kube/config
 //   --gpu-catalog PATH     GPU type -> product labels (YAML); default: shipped catalog
-//   --shim-image IMAGE     runtime shim sidecar image
+//   --shim-image IMAGE     runtime shim sidecar image (also the sandbox agent)
+//   --meter-image IMAGE    metering sidecar image (also the GPU probe and the idle program of placeholders)
+//   --sandbox-runtime-classes A[,B]   RuntimeClasses a Sandbox may ask for (e.g. runsc,kata)
+//   --sandbox-default-runtime-class A RuntimeClass of a Sandbox that names none
+//   --sandbox-max-timeout DUR         cap on Sandbox spec.timeout (default 24h)
 //   --endpoint-base URL    gateway URL functions are reached at
 //   --namespace NS         watch one namespace only
 //   --leader-elect         hold a Lease in --lease-namespace (default $POD_NAMESPACE or pilotlight-system)
@@ -67,11 +73,30 @@ foreach (var url in (flags.Get("gateways") ?? "").Split(',', StringSplitOptions.
     gateways.Add(gateway);
 }
 
+var sandboxMaxTimeout = TimeSpan.FromHours(24);
+if (flags.Get("sandbox-max-timeout") is { } maxTimeout
+    && (!Pilotlight.Api.Schema.DurationString.TryParse(maxTimeout, out sandboxMaxTimeout) || sandboxMaxTimeout <= TimeSpan.Zero))
+{
+    Console.Error.WriteLine($"pilotlight-operator: --sandbox-max-timeout: '{maxTimeout}' is not a positive duration such as 1h");
+    return 2;
+}
+
 var leaseNamespace = flags.Get("lease-namespace") ?? Environment.GetEnvironmentVariable("POD_NAMESPACE") ?? "pilotlight-system";
 var options = new OperatorOptions
 {
     Catalog = catalog,
-    Pods = flags.Get("shim-image") is { } shim ? new() { ShimImage = shim } : new(),
+    Pods = new()
+    {
+        ShimImage = flags.Get("shim-image") ?? new FunctionPodOptions().ShimImage,
+        MeterImage = flags.Get("meter-image") ?? new FunctionPodOptions().MeterImage,
+    },
+    Sandboxes = new()
+    {
+        AgentImage = flags.Get("shim-image") ?? new SandboxOptions().AgentImage,
+        AllowedRuntimeClasses = (flags.Get("sandbox-runtime-classes") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+        DefaultRuntimeClass = flags.Get("sandbox-default-runtime-class"),
+        MaxTimeout = sandboxMaxTimeout,
+    },
     EndpointBase = flags.Get("endpoint-base") ?? new OperatorOptions().EndpointBase,
     WatchNamespace = flags.Get("namespace"),
     LeaderElection = flags.Has("leader-elect") ? new LeaderElectionOptions(leaseNamespace, "pilotlight-operator") : null,

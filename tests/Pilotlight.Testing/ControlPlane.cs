@@ -54,6 +54,36 @@ public sealed class ControlPlane : IAsyncDisposable
     public Kubernetes CreateClient() => new(Configuration);
 
     /// <summary>
+    /// Users the API server knows by bearer token besides the admin, with no
+    /// rights until RBAC grants them some: for tests of authorisation and of
+    /// least-privilege roles.
+    /// </summary>
+    public static IReadOnlyList<string> TestUsers { get; } =
+    [
+        "alice",
+        "bob",
+        "system:serviceaccount:pilotlight-system:pilotlight-operator",
+        "system:serviceaccount:pilotlight-system:pilotlight-gateway",
+    ];
+
+    private readonly Dictionary<string, string> _userTokens = TestUsers.ToDictionary(u => u, _ => Convert.ToHexString(RandomNumberGenerator.GetBytes(24)).ToLowerInvariant());
+
+    /// <summary>The bearer token of one of <see cref="TestUsers"/>.</summary>
+    public string UserToken(string user) => _userTokens[user];
+
+    /// <summary>A client acting as one of <see cref="TestUsers"/>; the caller disposes it.</summary>
+    public Kubernetes CreateClient(string user)
+    {
+        var config = Configuration;
+        config.AccessToken = UserToken(user);
+        config.ClientCertificateData = null;
+        config.ClientCertificateKeyData = null;
+        config.Username = null;
+        config.Password = null;
+        return new Kubernetes(config);
+    }
+
+    /// <summary>
     /// Finds the binaries (KUBEBUILDER_ASSETS, the build cache, PATH, else
     /// builds them with tests/control-plane/build.sh) and starts everything.
     /// </summary>
@@ -79,7 +109,7 @@ public sealed class ControlPlane : IAsyncDisposable
     {
         await WriteCertificatesAsync(ct).ConfigureAwait(false);
         await File.WriteAllTextAsync(Path.Combine(Directory, "tokens.csv"),
-            $"{AdminToken},admin,admin,system:masters\n", ct).ConfigureAwait(false);
+            $"{AdminToken},admin,admin,system:masters\n" + string.Concat(TestUsers.Select((u, i) => $"{_userTokens[u]},{u},test-{i}\n")), ct).ConfigureAwait(false);
         WriteKubeconfig();
 
         int etcdPort = FreePort(), etcdPeer = FreePort();

@@ -30,6 +30,9 @@ public sealed record GpuNodePreset(string Product, int Gpus, int GpuMemoryMiB, s
     /// <summary>4 x T4.</summary>
     public static GpuNodePreset T4 { get; } = new("Tesla-T4", 4, 15360, "32", "128Gi");
 
+    /// <summary>A CPU node: no GPUs, no GPU labels or taint.</summary>
+    public static GpuNodePreset CpuOnly { get; } = new("none", 0, 0, "32", "128Gi");
+
     /// <summary>The same node with a different GPU count.</summary>
     public GpuNodePreset WithGpus(int gpus) => this with { Gpus = gpus };
 }
@@ -137,6 +140,17 @@ public sealed class NodeSimulator : IAsyncDisposable
                 Taints = [new V1Taint { Key = "nvidia.com/gpu", Effect = "NoSchedule" }],
             },
         };
+        if (preset.Gpus == 0)
+        {
+            // A plain CPU node: no GPU labels, no GPU taint.
+            foreach (var key in node.Metadata.Labels.Keys.Where(k => k.StartsWith("nvidia.com/", StringComparison.Ordinal)).ToList())
+            {
+                node.Metadata.Labels.Remove(key);
+            }
+
+            node.Spec.Taints = null;
+        }
+
         foreach (var (key, value) in labels ?? new Dictionary<string, string>())
         {
             node.Metadata.Labels[key] = value;
@@ -335,7 +349,8 @@ public sealed class NodeSimulator : IAsyncDisposable
     private async Task StartPodAsync(V1Pod pod)
     {
         var ip = _podIps.GetOrAdd($"{pod.Metadata.NamespaceProperty}/{pod.Metadata.Name}", _ => NextIp());
-        if (_options.Processes is { } processes && pod.Metadata.Labels?.ContainsKey("pilotlight.dev/function") == true)
+        if (_options.Processes is { } processes
+            && (pod.Metadata.Labels?.ContainsKey("pilotlight.dev/function") == true || pod.Metadata.Labels?.ContainsKey(PodProcessPair.SandboxLabel) == true))
         {
             var pair = _processes.GetOrAdd(pod.Metadata.Uid, _ => PodProcessPair.Start(pod, ip, processes));
             await PatchPodStatusAsync(pod, ip, ready: false).ConfigureAwait(false);
@@ -371,6 +386,13 @@ public sealed class NodeSimulator : IAsyncDisposable
         var restarts = 0;
         while (!_stop.IsCancellationRequested && _processes.TryGetValue(pod.Metadata.Uid, out var pair))
         {
+            if (pair.Crashed && pod.Spec.RestartPolicy == "Never")
+            {
+                // Like a kubelet: a pod that must not restart fails, with its exit code.
+                await ReportFailedAsync(pod, ip, pair.ExitCode ?? 137).ConfigureAwait(false);
+                return;
+            }
+
             if (pair.Crashed && _options.Processes is { } processes)
             {
                 await pair.StopAsync(TimeSpan.Zero).ConfigureAwait(false);
@@ -424,6 +446,38 @@ public sealed class NodeSimulator : IAsyncDisposable
             {
                 return;
             }
+        }
+    }
+
+    private async Task ReportFailedAsync(V1Pod pod, string ip, int exitCode)
+    {
+        var now = _time.GetUtcNow().UtcDateTime;
+        var patch = new
+        {
+            status = new
+            {
+                phase = "Failed",
+                podIP = ip,
+                conditions = new[] { new { type = "Ready", status = "False", lastTransitionTime = now } },
+                containerStatuses = pod.Spec.Containers.Select(c => new
+                {
+                    name = c.Name,
+                    image = c.Image,
+                    imageID = $"sim://{c.Image}",
+                    ready = false,
+                    restartCount = 0,
+                    state = new { terminated = new { exitCode, reason = exitCode == 137 ? "OOMKilled" : "Error", finishedAt = now } },
+                }).ToArray(),
+            },
+        };
+        try
+        {
+            await _client.CoreV1.PatchNamespacedPodStatusAsync(MergePatch(patch), pod.Metadata.Name, pod.Metadata.NamespaceProperty,
+                cancellationToken: _stop.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            _logger.LogWarning("Failure of {Pod} not reported: {Error}", pod.Metadata.Name, ex.Message);
         }
     }
 

@@ -23,14 +23,15 @@ public sealed record FunctionProcessOptions(string ShimDll, string ModelServerDl
 /// <summary>The two processes of one simulated function pod.</summary>
 internal sealed class PodProcessPair
 {
-    private PodProcessPair(ManagedProcess server, ManagedProcess shim, Uri ready)
+    private PodProcessPair(ManagedProcess? server, ManagedProcess shim, Uri ready)
     {
         Server = server;
         Shim = shim;
         ReadyUri = ready;
     }
 
-    public ManagedProcess Server { get; }
+    /// <summary>The stand-in for the user's server; none in a sandbox pod, where the shim is the agent.</summary>
+    public ManagedProcess? Server { get; }
 
     public ManagedProcess Shim { get; }
 
@@ -40,6 +41,11 @@ internal sealed class PodProcessPair
     public static PodProcessPair Start(V1Pod pod, string ip, FunctionProcessOptions options)
     {
         Directory.CreateDirectory(options.LogDirectory);
+        if (pod.Metadata.Labels?.ContainsKey(SandboxLabel) == true)
+        {
+            return StartSandbox(pod, ip, options);
+        }
+
         var function = pod.Spec.Containers.First(c => c.Name == "function");
         var shim = pod.Spec.Containers.First(c => c.Name == "runtime-shim");
         var userPort = function.Ports?.FirstOrDefault()?.ContainerPort ?? 8080;
@@ -61,23 +67,49 @@ internal sealed class PodProcessPair
         return new PodProcessPair(server, shimProcess, new Uri($"http://{ip}:{shimPort}/ready"));
     }
 
+    /// <summary>Label of sandbox pods, which run the shim alone, in sandbox mode.</summary>
+    public const string SandboxLabel = "pilotlight.dev/sandbox";
+
+    /// <summary>
+    /// A sandbox pod: the agent (the shim with PILOTLIGHT_MODE=sandbox, as the
+    /// pod spec sets) on the pod IP, with a directory of its own as the workspace.
+    /// </summary>
+    private static PodProcessPair StartSandbox(V1Pod pod, string ip, FunctionProcessOptions options)
+    {
+        var container = pod.Spec.Containers[0];
+        var env = Env(container);
+        var name = $"{pod.Metadata.NamespaceProperty}_{pod.Metadata.Name}";
+        var workspace = Path.Combine(options.LogDirectory, $"{name}.workspace");
+        Directory.CreateDirectory(workspace);
+        env["PILOTLIGHT_LISTEN_ADDRESS"] = ip;
+        env["PILOTLIGHT_WORKSPACE"] = workspace;
+        env["HOME"] = workspace;
+        env.Remove("TMPDIR");
+        var port = env.GetValueOrDefault("PILOTLIGHT_LISTEN_PORT", "8099");
+        var agent = ManagedProcess.Start("dotnet", [options.ShimDll], Path.Combine(options.LogDirectory, $"{name}.agent.log"), env);
+        return new PodProcessPair(null, agent, new Uri($"http://{ip}:{port}/ready"));
+    }
+
     /// <summary>True once either process has exited.</summary>
-    public bool Crashed => Shim.HasExited || Server.HasExited;
+    public bool Crashed => Shim.HasExited || Server?.HasExited == true;
+
+    /// <summary>The exit code of the process that ended first, once one has.</summary>
+    public int? ExitCode => Shim.HasExited ? Shim.ExitCode : Server?.HasExited == true ? Server.ExitCode : null;
 
     /// <summary>Kills both processes at once, as an out-of-memory kill or a node fault would.</summary>
     public void Crash()
     {
         Shim.Kill();
-        Server.Kill();
+        Server?.Kill();
     }
 
     /// <summary>SIGTERM to both (the shim drains), then SIGKILL after <paramref name="grace"/>.</summary>
     public async Task StopAsync(TimeSpan grace)
     {
         Shim.Terminate();
-        Server.Terminate();
+        Server?.Terminate();
         using var timeout = new CancellationTokenSource(grace);
-        while (!(Shim.HasExited && Server.HasExited) && !timeout.IsCancellationRequested)
+        while (!(Shim.HasExited && Server?.HasExited != false) && !timeout.IsCancellationRequested)
         {
             try
             {
@@ -89,7 +121,10 @@ internal sealed class PodProcessPair
         }
 
         await Shim.StopAsync().ConfigureAwait(false);
-        await Server.StopAsync().ConfigureAwait(false);
+        if (Server is not null)
+        {
+            await Server.StopAsync().ConfigureAwait(false);
+        }
     }
 
     private static Dictionary<string, string> Env(V1Container container) =>

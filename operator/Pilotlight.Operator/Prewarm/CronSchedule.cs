@@ -172,7 +172,7 @@ public sealed class CronSchedule
 
             if (!DayMatches(t))
             {
-                t = t.Date.AddDays(1);
+                t = t.AddMinutes(1);
                 continue;
             }
 
@@ -321,7 +321,7 @@ public sealed class CronSchedule
     /// <summary>The UTC instant of a local wall-clock time; false if the zone skips it.</summary>
     private static bool TryResolve(DateTime wall, TimeZoneInfo zone, out DateTime utc)
     {
-        if (false)
+        if (zone.IsInvalidTime(wall))
         {
             utc = default;
             return false;

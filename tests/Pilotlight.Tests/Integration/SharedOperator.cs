@@ -1,3 +1,4 @@
+using k8s;
 using Pilotlight.Api.V1Alpha1;
 using Pilotlight.ControllerRuntime;
 using Pilotlight.Gateway;
@@ -41,6 +42,21 @@ internal static class SharedOperator
                 var gateway = GatewayApp.Build(client, gatewayUrl, registry: Prometheus.Metrics.NewCustomRegistry(), logging: _ => { });
                 await gateway.StartAsync();
 
+                // The RuntimeClasses sandboxes may use (a node would have gVisor and Kata installed).
+                foreach (var (runtime, handler) in new[] { ("runsc", "runsc"), ("kata", "kata-qemu") })
+                {
+                    try
+                    {
+                        await client.NodeV1.CreateRuntimeClassAsync(new k8s.Models.V1RuntimeClass
+                        {
+                            Metadata = new k8s.Models.V1ObjectMeta { Name = runtime }, Handler = handler,
+                        });
+                    }
+                    catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict)
+                    {
+                    }
+                }
+
                 var catalog = new GpuCatalog(GpuCatalog.Default.Products.Where(kv => kv.Key != GpuType.B200).ToDictionary());
                 var stop = new CancellationTokenSource();
                 var journal = new UsageJournal();
@@ -48,6 +64,10 @@ internal static class SharedOperator
                 {
                     Catalog = catalog, Identity = "test", Gateways = [new Uri(gatewayUrl)], Autoscaler = Autoscaling, EndpointBase = gatewayUrl,
                     UsageJournal = journal,
+                    Sandboxes = new Pilotlight.Operator.Sandboxes.SandboxOptions
+                    {
+                        AllowedRuntimeClasses = ["runsc", "kata"], DefaultRuntimeClass = "runsc", MaxTimeout = TimeSpan.FromMinutes(10),
+                    },
                 }, new ControllerMetrics(Prometheus.Metrics.NewCustomRegistry()), loggers: ProgressLoggerProvider.Factory());
                 _running = new Running(plane, gatewayUrl, host.RunAsync(stop.Token), gateway, stop, journal);
             }

@@ -1,0 +1,271 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Pilotlight.Api.V1Alpha1;
+using Pilotlight.ControllerRuntime;
+using Pilotlight.Operator.Functions;
+using Pilotlight.Operator.Sandboxes;
+
+namespace Pilotlight.Gateway;
+
+/// <summary>
+/// The gateway's sandbox API, under <c>/_sandbox/{namespace}/{name}/</c> (an
+/// underscore cannot start a namespace, so it never shadows a function):
+/// <c>POST exec</c>, <c>GET|PUT|DELETE files?path=</c>, <c>GET files/list?path=</c>
+/// and <c>POST terminate</c>. Callers present a Kubernetes bearer token; the
+/// gateway checks it with a TokenReview and asks a SubjectAccessReview whether
+/// that user may do the operation on that sandbox: no token or an invalid one
+/// is 401, not allowed is 403. Exec and file calls are passed to the sandbox's
+/// agent, streaming both ways; each one counts as activity for idleTimeout.
+/// </summary>
+public sealed class SandboxApi
+{
+    /// <summary>URL prefix of the API.</summary>
+    public const string Prefix = "/_sandbox";
+
+    private static readonly TimeSpan ReviewCacheFor = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan ActivityEvery = TimeSpan.FromSeconds(1);
+    private readonly Informer<Sandbox> _sandboxes;
+    private readonly Informer<V1Pod> _pods;
+    private readonly IKubernetes _client;
+    private readonly HttpClient _agents;
+    private readonly int _agentPort;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, (DateTimeOffset At, bool Allowed, string Detail)> _reviews = new();
+    private readonly ConcurrentDictionary<ObjectKey, DateTimeOffset> _activityWritten = new();
+
+    /// <summary>The API over the given caches.</summary>
+    public SandboxApi(Informer<Sandbox> sandboxes, Informer<V1Pod> pods, IKubernetes client, int agentPort, TimeProvider time, ILogger logger)
+    {
+        _sandboxes = sandboxes;
+        _pods = pods;
+        _client = client;
+        _agentPort = agentPort;
+        _time = time;
+        _logger = logger;
+        _agents = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false }) { Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    /// <summary>What an operation needs in RBAC terms: (verb, subresource).</summary>
+    public static (string Verb, string Subresource)? Permission(string method, string operation) => (method, operation) switch
+    {
+        ("POST", "exec") => ("create", "exec"),
+        ("GET", "files") or ("GET", "files/list") => ("get", "files"),
+        ("PUT", "files") or ("DELETE", "files") => ("update", "files"),
+        ("POST", "terminate") => ("update", "terminate"),
+        _ => null,
+    };
+
+    /// <summary>Handles one call.</summary>
+    public async Task HandleAsync(HttpContext context, string ns, string name, string operation)
+    {
+        var ct = context.RequestAborted;
+        if (Permission(context.Request.Method, operation) is not { } permission)
+        {
+            await ProblemAsync(context, StatusCodes.Status404NotFound, $"no sandbox operation {context.Request.Method} {operation}").ConfigureAwait(false);
+            return;
+        }
+
+        var header = context.Request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || header.Length <= 7)
+        {
+            context.Response.Headers.WWWAuthenticate = "Bearer";
+            await ProblemAsync(context, StatusCodes.Status401Unauthorized, "a Kubernetes bearer token is required").ConfigureAwait(false);
+            return;
+        }
+
+        var (allowed, status, detail) = await AuthorizeAsync(header[7..].Trim(), ns, name, permission, ct).ConfigureAwait(false);
+        if (!allowed)
+        {
+            if (status == StatusCodes.Status401Unauthorized)
+            {
+                context.Response.Headers.WWWAuthenticate = "Bearer";
+            }
+
+            await ProblemAsync(context, status, detail).ConfigureAwait(false);
+            return;
+        }
+
+        var key = new ObjectKey(ns, name);
+        if (_sandboxes.Get(key) is not { } sandbox)
+        {
+            await ProblemAsync(context, StatusCodes.Status404NotFound, $"sandbox {ns}/{name} not found").ConfigureAwait(false);
+            return;
+        }
+
+        if (sandbox.Status?.Conditions?.FirstOrDefault(c => c.Type == SandboxConditions.Finished) is { Status: "True" } finished)
+        {
+            await ProblemAsync(context, StatusCodes.Status410Gone, $"sandbox {ns}/{name} has finished: {finished.Reason}").ConfigureAwait(false);
+            return;
+        }
+
+        if (operation == "terminate")
+        {
+            await AnnotateAsync(sandbox, SandboxReconciler.TerminateAnnotation, _time.GetUtcNow().UtcDateTime.ToString("O"), ct).ConfigureAwait(false);
+            context.Response.StatusCode = StatusCodes.Status202Accepted;
+            return;
+        }
+
+        var pod = _pods.Get(new ObjectKey(ns, SandboxPods.PodName(sandbox)));
+        if (pod?.Status?.PodIP is not { Length: > 0 } ip || !FunctionStatusBuilder.IsReady(pod)
+            || pod.Metadata.Labels?.TryGetValue(SandboxPods.SandboxLabel, out var owner) != true || owner != name)
+        {
+            context.Response.Headers.RetryAfter = "1";
+            await ProblemAsync(context, StatusCodes.Status409Conflict, $"sandbox {ns}/{name} is not ready yet").ConfigureAwait(false);
+            return;
+        }
+
+        await TouchAsync(sandbox).ConfigureAwait(false);
+        try
+        {
+            await ForwardAsync(context, new Uri($"http://{ip}:{_agentPort}/{operation}{context.Request.QueryString}"), ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            await TouchAsync(sandbox).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<(bool Allowed, int Status, string Detail)> AuthorizeAsync(string token, string ns, string name, (string Verb, string Subresource) permission,
+        CancellationToken ct)
+    {
+        // Cached by a hash: the token itself is never kept, logged or echoed.
+        var cacheKey = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{token}\n{ns}\n{name}\n{permission.Verb}\n{permission.Subresource}")));
+        var now = _time.GetUtcNow();
+        if (_reviews.TryGetValue(cacheKey, out var cached) && now - cached.At < ReviewCacheFor)
+        {
+            return cached.Allowed ? (true, 200, "") : (false, cached.Detail.StartsWith("401", StringComparison.Ordinal) ? 401 : 403, cached.Detail[4..]);
+        }
+
+        try
+        {
+            var review = await _client.AuthenticationV1.CreateTokenReviewAsync(new V1TokenReview { Spec = new V1TokenReviewSpec { Token = token } }, cancellationToken: ct)
+                .ConfigureAwait(false);
+            if (review.Status?.Authenticated != true || review.Status.User is not { } user)
+            {
+                _reviews[cacheKey] = (now, false, "401 the bearer token was not accepted");
+                return (false, 401, "the bearer token was not accepted");
+            }
+
+            var access = await _client.AuthorizationV1.CreateSubjectAccessReviewAsync(new V1SubjectAccessReview
+            {
+                Spec = new V1SubjectAccessReviewSpec
+                {
+                    User = user.Username,
+                    Groups = user.Groups,
+                    Uid = user.Uid,
+                    Extra = user.Extra?.ToDictionary(kv => kv.Key, kv => (IList<string>)kv.Value.ToList()),
+                    ResourceAttributes = new V1ResourceAttributes
+                    {
+                        Group = Group.Name,
+                        Resource = "sandboxes",
+                        Subresource = permission.Subresource,
+                        Verb = permission.Verb,
+                        NamespaceProperty = ns,
+                        Name = name,
+                    },
+                },
+            }, cancellationToken: ct).ConfigureAwait(false);
+            if (access.Status?.Allowed != true)
+            {
+                var detail = $"{user.Username} may not {permission.Verb} sandboxes/{permission.Subresource} of {ns}/{name}";
+                _reviews[cacheKey] = (now, false, "403 " + detail);
+                return (false, 403, detail);
+            }
+
+            _reviews[cacheKey] = (now, true, "");
+            return (true, 200, "");
+        }
+        catch (HttpOperationException e)
+        {
+            _logger.LogWarning("Sandbox authorisation could not be checked: HTTP {Status}", (int)e.Response.StatusCode);
+            return (false, 503, "authorisation could not be checked; try again");
+        }
+    }
+
+    private async Task ForwardAsync(HttpContext context, Uri target, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(context.Request.Method), target);
+        if (context.Request.ContentLength is > 0 || context.Request.Headers.TransferEncoding.Count > 0)
+        {
+            request.Content = new StreamContent(context.Request.Body);
+            if (context.Request.ContentType is { } type)
+            {
+                request.Content.Headers.TryAddWithoutValidation("Content-Type", type);
+            }
+        }
+
+        HttpResponseMessage response;
+        try
+        {
+            response = await _agents.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException e)
+        {
+            await ProblemAsync(context, StatusCodes.Status502BadGateway, $"the sandbox's agent could not be reached: {e.Message}").ConfigureAwait(false);
+            return;
+        }
+
+        using (response)
+        {
+            context.Response.StatusCode = (int)response.StatusCode;
+            foreach (var h in response.Content.Headers)
+            {
+                if (h.Key is "Content-Type" or "Content-Length")
+                {
+                    context.Response.Headers[h.Key] = h.Value.ToArray();
+                }
+            }
+
+            // Exec output streams line by line: flush as it comes.
+            await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+            var buffer = new byte[16 * 1024];
+            int read;
+            while ((read = await body.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+            {
+                await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), ct).ConfigureAwait(false);
+                await context.Response.Body.FlushAsync(ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Records activity on the Sandbox (at most once a second per sandbox), for idleTimeout.</summary>
+    private async Task TouchAsync(Sandbox sandbox)
+    {
+        var key = ObjectKey.Of(sandbox);
+        var now = _time.GetUtcNow();
+        if (_activityWritten.TryGetValue(key, out var last) && now - last < ActivityEvery)
+        {
+            return;
+        }
+
+        _activityWritten[key] = now;
+        try
+        {
+            await AnnotateAsync(sandbox, SandboxReconciler.LastActivityAnnotation, now.UtcDateTime.ToString("O"), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e)
+        {
+            _logger.LogWarning("Activity of sandbox {Namespace}/{Name} not recorded: HTTP {Status}", key.Namespace, key.Name, (int)e.Response.StatusCode);
+        }
+    }
+
+    private Task AnnotateAsync(Sandbox sandbox, string annotation, string value, CancellationToken ct)
+    {
+        var patch = new { metadata = new { annotations = new Dictionary<string, string> { [annotation] = value } } };
+        return _client.CustomObjects.PatchNamespacedCustomObjectAsync(new V1Patch(KubernetesJson.Serialize(patch), V1Patch.PatchType.MergePatch),
+            Group.Name, Group.Version, sandbox.Metadata.NamespaceProperty, "sandboxes", sandbox.Metadata.Name, cancellationToken: ct);
+    }
+
+    private static Task ProblemAsync(HttpContext context, int status, string message)
+    {
+        context.Response.StatusCode = status;
+        return context.Response.WriteAsJsonAsync(new Dictionary<string, string> { ["error"] = message });
+    }
+}

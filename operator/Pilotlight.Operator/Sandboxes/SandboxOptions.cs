@@ -1,0 +1,34 @@
+namespace Pilotlight.Operator.Sandboxes;
+
+/// <summary>How the operator runs sandboxes; the platform team sets these (chart values), not sandbox users.</summary>
+public sealed record SandboxOptions
+{
+    /// <summary>RuntimeClasses a Sandbox may ask for (e.g. gVisor <c>runsc</c>, Kata). Empty: only <see cref="DefaultRuntimeClass"/>.</summary>
+    public IReadOnlyList<string> AllowedRuntimeClasses { get; init; } = [];
+
+    /// <summary>RuntimeClass used when a Sandbox names none; null runs on the node's default runtime.</summary>
+    public string? DefaultRuntimeClass { get; init; }
+
+    /// <summary>The longest <c>spec.timeout</c> honoured; longer ones are capped (and the cap is reported).</summary>
+    public TimeSpan MaxTimeout { get; init; } = TimeSpan.FromHours(24);
+
+    /// <summary>Image holding the agent (the runtime shim), copied into the sandbox by an init container.</summary>
+    public string AgentImage { get; init; } = "pilotlight/runtime-shim:0.1.0";
+
+    /// <summary>Port the agent listens on inside the sandbox.</summary>
+    public int AgentPort { get; init; } = 8099;
+
+    /// <summary>Labels of the namespace the gateway runs in: only it may reach a sandbox's agent.</summary>
+    public IReadOnlyDictionary<string, string> GatewayNamespaceLabels { get; init; } =
+        new Dictionary<string, string> { ["kubernetes.io/metadata.name"] = "pilotlight-system" };
+
+    /// <summary>Labels of the gateway's pods.</summary>
+    public IReadOnlyDictionary<string, string> GatewayPodLabels { get; init; } =
+        new Dictionary<string, string> { ["app.kubernetes.io/name"] = "pilotlight-gateway" };
+
+    /// <summary>CPU and memory a sandbox gets when it asks for none (requests equal limits).</summary>
+    public (string Cpu, string Memory) DefaultResources { get; init; } = ("1", "1Gi");
+
+    /// <summary>UID and GID the sandbox runs as.</summary>
+    public long RunAsUser { get; init; } = 65532;
+}

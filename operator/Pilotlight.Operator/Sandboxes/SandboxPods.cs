@@ -1,0 +1,252 @@
+using System.Globalization;
+using k8s.Models;
+using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Operator.Functions;
+
+namespace Pilotlight.Operator.Sandboxes;
+
+/// <summary>
+/// The one pod and one NetworkPolicy of a sandbox. The hardening is not a
+/// template a user may opt out of: every sandbox pod gets it.
+/// </summary>
+public static class SandboxPods
+{
+    /// <summary>Label naming the Sandbox a pod or policy belongs to.</summary>
+    public const string SandboxLabel = "pilotlight.dev/sandbox";
+
+    /// <summary>The user's container, whose entrypoint is the agent.</summary>
+    public const string SandboxContainer = "sandbox";
+
+    /// <summary>Init container copying the agent onto the shared volume.</summary>
+    public const string AgentInstaller = "pilotlight-agent";
+
+    /// <summary>Where the agent binary lives in the sandbox container.</summary>
+    public const string AgentPath = "/pilotlight/bin/pilotlight-agent";
+
+    /// <summary>The writable workspace (an emptyDir of <c>spec.workspaceSize</c>).</summary>
+    public const string WorkspacePath = "/workspace";
+
+    /// <summary>The pod's name: the Sandbox's own (one pod per sandbox, never two).</summary>
+    public static string PodName(Sandbox sandbox) => sandbox.Metadata.Name;
+
+    /// <summary>The RuntimeClass to use, or a problem when the Sandbox asks for one the operator does not allow.</summary>
+    public static (string? RuntimeClass, string? Problem) RuntimeClass(Sandbox sandbox, SandboxOptions options)
+    {
+        if (sandbox.Spec.RuntimeClassName is not { } asked)
+        {
+            return (options.DefaultRuntimeClass, null);
+        }
+
+        var allowed = options.AllowedRuntimeClasses.Concat(options.DefaultRuntimeClass is { } d ? [d] : []).Distinct().ToList();
+        return allowed.Contains(asked)
+            ? (asked, null)
+            : (null, $"runtimeClassName '{asked}' is not allowed here (allowed: {(allowed.Count == 0 ? "none" : string.Join(", ", allowed))})");
+    }
+
+    /// <summary>The hardened pod of <paramref name="sandbox"/>.</summary>
+    public static V1Pod MakePod(Sandbox sandbox, string? runtimeClass, FunctionPlacement? placement, SandboxOptions options)
+    {
+        var spec = sandbox.Spec;
+        var cpu = spec.Resources?.Cpu ?? new ResourceQuantity(options.DefaultResources.Cpu);
+        var memory = spec.Resources?.Memory ?? new ResourceQuantity(options.DefaultResources.Memory);
+        var limits = new Dictionary<string, ResourceQuantity> { ["cpu"] = cpu, ["memory"] = memory };
+        if (spec.Resources?.EphemeralStorage is { } storage)
+        {
+            limits["ephemeral-storage"] = storage;
+        }
+
+        var gpus = placement?.GpuCount ?? 0;
+        if (gpus > 0)
+        {
+            limits[FunctionPods.GpuResource] = new ResourceQuantity(gpus.ToString(CultureInfo.InvariantCulture));
+        }
+
+        var env = new List<V1EnvVar>(spec.Env ?? [])
+        {
+            new() { Name = "PILOTLIGHT_MODE", Value = "sandbox" },
+            new() { Name = "PILOTLIGHT_LISTEN_PORT", Value = options.AgentPort.ToString(CultureInfo.InvariantCulture) },
+            new() { Name = "PILOTLIGHT_WORKSPACE", Value = WorkspacePath },
+            new() { Name = "HOME", Value = WorkspacePath },
+            new() { Name = "TMPDIR", Value = "/tmp" },
+        };
+        if (gpus == 0 && env.All(e => e.Name != "NVIDIA_VISIBLE_DEVICES"))
+        {
+            env.Add(new V1EnvVar { Name = "NVIDIA_VISIBLE_DEVICES", Value = "void" });
+        }
+
+        var hardened = new V1SecurityContext
+        {
+            AllowPrivilegeEscalation = false,
+            Privileged = false,
+            RunAsNonRoot = true,
+            RunAsUser = options.RunAsUser,
+            RunAsGroup = options.RunAsUser,
+            ReadOnlyRootFilesystem = true,
+            Capabilities = new V1Capabilities { Drop = ["ALL"] },
+            SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
+        };
+        var shared = new V1VolumeMount { Name = "pilotlight-agent", MountPath = "/pilotlight" };
+
+        return new V1Pod
+        {
+            ApiVersion = "v1",
+            Kind = "Pod",
+            Metadata = new V1ObjectMeta
+            {
+                Name = PodName(sandbox),
+                NamespaceProperty = sandbox.Metadata.NamespaceProperty,
+                Labels = new Dictionary<string, string>
+                {
+                    [SandboxLabel] = sandbox.Metadata.Name,
+                    [FunctionLabels.ManagedBy] = FunctionLabels.ManagedByValue,
+                },
+                OwnerReferences = [Owner(sandbox)],
+            },
+            Spec = new V1PodSpec
+            {
+                AutomountServiceAccountToken = false,
+                EnableServiceLinks = false,
+                RestartPolicy = "Never",
+                RuntimeClassName = runtimeClass,
+                HostNetwork = false,
+                HostPID = false,
+                HostIPC = false,
+                ShareProcessNamespace = false,
+                TerminationGracePeriodSeconds = 5,
+                SecurityContext = new V1PodSecurityContext
+                {
+                    RunAsNonRoot = true,
+                    RunAsUser = options.RunAsUser,
+                    RunAsGroup = options.RunAsUser,
+                    FsGroup = options.RunAsUser,
+                    SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
+                },
+                InitContainers =
+                [
+                    new V1Container
+                    {
+                        Name = AgentInstaller,
+                        Image = options.AgentImage,
+                        Args = ["install", AgentPath],
+                        VolumeMounts = [shared],
+                        Resources = new V1ResourceRequirements
+                        {
+                            Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("10m"), ["memory"] = new("32Mi") },
+                            Limits = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("100m"), ["memory"] = new("64Mi") },
+                        },
+                        SecurityContext = hardened,
+                    },
+                ],
+                Containers =
+                [
+                    new V1Container
+                    {
+                        Name = SandboxContainer,
+                        Image = spec.Image,
+                        Command = [AgentPath],
+                        Env = env,
+                        EnvFrom = spec.EnvFrom?.ToList(),
+                        WorkingDir = WorkspacePath,
+                        Ports = [new V1ContainerPort { Name = "agent", ContainerPort = options.AgentPort, Protocol = "TCP" }],
+                        Resources = new V1ResourceRequirements { Requests = limits, Limits = limits },
+                        SecurityContext = hardened,
+                        ReadinessProbe = new V1Probe
+                        {
+                            HttpGet = new V1HTTPGetAction { Path = "/ready", Port = options.AgentPort },
+                            PeriodSeconds = 1,
+                            FailureThreshold = 1,
+                        },
+                        VolumeMounts =
+                        [
+                            new V1VolumeMount { Name = "pilotlight-agent", MountPath = "/pilotlight", ReadOnlyProperty = true },
+                            new V1VolumeMount { Name = "workspace", MountPath = WorkspacePath },
+                            new V1VolumeMount { Name = "tmp", MountPath = "/tmp" },
+                        ],
+                    },
+                ],
+                Volumes =
+                [
+                    new V1Volume { Name = "pilotlight-agent", EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = new ResourceQuantity("128Mi") } },
+                    new V1Volume { Name = "workspace", EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = spec.WorkspaceSize } },
+                    new V1Volume { Name = "tmp", EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = new ResourceQuantity("64Mi") } },
+                ],
+                NodeSelector = null,
+                Tolerations = placement is null ? null : FunctionPods.MakeTolerations(new GpuFunctionSpec { Image = spec.Image }, placement),
+                Affinity = placement is null ? null : FunctionPods.MakeAffinity(placement),
+            },
+        };
+    }
+
+    /// <summary>
+    /// Deny everything but the gateway's connections to the agent, and egress to
+    /// <c>network.allowCidrs</c> (plus DNS when <c>network.allowDns</c>).
+    /// </summary>
+    public static V1NetworkPolicy MakeNetworkPolicy(Sandbox sandbox, SandboxOptions options)
+    {
+        var egress = new List<V1NetworkPolicyEgressRule>();
+        if (sandbox.Spec.Network.AllowCidrs is { Count: > 0 } cidrs)
+        {
+            egress.Add(new V1NetworkPolicyEgressRule { To = [.. cidrs.Select(c => new V1NetworkPolicyPeer { IpBlock = new V1IPBlock { Cidr = c } })] });
+        }
+
+        if (sandbox.Spec.Network.AllowDns)
+        {
+            egress.Add(new V1NetworkPolicyEgressRule
+            {
+                To =
+                [
+                    new V1NetworkPolicyPeer
+                    {
+                        NamespaceSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { ["kubernetes.io/metadata.name"] = "kube-system" } },
+                        PodSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { ["k8s-app"] = "kube-dns" } },
+                    },
+                ],
+                Ports = [new V1NetworkPolicyPort { Protocol = "UDP", Port = 53 }, new V1NetworkPolicyPort { Protocol = "TCP", Port = 53 }],
+            });
+        }
+
+        return new V1NetworkPolicy
+        {
+            ApiVersion = "networking.k8s.io/v1",
+            Kind = "NetworkPolicy",
+            Metadata = new V1ObjectMeta
+            {
+                Name = $"{sandbox.Metadata.Name}-sandbox",
+                NamespaceProperty = sandbox.Metadata.NamespaceProperty,
+                Labels = new Dictionary<string, string> { [SandboxLabel] = sandbox.Metadata.Name, [FunctionLabels.ManagedBy] = FunctionLabels.ManagedByValue },
+                OwnerReferences = [Owner(sandbox)],
+            },
+            Spec = new V1NetworkPolicySpec
+            {
+                PodSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { [SandboxLabel] = sandbox.Metadata.Name } },
+                PolicyTypes = ["Ingress", "Egress"],
+                Ingress =
+                [
+                    new V1NetworkPolicyIngressRule
+                    {
+                        FromProperty =
+                        [
+                            new V1NetworkPolicyPeer
+                            {
+                                NamespaceSelector = new V1LabelSelector { MatchLabels = options.GatewayNamespaceLabels.ToDictionary() },
+                                PodSelector = new V1LabelSelector { MatchLabels = options.GatewayPodLabels.ToDictionary() },
+                            },
+                        ],
+                        Ports = [new V1NetworkPolicyPort { Protocol = "TCP", Port = options.AgentPort }],
+                    },
+                ],
+                Egress = egress,
+            },
+        };
+    }
+
+    private static V1OwnerReference Owner(Sandbox sandbox) => new()
+    {
+        ApiVersion = sandbox.ApiVersion,
+        Kind = sandbox.Kind,
+        Name = sandbox.Metadata.Name,
+        Uid = sandbox.Metadata.Uid,
+        Controller = true,
+        BlockOwnerDeletion = true,
+    };
+}

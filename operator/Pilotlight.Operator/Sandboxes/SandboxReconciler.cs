@@ -1,0 +1,411 @@
+using System.Collections.Concurrent;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Pilotlight.Api.Schema;
+using Pilotlight.Api.V1Alpha1;
+using Pilotlight.ControllerRuntime;
+using Pilotlight.Operator.Functions;
+using Pilotlight.Operator.Gpu;
+
+namespace Pilotlight.Operator.Sandboxes;
+
+/// <summary>
+/// Reconciles a Sandbox into one hardened pod and one NetworkPolicy, and ends
+/// it: at <c>timeout</c> after creation, after <c>idleTimeout</c> without
+/// activity, on a terminate request, or when its pod fails or vanishes. An
+/// ended sandbox keeps a <c>Finished</c> condition (or is deleted, per
+/// <c>expiryPolicy</c>); its pod is never silently recreated.
+/// </summary>
+public sealed class SandboxReconciler : IReconciler<Sandbox>
+{
+    /// <summary>Annotation the gateway keeps at the time of the sandbox's last exec, stdin or file operation.</summary>
+    public const string LastActivityAnnotation = "pilotlight.dev/last-activity";
+
+    /// <summary>Annotation the gateway sets when a caller terminates the sandbox.</summary>
+    public const string TerminateAnnotation = "pilotlight.dev/terminate-requested";
+
+    private readonly IKubernetes _client;
+    private readonly Informer<V1Pod> _pods;
+    private readonly GpuCatalog _catalog;
+    private readonly SandboxOptions _options;
+    private readonly EventRecorder _events;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, bool> _policies = new();
+
+    /// <summary>A reconciler reading pods from <paramref name="pods"/>.</summary>
+    public SandboxReconciler(IKubernetes client, Informer<V1Pod> pods, GpuCatalog catalog, SandboxOptions options, EventRecorder events,
+        TimeProvider? time = null, ILogger? logger = null)
+    {
+        _client = client;
+        _pods = pods;
+        _catalog = catalog;
+        _options = options;
+        _events = events;
+        _time = time ?? TimeProvider.System;
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    /// <inheritdoc />
+    public async Task<ReconcileResult> ReconcileAsync(Sandbox sandbox, CancellationToken cancellationToken)
+    {
+        if (sandbox.Metadata.DeletionTimestamp is not null)
+        {
+            return ReconcileResult.Done;
+        }
+
+        var now = _time.GetUtcNow().UtcDateTime;
+        var ns = sandbox.Metadata.NamespaceProperty;
+        var pod = _pods.Get(new ObjectKey(ns, SandboxPods.PodName(sandbox)));
+        if (pod is not null && pod.Metadata.OwnerReferences?.Any(o => o.Uid == sandbox.Metadata.Uid) != true)
+        {
+            pod = null; // someone else's pod of that name: never touched, reported below
+        }
+
+        var previous = sandbox.Status;
+        if (previous?.Conditions?.FirstOrDefault(c => c.Type == SandboxConditions.Finished) is { Status: "True" })
+        {
+            // Ended for good: make sure nothing runs.
+            await DeletePodAsync(pod, cancellationToken).ConfigureAwait(false);
+            return ReconcileResult.Done;
+        }
+
+        var (runtimeClass, placement, timeout, idle, problems) = Validate(sandbox);
+        var created = sandbox.Metadata.CreationTimestamp ?? now;
+        var expiresAt = created + timeout;
+        var lastActivity = LastActivity(sandbox, pod);
+        var startTime = pod?.Status?.StartTime ?? previous?.StartTime;
+
+        var end = problems.Count > 0 ? null : Ending(sandbox, pod, previous, now, expiresAt, idle, lastActivity);
+        SandboxStatus status;
+        if (problems.Count > 0)
+        {
+            var message = string.Join("; ", problems);
+            status = Status(sandbox, startTime, null, null,
+                ("False", SandboxConditions.Reasons.InvalidSpec, message), ("False", SandboxConditions.Reasons.InvalidSpec, message), now);
+        }
+        else if (end is { } e)
+        {
+            await DeletePodAsync(pod, cancellationToken).ConfigureAwait(false);
+            status = Status(sandbox, startTime, previous?.PodName, expiresAt,
+                ("False", e.Reason, e.Message), ("True", e.Reason, e.Message), now);
+            await (e.Reason is SandboxConditions.Reasons.PodFailed or SandboxConditions.Reasons.PodLost
+                ? _events.WarningAsync(sandbox, e.Reason, e.Message, cancellationToken)
+                : _events.NormalAsync(sandbox, e.Reason, e.Message, cancellationToken)).ConfigureAwait(false);
+            if (sandbox.Spec.ExpiryPolicy == SandboxExpiryPolicy.Delete)
+            {
+                await DeleteSandboxAsync(sandbox, cancellationToken).ConfigureAwait(false);
+                return ReconcileResult.Done;
+            }
+        }
+        else
+        {
+            await EnsurePolicyAsync(sandbox, cancellationToken).ConfigureAwait(false);
+            var conflict = _pods.Get(new ObjectKey(ns, SandboxPods.PodName(sandbox))) is { } other && pod is null;
+            if (pod is null && !conflict)
+            {
+                await CreatePodAsync(sandbox, runtimeClass, placement, cancellationToken).ConfigureAwait(false);
+            }
+
+            var ready = pod is not null && FunctionStatusBuilder.IsReady(pod);
+            var running = conflict
+                ? ("False", SandboxConditions.Reasons.PodConflict, $"a pod named {SandboxPods.PodName(sandbox)} exists and is not this sandbox's")
+                : ready
+                    ? ("True", SandboxConditions.Reasons.Running, "the agent is ready")
+                    : ("False", SandboxConditions.Reasons.PodStarting, PendingMessage(pod));
+            status = Status(sandbox, startTime, SandboxPods.PodName(sandbox), expiresAt, running,
+                ("False", SandboxConditions.Reasons.Running, "not finished"), now);
+        }
+
+        await WriteStatusAsync(sandbox, status, cancellationToken).ConfigureAwait(false);
+        if (problems.Count > 0 || end is not null)
+        {
+            return ReconcileResult.Done;
+        }
+
+        // Wake for whichever deadline comes first.
+        var next = expiresAt;
+        if (idle is { } i && lastActivity + i < next)
+        {
+            next = lastActivity + i;
+        }
+
+        var wait = next - now;
+        return ReconcileResult.After(wait < TimeSpan.FromMilliseconds(50) ? TimeSpan.FromMilliseconds(50) : wait);
+    }
+
+    /// <inheritdoc />
+    public Task DeletedAsync(ObjectKey key, CancellationToken cancellationToken)
+    {
+        _policies.TryRemove($"{key.Namespace}/{key.Name}", out _);
+        return Task.CompletedTask;
+    }
+
+    private (string? RuntimeClass, FunctionPlacement? Placement, TimeSpan Timeout, TimeSpan? Idle, List<string> Problems) Validate(Sandbox sandbox)
+    {
+        var problems = new List<string>();
+        var (runtimeClass, runtimeProblem) = SandboxPods.RuntimeClass(sandbox, _options);
+        if (runtimeProblem is not null)
+        {
+            problems.Add(runtimeProblem);
+        }
+
+        FunctionPlacement? placement = null;
+        if (sandbox.Spec.Gpu is { Count: > 0 } gpu)
+        {
+            var (p, gpuProblems) = FunctionPlacement.Resolve(gpu, _catalog);
+            placement = p;
+            problems.AddRange(gpuProblems);
+        }
+
+        var timeout = _options.MaxTimeout;
+        if (!DurationString.TryParse(sandbox.Spec.Timeout, out var asked) || asked <= TimeSpan.Zero)
+        {
+            problems.Add($"timeout '{sandbox.Spec.Timeout}' is not a positive duration");
+        }
+        else if (asked < timeout)
+        {
+            timeout = asked;
+        }
+
+        TimeSpan? idle = null;
+        if (sandbox.Spec.IdleTimeout is { } idleText)
+        {
+            if (DurationString.TryParse(idleText, out var i) && i > TimeSpan.Zero)
+            {
+                idle = i;
+            }
+            else
+            {
+                problems.Add($"idleTimeout '{idleText}' is not a positive duration");
+            }
+        }
+
+        return (runtimeClass, placement, timeout, idle, problems);
+    }
+
+    /// <summary>Why the sandbox ends now, if it does.</summary>
+    private static (string Reason, string Message)? Ending(Sandbox sandbox, V1Pod? pod, SandboxStatus? previous, DateTime now, DateTime expiresAt,
+        TimeSpan? idle, DateTime lastActivity)
+    {
+        if (sandbox.Metadata.Annotations?.ContainsKey(TerminateAnnotation) == true)
+        {
+            return (SandboxConditions.Reasons.Terminated, "terminated on request");
+        }
+
+        if (now >= expiresAt)
+        {
+            return (SandboxConditions.Reasons.Expired, $"timeout reached at {expiresAt:O}");
+        }
+
+        if (idle is { } i && now >= lastActivity + i)
+        {
+            return (SandboxConditions.Reasons.IdleTimeout, $"no activity for {i.TotalSeconds:0} s (last at {lastActivity:O})");
+        }
+
+        switch (pod?.Status?.Phase)
+        {
+            case "Failed":
+                return (SandboxConditions.Reasons.PodFailed, $"the sandbox pod failed: {Termination(pod)}");
+            case "Succeeded":
+                return (SandboxConditions.Reasons.Completed, "the sandbox's agent exited");
+        }
+
+        if (pod is null && previous?.StartTime is not null)
+        {
+            return (SandboxConditions.Reasons.PodLost, "the sandbox pod was deleted outside the operator; it is not recreated");
+        }
+
+        return null;
+    }
+
+    private static string Termination(V1Pod pod)
+    {
+        var terminated = pod.Status?.ContainerStatuses?.Select(c => c.State?.Terminated).FirstOrDefault(t => t is not null);
+        return terminated is null
+            ? pod.Status?.Reason ?? pod.Status?.Message ?? "no reason given"
+            : $"exit code {terminated.ExitCode}{(terminated.Reason is { } r ? $" ({r})" : "")}";
+    }
+
+    private static DateTime LastActivity(Sandbox sandbox, V1Pod? pod)
+    {
+        var last = pod?.Status?.StartTime ?? sandbox.Metadata.CreationTimestamp ?? DateTime.MinValue;
+        if (sandbox.Metadata.Annotations?.TryGetValue(LastActivityAnnotation, out var text) == true
+            && DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at)
+            && at.UtcDateTime > last)
+        {
+            last = at.UtcDateTime;
+        }
+
+        return last;
+    }
+
+    private static string PendingMessage(V1Pod? pod)
+    {
+        if (pod?.Status?.Conditions?.FirstOrDefault(c => c.Type == "PodScheduled" && c.Status == "False") is { } unscheduled)
+        {
+            return $"not scheduled: {unscheduled.Message}";
+        }
+
+        var waiting = pod?.Status?.ContainerStatuses?.Select(c => c.State?.Waiting).FirstOrDefault(w => w is not null);
+        return waiting is not null ? $"{waiting.Reason}: {waiting.Message}" : "the pod is starting";
+    }
+
+    private static SandboxStatus Status(Sandbox sandbox, DateTime? startTime, string? podName, DateTime? expiresAt,
+        (string Status, string Reason, string Message) ready, (string Status, string Reason, string Message) finished, DateTime now)
+    {
+        V1Condition Condition(string type, (string Status, string Reason, string Message) c)
+        {
+            var old = sandbox.Status?.Conditions?.FirstOrDefault(x => x.Type == type);
+            return new V1Condition
+            {
+                Type = type,
+                Status = c.Status,
+                Reason = c.Reason,
+                Message = c.Message,
+                ObservedGeneration = sandbox.Metadata.Generation,
+                LastTransitionTime = old is not null && old.Status == c.Status ? old.LastTransitionTime : now,
+            };
+        }
+
+        return new SandboxStatus
+        {
+            ObservedGeneration = sandbox.Metadata.Generation,
+            Conditions = [Condition(SandboxConditions.Ready, ready), Condition(SandboxConditions.Finished, finished)],
+            PodName = podName,
+            StartTime = startTime,
+            ExpiresAt = expiresAt,
+        };
+    }
+
+    private async Task CreatePodAsync(Sandbox sandbox, string? runtimeClass, FunctionPlacement? placement, CancellationToken ct)
+    {
+        try
+        {
+            await _client.CoreV1.CreateNamespacedPodAsync(SandboxPods.MakePod(sandbox, runtimeClass, placement, _options),
+                sandbox.Metadata.NamespaceProperty, cancellationToken: ct).ConfigureAwait(false);
+            await _events.NormalAsync(sandbox, "CreatedPod", $"Created pod {SandboxPods.PodName(sandbox)}", ct).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict)
+        {
+            // Already there; the cache will show it.
+        }
+    }
+
+    private async Task EnsurePolicyAsync(Sandbox sandbox, CancellationToken ct)
+    {
+        var key = $"{sandbox.Metadata.NamespaceProperty}/{sandbox.Metadata.Name}";
+        if (_policies.ContainsKey(key))
+        {
+            return;
+        }
+
+        var policy = SandboxPods.MakeNetworkPolicy(sandbox, _options);
+        try
+        {
+            await _client.NetworkingV1.CreateNamespacedNetworkPolicyAsync(policy, sandbox.Metadata.NamespaceProperty, cancellationToken: ct).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict)
+        {
+            // Exists (an earlier run made it): make sure it says what it should.
+            await _client.NetworkingV1.ReplaceNamespacedNetworkPolicyAsync(policy, policy.Metadata.Name, sandbox.Metadata.NamespaceProperty, cancellationToken: ct)
+                .ConfigureAwait(false);
+        }
+
+        _policies[key] = true;
+    }
+
+    private async Task DeletePodAsync(V1Pod? pod, CancellationToken ct)
+    {
+        if (pod is null || pod.Metadata.DeletionTimestamp is not null)
+        {
+            return;
+        }
+
+        try
+        {
+            await _client.CoreV1.DeleteNamespacedPodAsync(pod.Metadata.Name, pod.Metadata.NamespaceProperty,
+                new V1DeleteOptions { Preconditions = new V1Preconditions { Uid = pod.Metadata.Uid } }, cancellationToken: ct).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode is System.Net.HttpStatusCode.NotFound or System.Net.HttpStatusCode.Conflict)
+        {
+        }
+    }
+
+    private async Task DeleteSandboxAsync(Sandbox sandbox, CancellationToken ct)
+    {
+        try
+        {
+            await _client.CustomObjects.DeleteNamespacedCustomObjectAsync(Group.Name, Group.Version, sandbox.Metadata.NamespaceProperty, "sandboxes",
+                sandbox.Metadata.Name, cancellationToken: ct).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+        }
+    }
+
+    private async Task WriteStatusAsync(Sandbox sandbox, SandboxStatus status, CancellationToken ct)
+    {
+        if (sandbox.Status is not null && KubernetesJson.Serialize(sandbox.Status) == KubernetesJson.Serialize(status))
+        {
+            return;
+        }
+
+        try
+        {
+            await _client.CustomObjects.PatchNamespacedCustomObjectStatusAsync(new V1Patch(KubernetesJson.Serialize(new { status }), V1Patch.PatchType.MergePatch),
+                Group.Name, Group.Version, sandbox.Metadata.NamespaceProperty, "sandboxes", sandbox.Metadata.Name, cancellationToken: ct).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            _logger.LogDebug("Sandbox {Namespace}/{Name} went away before its status was written", sandbox.Metadata.NamespaceProperty, sandbox.Metadata.Name);
+        }
+    }
+}
+
+/// <summary>Sandbox condition types and their stable reasons.</summary>
+public static class SandboxConditions
+{
+    /// <summary>The agent is ready for exec and file operations.</summary>
+    public const string Ready = "Ready";
+
+    /// <summary>The sandbox has ended (terminal); its reason says why.</summary>
+    public const string Finished = "Finished";
+
+    /// <summary>Stable reasons.</summary>
+    public static class Reasons
+    {
+        /// <summary>The agent is ready (Ready), or the sandbox has not finished (Finished=False).</summary>
+        public const string Running = "Running";
+
+        /// <summary>The pod is being scheduled or started.</summary>
+        public const string PodStarting = "PodStarting";
+
+        /// <summary>The spec cannot be run (a runtime class not allowed, a bad duration, an unknown GPU type).</summary>
+        public const string InvalidSpec = "InvalidSpec";
+
+        /// <summary>A pod of the sandbox's name belongs to something else.</summary>
+        public const string PodConflict = "PodConflict";
+
+        /// <summary>Its timeout passed.</summary>
+        public const string Expired = "Expired";
+
+        /// <summary>No exec, stdin or file operation within idleTimeout.</summary>
+        public const string IdleTimeout = "IdleTimeout";
+
+        /// <summary>A caller terminated it through the gateway.</summary>
+        public const string Terminated = "Terminated";
+
+        /// <summary>Its pod failed; the pod is not recreated.</summary>
+        public const string PodFailed = "PodFailed";
+
+        /// <summary>Its pod was deleted outside the operator; it is not recreated.</summary>
+        public const string PodLost = "PodLost";
+
+        /// <summary>The agent exited by itself.</summary>
+        public const string Completed = "Completed";
+    }
+}

@@ -1,0 +1,104 @@
+using k8s.Models;
+using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Gateway;
+using Pilotlight.Operator.Functions;
+using Pilotlight.Operator.Gpu;
+using Pilotlight.Operator.Sandboxes;
+
+namespace Pilotlight.Tests.Operator.Sandboxes;
+
+public class SandboxPodsTests
+{
+    private static readonly SandboxOptions Options = new() { AllowedRuntimeClasses = ["runsc", "kata"], DefaultRuntimeClass = "runsc" };
+
+    private static Sandbox Sandbox(SandboxSpec spec) => new()
+    {
+        Metadata = new V1ObjectMeta { Name = "scratch", NamespaceProperty = "team-a", Uid = "uid-1" },
+        Spec = spec,
+    };
+
+    [Test]
+    public void Hardening_applies_even_when_the_spec_sets_nothing()
+    {
+        var pod = SandboxPods.MakePod(Sandbox(new SandboxSpec { Image = "python:3.12" }), "runsc", null, Options);
+        var c = pod.Spec.Containers.Single();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(pod.Spec.AutomountServiceAccountToken, Is.False);
+            Assert.That(pod.Spec.HostNetwork, Is.False);
+            Assert.That(pod.Spec.RestartPolicy, Is.EqualTo("Never"));
+            Assert.That(pod.Spec.SecurityContext.RunAsNonRoot, Is.True);
+            Assert.That(pod.Spec.SecurityContext.SeccompProfile.Type, Is.EqualTo("RuntimeDefault"));
+            foreach (var container in pod.Spec.Containers.Concat(pod.Spec.InitContainers))
+            {
+                Assert.That(container.SecurityContext.AllowPrivilegeEscalation, Is.False, container.Name);
+                Assert.That(container.SecurityContext.Privileged, Is.False, container.Name);
+                Assert.That(container.SecurityContext.ReadOnlyRootFilesystem, Is.True, container.Name);
+                Assert.That(container.SecurityContext.Capabilities.Drop, Is.EqualTo(new[] { "ALL" }), container.Name);
+                Assert.That(container.Resources.Limits.Keys, Is.SupersetOf(new[] { "cpu", "memory" }), container.Name);
+            }
+
+            Assert.That(c.Resources.Requests, Is.EqualTo(c.Resources.Limits), "requests equal limits: Guaranteed QoS");
+            Assert.That(c.Env.Single(e => e.Name == "NVIDIA_VISIBLE_DEVICES").Value, Is.EqualTo("void"), "no GPU leaks in through the runtime");
+            Assert.That(c.Env.Single(e => e.Name == "PILOTLIGHT_MODE").Value, Is.EqualTo("sandbox"));
+            Assert.That(pod.Spec.Volumes.Single(v => v.Name == "workspace").EmptyDir.SizeLimit.ToString(), Is.EqualTo("1Gi"));
+        });
+    }
+
+    [Test]
+    public void A_gpu_sandbox_is_placed_like_a_function()
+    {
+        var spec = new SandboxSpec { Image = "torch:2", Gpu = new GpuRequirement { Type = GpuType.L4, Count = 1 } };
+        var (placement, problems) = FunctionPlacement.Resolve(spec.Gpu, GpuCatalog.Default);
+        Assert.That(problems, Is.Empty);
+
+        var pod = SandboxPods.MakePod(Sandbox(spec), "kata", placement, Options);
+
+        Assert.That(pod.Spec.Containers.Single().Resources.Limits["nvidia.com/gpu"].ToString(), Is.EqualTo("1"));
+        Assert.That(pod.Spec.Tolerations.Select(t => t.Key), Does.Contain("nvidia.com/gpu"));
+        Assert.That(pod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms.Single().MatchExpressions.Single().Values,
+            Is.EquivalentTo(placement!.AllProducts));
+        Assert.That(pod.Spec.Containers.Single().Env.Any(e => e.Name == "NVIDIA_VISIBLE_DEVICES"), Is.False);
+    }
+
+    [TestCase(null, "runsc", null)]
+    [TestCase("kata", "kata", null)]
+    [TestCase("runc", null, "'runc' is not allowed here (allowed: runsc, kata)")]
+    public void Runtime_classes_come_from_the_allowlist(string? asked, string? expected, string? problem)
+    {
+        var (runtime, error) = SandboxPods.RuntimeClass(Sandbox(new SandboxSpec { Image = "x", RuntimeClassName = asked }), Options);
+        Assert.That((runtime, error), Is.EqualTo((expected, problem is null ? null : $"runtimeClassName {problem}")));
+    }
+
+    [Test]
+    public void The_policy_denies_all_but_the_gateway_in_and_the_allowlist_out()
+    {
+        var open = SandboxPods.MakeNetworkPolicy(Sandbox(new SandboxSpec
+        {
+            Image = "x",
+            Network = new SandboxNetwork { AllowCidrs = ["10.1.0.0/16", "192.168.0.0/24"], AllowDns = false },
+        }), Options);
+        Assert.That(open.Spec.Egress.Single().To.Select(t => t.IpBlock.Cidr), Is.EqualTo(new[] { "10.1.0.0/16", "192.168.0.0/24" }));
+        Assert.That(open.Spec.Ingress.Single().FromProperty.Single().NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"], Is.EqualTo("pilotlight-system"));
+
+        var closed = SandboxPods.MakeNetworkPolicy(Sandbox(new SandboxSpec { Image = "x" }), Options);
+        Assert.That(closed.Spec.PolicyTypes, Is.EquivalentTo(new[] { "Ingress", "Egress" }));
+        Assert.That(closed.Spec.Egress, Is.Empty);
+    }
+
+    [TestCase("POST", "exec", "create", "exec")]
+    [TestCase("GET", "files", "get", "files")]
+    [TestCase("GET", "files/list", "get", "files")]
+    [TestCase("PUT", "files", "update", "files")]
+    [TestCase("DELETE", "files", "update", "files")]
+    [TestCase("POST", "terminate", "update", "terminate")]
+    public void Each_gateway_operation_needs_one_rbac_permission(string method, string operation, string verb, string subresource) =>
+        Assert.That(SandboxApi.Permission(method, operation), Is.EqualTo((verb, subresource)));
+
+    [TestCase("GET", "exec")]
+    [TestCase("POST", "files/../../x")]
+    [TestCase("GET", "activity")]
+    public void Anything_else_is_no_operation(string method, string operation) =>
+        Assert.That(SandboxApi.Permission(method, operation), Is.Null);
+}
