@@ -3,6 +3,12 @@ using Pilotlight.Bench;
 // make bench: `Pilotlight.Bench <results-dir>` runs every benchmark on a fresh
 // local control plane. The child modes are what the parent measures in a
 // separate process, so their peak RSS is their own.
+// A relative results folder is the repository's, wherever `dotnet run` starts us.
+if (args.Length > 1 && args[0] is not "noop-controller" || args.Length == 1)
+{
+    args[0] = Path.IsPathRooted(args[0]) ? args[0] : Path.Combine(Pilotlight.Testing.RepositoryRoot.Path, args[0]);
+}
+
 return args switch
 {
     ["noop-controller", var kubeconfig, var ns, var expect, var mode] =>
