@@ -1,10 +1,12 @@
 using System.Runtime.InteropServices;
+using Pilotlight.RuntimeShim.Sandbox;
 
 namespace Pilotlight.RuntimeShim;
 
 /// <summary>
 /// Builds the shim: a reverse proxy in front of the user's server that owns <c>/ready</c> and <c>/stats</c>,
-/// limits concurrency with a bounded queue, enforces the request timeout and drains on SIGTERM.
+/// limits concurrency with a bounded queue, enforces the request timeout and drains on SIGTERM. In sandbox
+/// mode (<see cref="ShimOptions.Sandbox"/>) it is instead the agent of a Sandbox pod: see <see cref="SandboxAgent"/>.
 /// </summary>
 public static class ShimApp
 {
@@ -33,6 +35,11 @@ public static class ShimApp
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton<ShimRuntime>();
+        if (options.Sandbox is { } sandbox)
+        {
+            return BuildSandbox(builder, sandbox);
+        }
+
         builder.Services.AddSingleton<ReadinessProbe>();
         builder.Services.AddSingleton<Forwarder>();
 
@@ -62,7 +69,7 @@ public static class ShimApp
                 if (request.Path.Equals("/stats", StringComparison.Ordinal))
                 {
                     context.Response.Headers.CacheControl = "no-store";
-                    await Results.Json(runtime.Stats()).ExecuteAsync(context);
+                    await Results.Json(runtime.Stats(), ShimJson.Default.ShimStats).ExecuteAsync(context);
                     return;
                 }
             }
@@ -70,6 +77,23 @@ public static class ShimApp
             await forwarder.ForwardAsync(context);
         });
 
+        return app;
+    }
+
+    private static WebApplication BuildSandbox(WebApplicationBuilder builder, SandboxOptions sandbox)
+    {
+        SandboxAgent.AddServices(builder.Services, sandbox);
+        var app = builder.Build();
+        var agent = app.Services.GetRequiredService<SandboxAgent>();
+        var exec = app.Services.GetRequiredService<ExecRunner>();
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Pilotlight.RuntimeShim");
+
+        app.Lifetime.ApplicationStarted.Register(() => log.LogInformation(
+            "Sandbox agent listening on {Addresses}, workspace {Workspace} (exec timeout {Timeout}, max file {MaxFileBytes} bytes)",
+            string.Join(", ", app.Urls), app.Services.GetRequiredService<WorkspacePaths>().Root, sandbox.ExecTimeout, sandbox.MaxFileBytes));
+        app.Lifetime.ApplicationStopping.Register(exec.KillAll);
+
+        app.Run(agent.HandleAsync);
         return app;
     }
 

@@ -2,6 +2,7 @@ using System.Collections;
 using System.Globalization;
 using Pilotlight.Api.Schema;
 using System.Net;
+using Pilotlight.RuntimeShim.Sandbox;
 
 namespace Pilotlight.RuntimeShim;
 
@@ -45,6 +46,15 @@ public sealed record ShimOptions(
     /// is read from it instead of NVML in the shim's own container, which on a real node is given no GPU.
     /// </summary>
     public string? GpuReportPath { get; init; }
+
+    /// <summary>
+    /// Sandbox mode's settings (<c>PILOTLIGHT_MODE=sandbox</c>); null in function mode. In sandbox mode the shim
+    /// serves the exec and file API over the workspace and proxies nothing; the function settings are unused.
+    /// </summary>
+    public SandboxOptions? Sandbox { get; init; }
+
+    /// <summary>What the shim serves: <see cref="ShimMode.Sandbox"/> exactly when <see cref="Sandbox"/> is set.</summary>
+    public ShimMode Mode => Sandbox is null ? ShimMode.Function : ShimMode.Sandbox;
 
     /// <summary>Defaults for everything, forwarding to <paramref name="upstream"/>; handy for tests.</summary>
     public static ShimOptions Default(Uri upstream) => new(
@@ -149,10 +159,17 @@ public sealed record ShimOptions(
             return Fail(DrainSecondsVariable, drainText, "expected a whole number of seconds, at least 0");
         }
 
+        var (sandbox, sandboxError) = SandboxOptions.Parse(Get);
+        if (sandboxError is not null)
+        {
+            return new(null, sandboxError);
+        }
+
         return new(
             new ShimOptions(port, address, upstream, healthPath, concurrency, timeout, gpus, simulate, queue, TimeSpan.FromSeconds(drain))
             {
                 GpuReportPath = Get(GpuReportVariable),
+                Sandbox = sandbox,
             },
             null);
     }

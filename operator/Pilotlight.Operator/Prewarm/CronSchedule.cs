@@ -172,7 +172,7 @@ public sealed class CronSchedule
 
             if (!DayMatches(t))
             {
-                t = t.AddMinutes(1);
+                t = t.Date.AddDays(1);
                 continue;
             }
 
