@@ -43,6 +43,35 @@ public static class SandboxPods
             : (null, $"runtimeClassName '{asked}' is not allowed here (allowed: {(allowed.Count == 0 ? "none" : string.Join(", ", allowed))})");
     }
 
+    /// <summary>
+    /// What a sandbox's environment may not do: read Secrets (the operator, not the
+    /// sandbox's author, creates the pod, so that would hand out what RBAC withholds),
+    /// steer the NVIDIA runtime to GPUs it was not given, or reconfigure the agent.
+    /// </summary>
+    public static IReadOnlyList<string> EnvProblems(SandboxSpec spec)
+    {
+        var problems = new List<string>();
+        foreach (var env in spec.Env ?? [])
+        {
+            if (env.ValueFrom?.SecretKeyRef is not null)
+            {
+                problems.Add($"env {env.Name}: sandboxes cannot read Secrets");
+            }
+
+            if (env.Name.StartsWith("NVIDIA_", StringComparison.Ordinal) || env.Name.StartsWith("PILOTLIGHT_", StringComparison.Ordinal))
+            {
+                problems.Add($"env {env.Name} is set by the operator, not the sandbox");
+            }
+        }
+
+        if (spec.EnvFrom?.Any(e => e.SecretRef is not null) == true)
+        {
+            problems.Add("envFrom: sandboxes cannot read Secrets");
+        }
+
+        return problems;
+    }
+
     /// <summary>The hardened pod of <paramref name="sandbox"/>.</summary>
     public static V1Pod MakePod(Sandbox sandbox, string? runtimeClass, FunctionPlacement? placement, SandboxOptions options)
     {
@@ -61,7 +90,9 @@ public static class SandboxPods
             limits[FunctionPods.GpuResource] = new ResourceQuantity(gpus.ToString(CultureInfo.InvariantCulture));
         }
 
-        var env = new List<V1EnvVar>(spec.Env ?? [])
+        // Defence in depth: validation refuses these names, and the pod never carries them either.
+        var env = new List<V1EnvVar>((spec.Env ?? []).Where(e => !e.Name.StartsWith("NVIDIA_", StringComparison.Ordinal)
+            && !e.Name.StartsWith("PILOTLIGHT_", StringComparison.Ordinal)))
         {
             new() { Name = "PILOTLIGHT_MODE", Value = "sandbox" },
             new() { Name = "PILOTLIGHT_LISTEN_PORT", Value = options.AgentPort.ToString(CultureInfo.InvariantCulture) },
@@ -69,12 +100,13 @@ public static class SandboxPods
             new() { Name = "HOME", Value = WorkspacePath },
             new() { Name = "TMPDIR", Value = "/tmp" },
         };
-        if (gpus == 0 && env.All(e => e.Name != "NVIDIA_VISIBLE_DEVICES"))
+        if (gpus == 0)
         {
             env.Add(new V1EnvVar { Name = "NVIDIA_VISIBLE_DEVICES", Value = "void" });
         }
 
-        var hardened = new V1SecurityContext
+        // A new object per container: two containers sharing one would change together.
+        V1SecurityContext Hardened() => new()
         {
             AllowPrivilegeEscalation = false,
             Privileged = false,
@@ -134,7 +166,7 @@ public static class SandboxPods
                             Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("10m"), ["memory"] = new("32Mi") },
                             Limits = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("100m"), ["memory"] = new("64Mi") },
                         },
-                        SecurityContext = hardened,
+                        SecurityContext = Hardened(),
                     },
                 ],
                 Containers =
@@ -149,7 +181,7 @@ public static class SandboxPods
                         WorkingDir = WorkspacePath,
                         Ports = [new V1ContainerPort { Name = "agent", ContainerPort = options.AgentPort, Protocol = "TCP" }],
                         Resources = new V1ResourceRequirements { Requests = limits, Limits = limits },
-                        SecurityContext = hardened,
+                        SecurityContext = Hardened(),
                         ReadinessProbe = new V1Probe
                         {
                             HttpGet = new V1HTTPGetAction { Path = "/ready", Port = options.AgentPort },

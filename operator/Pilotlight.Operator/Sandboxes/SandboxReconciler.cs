@@ -153,6 +153,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
             problems.Add(runtimeProblem);
         }
 
+        problems.AddRange(SandboxPods.EnvProblems(sandbox.Spec));
         FunctionPlacement? placement = null;
         if (sandbox.Spec.Gpu is { Count: > 0 } gpu)
         {
