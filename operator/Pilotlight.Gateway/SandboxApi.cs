@@ -112,7 +112,7 @@ public sealed class SandboxApi
             return;
         }
 
-        var pod = _pods.Get(new ObjectKey(ns, SandboxPods.PodName(sandbox)));
+        var pod = sandbox.Status?.PodName is { } podName ? _pods.Get(new ObjectKey(ns, podName)) : null;
         if (pod?.Status?.PodIP is not { Length: > 0 } ip || !FunctionStatusBuilder.IsReady(pod)
             || pod.Metadata.Labels?.TryGetValue(SandboxPods.SandboxLabel, out var owner) != true || owner != name)
         {

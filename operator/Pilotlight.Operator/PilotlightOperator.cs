@@ -52,11 +52,22 @@ public static class PilotlightOperator
         var sandboxController = new Controller<Sandbox>("sandbox", sandboxes, sandboxReconciler,
                 new ControllerOptions { Workers = options.Workers }, time, Logger("controller.sandbox"))
             .Owns(pods, Sandbox.KindName);
+        var pools = new Informer<SandboxWarmPool>(ListWatch.ForCustomResource<SandboxWarmPool>(client, options.WatchNamespace),
+            time: time, logger: Logger("informer.sandboxwarmpools"));
+        var poolController = new Controller<SandboxWarmPool>("sandboxwarmpool", pools,
+                new Sandboxes.SandboxWarmPoolReconciler(client, pods, options.Sandboxes, new EventRecorder(client, Component, time, Logger("events")), time),
+                new ControllerOptions { Workers = options.Workers }, time, Logger("controller.sandboxwarmpool"))
+            .Owns(pods, SandboxWarmPool.KindName)
+            // A claimed pod changes owner: the pool it came from must refill.
+            .Watches(pods, p => p.Metadata.Annotations?.TryGetValue("pilotlight.dev/claimed-from", out var from) == true
+                ? [new ObjectKey(p.Metadata.NamespaceProperty, from)]
+                : []);
 
         return new ControllerHost(client, new ControllerHostOptions { Identity = options.Identity, LeaderElection = options.LeaderElection },
                 metrics, Logger("host"))
             .Add(controller)
             .Add(sandboxController)
+            .Add(poolController)
             .Add(autoscaler);
     }
 }

@@ -350,7 +350,7 @@ public sealed class NodeSimulator : IAsyncDisposable
     {
         var ip = _podIps.GetOrAdd($"{pod.Metadata.NamespaceProperty}/{pod.Metadata.Name}", _ => NextIp());
         if (_options.Processes is { } processes
-            && (pod.Metadata.Labels?.ContainsKey("pilotlight.dev/function") == true || pod.Metadata.Labels?.ContainsKey(PodProcessPair.SandboxLabel) == true))
+            && (pod.Metadata.Labels?.ContainsKey("pilotlight.dev/function") == true || PodProcessPair.IsSandbox(pod)))
         {
             var pair = _processes.GetOrAdd(pod.Metadata.Uid, _ => PodProcessPair.Start(pod, ip, processes));
             await PatchPodStatusAsync(pod, ip, ready: false).ConfigureAwait(false);

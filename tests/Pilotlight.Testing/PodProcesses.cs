@@ -41,7 +41,7 @@ internal sealed class PodProcessPair
     public static PodProcessPair Start(V1Pod pod, string ip, FunctionProcessOptions options)
     {
         Directory.CreateDirectory(options.LogDirectory);
-        if (pod.Metadata.Labels?.ContainsKey(SandboxLabel) == true)
+        if (IsSandbox(pod))
         {
             return StartSandbox(pod, ip, options);
         }
@@ -69,6 +69,13 @@ internal sealed class PodProcessPair
 
     /// <summary>Label of sandbox pods, which run the shim alone, in sandbox mode.</summary>
     public const string SandboxLabel = "pilotlight.dev/sandbox";
+
+    /// <summary>Label of warm sandbox pods, which run the agent too (it must be up when a sandbox claims them).</summary>
+    public const string SandboxPoolLabel = "pilotlight.dev/sandbox-pool";
+
+    /// <summary>True for sandbox pods, claimed or warm.</summary>
+    public static bool IsSandbox(V1Pod pod) =>
+        pod.Metadata.Labels?.ContainsKey(SandboxLabel) == true || pod.Metadata.Labels?.ContainsKey(SandboxPoolLabel) == true;
 
     /// <summary>
     /// A sandbox pod: the agent (the shim with PILOTLIGHT_MODE=sandbox, as the

@@ -26,6 +26,72 @@ public static class SandboxPods
     /// <summary>The writable workspace (an emptyDir of <c>spec.workspaceSize</c>).</summary>
     public const string WorkspacePath = "/workspace";
 
+    /// <summary>Label of warm pool pods: the pool they belong to (removed when a Sandbox claims the pod).</summary>
+    public const string PoolLabel = "pilotlight.dev/sandbox-pool";
+
+    /// <summary>Label of warm pool pods: the hash of their shape, which a Sandbox must match to claim one.</summary>
+    public const string ShapeLabel = "pilotlight.dev/sandbox-shape";
+
+    /// <summary>
+    /// The shape a warm pod must have for <paramref name="sandbox"/> to claim it,
+    /// or null when the sandbox cannot use a pool pod (GPUs, its own environment
+    /// or command: things a running pod cannot take on).
+    /// </summary>
+    public static string? Shape(Sandbox sandbox, string? runtimeClass, SandboxOptions options) =>
+        sandbox.Spec is { Gpu: null or { Count: 0 }, Env: null or { Count: 0 }, EnvFrom: null or { Count: 0 }, Command: null or { Count: 0 } } spec
+            ? Shape(spec.Image, spec.Resources, runtimeClass, spec.WorkspaceSize, options)
+            : null;
+
+    /// <summary>The shape of pods of this image, resources, runtime class and workspace size.</summary>
+    public static string Shape(string image, ComputeResources? resources, string? runtimeClass, ResourceQuantity workspace, SandboxOptions options)
+    {
+        var cpu = resources?.Cpu ?? new ResourceQuantity(options.DefaultResources.Cpu);
+        var memory = resources?.Memory ?? new ResourceQuantity(options.DefaultResources.Memory);
+        var key = string.Join('\n', image, cpu.ToDecimal().ToString(CultureInfo.InvariantCulture), memory.ToDecimal().ToString(CultureInfo.InvariantCulture),
+            resources?.EphemeralStorage?.ToDecimal().ToString(CultureInfo.InvariantCulture) ?? "", runtimeClass ?? "", workspace.ToDecimal().ToString(CultureInfo.InvariantCulture),
+            options.AgentImage);
+        return Convert.ToHexStringLower(System.IO.Hashing.XxHash64.Hash(System.Text.Encoding.UTF8.GetBytes(key)))[..10];
+    }
+
+    /// <summary>A warm pod of <paramref name="pool"/>: a sandbox pod of its shape, owned by the pool, fenced off until claimed.</summary>
+    public static V1Pod MakePoolPod(SandboxWarmPool pool, string? runtimeClass, SandboxOptions options)
+    {
+        var stand = new Sandbox
+        {
+            Metadata = new V1ObjectMeta { Name = pool.Metadata.Name, NamespaceProperty = pool.Metadata.NamespaceProperty, Uid = pool.Metadata.Uid },
+            Spec = new SandboxSpec { Image = pool.Spec.Image, Resources = pool.Spec.Resources, WorkspaceSize = pool.Spec.WorkspaceSize },
+        };
+        var pod = MakePod(stand, runtimeClass, null, options);
+        pod.Metadata.Name = null;
+        pod.Metadata.GenerateName = $"{pool.Metadata.Name}-";
+        pod.Metadata.Labels.Remove(SandboxLabel);
+        pod.Metadata.Labels[PoolLabel] = pool.Metadata.Name;
+        pod.Metadata.Labels[ShapeLabel] = Shape(pool.Spec.Image, pool.Spec.Resources, runtimeClass, pool.Spec.WorkspaceSize, options);
+        pod.Metadata.OwnerReferences = [Owner(pool.ApiVersion, pool.Kind, pool.Metadata.Name, pool.Metadata.Uid)];
+        return pod;
+    }
+
+    /// <summary>Deny-all for a pool's unclaimed pods: nothing in, nothing out.</summary>
+    public static V1NetworkPolicy MakePoolPolicy(SandboxWarmPool pool) => new()
+    {
+        ApiVersion = "networking.k8s.io/v1",
+        Kind = "NetworkPolicy",
+        Metadata = new V1ObjectMeta
+        {
+            Name = $"{pool.Metadata.Name}-sandbox-pool",
+            NamespaceProperty = pool.Metadata.NamespaceProperty,
+            Labels = new Dictionary<string, string> { [PoolLabel] = pool.Metadata.Name, [FunctionLabels.ManagedBy] = FunctionLabels.ManagedByValue },
+            OwnerReferences = [Owner(pool.ApiVersion, pool.Kind, pool.Metadata.Name, pool.Metadata.Uid)],
+        },
+        Spec = new V1NetworkPolicySpec
+        {
+            PodSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { [PoolLabel] = pool.Metadata.Name } },
+            PolicyTypes = ["Ingress", "Egress"],
+            Ingress = [],
+            Egress = [],
+        },
+    };
+
     /// <summary>The pod's name: the Sandbox's own (one pod per sandbox, never two).</summary>
     public static string PodName(Sandbox sandbox) => sandbox.Metadata.Name;
 
@@ -272,12 +338,15 @@ public static class SandboxPods
         };
     }
 
-    private static V1OwnerReference Owner(Sandbox sandbox) => new()
+    /// <summary>The controller owner reference to <paramref name="sandbox"/>.</summary>
+    public static V1OwnerReference Owner(Sandbox sandbox) => Owner(sandbox.ApiVersion, sandbox.Kind, sandbox.Metadata.Name, sandbox.Metadata.Uid);
+
+    private static V1OwnerReference Owner(string apiVersion, string kind, string name, string uid) => new()
     {
-        ApiVersion = sandbox.ApiVersion,
-        Kind = sandbox.Kind,
-        Name = sandbox.Metadata.Name,
-        Uid = sandbox.Metadata.Uid,
+        ApiVersion = apiVersion,
+        Kind = kind,
+        Name = name,
+        Uid = uid,
         Controller = true,
         BlockOwnerDeletion = true,
     };

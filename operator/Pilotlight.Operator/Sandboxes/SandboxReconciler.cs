@@ -35,6 +35,11 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, bool> _policies = new();
+    private readonly ConcurrentDictionary<string, (string Pod, DateTimeOffset At)> _claims = new();
+    private static readonly TimeSpan ClaimPatience = TimeSpan.FromSeconds(10);
+
+    private static readonly Prometheus.Counter SandboxClaims = Prometheus.Metrics.CreateCounter(
+        "pilotlight_sandbox_warm_claims_total", "Sandboxes that started on a claimed warm pod instead of a new one.", "namespace");
 
     /// <summary>A reconciler reading pods from <paramref name="pods"/>.</summary>
     public SandboxReconciler(IKubernetes client, Informer<V1Pod> pods, GpuCatalog catalog, SandboxOptions options, EventRecorder events,
@@ -59,10 +64,18 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
 
         var now = _time.GetUtcNow().UtcDateTime;
         var ns = sandbox.Metadata.NamespaceProperty;
-        var pod = _pods.Get(new ObjectKey(ns, SandboxPods.PodName(sandbox)));
-        if (pod is not null && pod.Metadata.OwnerReferences?.Any(o => o.Uid == sandbox.Metadata.Uid) != true)
+        // Its pod: the one it created (named after it) or a warm pod it claimed, labelled and owned either way.
+        var pod = _pods.List(ns).FirstOrDefault(p =>
+            p.Metadata.Labels?.TryGetValue(SandboxPods.SandboxLabel, out var owner) == true && owner == sandbox.Metadata.Name
+            && p.Metadata.OwnerReferences?.Any(o => o.Uid == sandbox.Metadata.Uid) == true);
+        if (pod is not null)
         {
-            pod = null; // someone else's pod of that name: never touched, reported below
+            _claims.TryRemove(sandbox.Metadata.Uid, out _);
+        }
+        else if (_claims.TryGetValue(sandbox.Metadata.Uid, out var claim) && _time.GetUtcNow() - claim.At < ClaimPatience)
+        {
+            // Claimed a moment ago; the cache has not caught up. Neither claim nor create again.
+            return ReconcileResult.After(TimeSpan.FromMilliseconds(200));
         }
 
         var previous = sandbox.Status;
@@ -77,7 +90,8 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         var created = sandbox.Metadata.CreationTimestamp ?? now;
         var expiresAt = created + timeout;
         var lastActivity = LastActivity(sandbox, pod);
-        var startTime = pod?.Status?.StartTime ?? previous?.StartTime;
+        // A claimed warm pod started before the sandbox existed: the sandbox starts at its creation then.
+        var startTime = pod?.Status?.StartTime is { } podStart ? (podStart > created ? podStart : created) : previous?.StartTime;
 
         var end = problems.Count > 0 ? null : Ending(sandbox, pod, previous, now, expiresAt, idle, lastActivity);
         SandboxStatus status;
@@ -104,10 +118,15 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         else
         {
             await EnsurePolicyAsync(sandbox, cancellationToken).ConfigureAwait(false);
-            var conflict = _pods.Get(new ObjectKey(ns, SandboxPods.PodName(sandbox))) is { } other && pod is null;
-            if (pod is null && !conflict)
+            var conflict = _pods.Get(new ObjectKey(ns, SandboxPods.PodName(sandbox))) is { } other && pod is null
+                && other.Metadata.OwnerReferences?.Any(o => o.Uid == sandbox.Metadata.Uid) != true;
+            if (pod is null && !conflict && previous?.StartTime is null)
             {
-                await CreatePodAsync(sandbox, runtimeClass, placement, cancellationToken).ConfigureAwait(false);
+                pod = await ClaimAsync(sandbox, runtimeClass, cancellationToken).ConfigureAwait(false);
+                if (pod is null)
+                {
+                    await CreatePodAsync(sandbox, runtimeClass, placement, cancellationToken).ConfigureAwait(false);
+                }
             }
 
             var ready = pod is not null && FunctionStatusBuilder.IsReady(pod);
@@ -116,7 +135,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
                 : ready
                     ? ("True", SandboxConditions.Reasons.Running, "the agent is ready")
                     : ("False", SandboxConditions.Reasons.PodStarting, PendingMessage(pod));
-            status = Status(sandbox, startTime, SandboxPods.PodName(sandbox), expiresAt, running,
+            status = Status(sandbox, startTime, pod?.Metadata.Name ?? SandboxPods.PodName(sandbox), expiresAt, running,
                 ("False", SandboxConditions.Reasons.Running, "not finished"), now);
         }
 
@@ -233,7 +252,8 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
 
     private static DateTime LastActivity(Sandbox sandbox, V1Pod? pod)
     {
-        var last = pod?.Status?.StartTime ?? sandbox.Metadata.CreationTimestamp ?? DateTime.MinValue;
+        var created = sandbox.Metadata.CreationTimestamp ?? DateTime.MinValue;
+        var last = pod?.Status?.StartTime is { } start && start > created ? start : created;
         if (sandbox.Metadata.Annotations?.TryGetValue(LastActivityAnnotation, out var text) == true
             && DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at)
             && at.UtcDateTime > last)
@@ -280,6 +300,55 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
             StartTime = startTime,
             ExpiresAt = expiresAt,
         };
+    }
+
+    /// <summary>
+    /// Takes a ready warm pod of the sandbox's shape from a pool in its namespace:
+    /// relabels it as the sandbox's (which moves it from the pool's deny-all policy
+    /// to the sandbox's) and makes the sandbox its owner. Optimistic: a pod another
+    /// sandbox claimed first is skipped. Null when there is none to take.
+    /// </summary>
+    private async Task<V1Pod?> ClaimAsync(Sandbox sandbox, string? runtimeClass, CancellationToken ct)
+    {
+        if (SandboxPods.Shape(sandbox, runtimeClass, _options) is not { } shape)
+        {
+            return null;
+        }
+
+        var candidates = _pods.List(sandbox.Metadata.NamespaceProperty)
+            .Where(p => p.Metadata.Labels?.ContainsKey(SandboxPods.PoolLabel) == true
+                && p.Metadata.Labels.TryGetValue(SandboxPods.ShapeLabel, out var s) && s == shape
+                && p.Metadata.DeletionTimestamp is null && FunctionStatusBuilder.IsReady(p))
+            .OrderBy(p => p.Metadata.CreationTimestamp)
+            .ToList();
+        foreach (var candidate in candidates)
+        {
+            var patch = new
+            {
+                metadata = new Dictionary<string, object?>
+                {
+                    ["resourceVersion"] = candidate.Metadata.ResourceVersion,
+                    ["labels"] = new Dictionary<string, string?> { [SandboxPods.SandboxLabel] = sandbox.Metadata.Name, [SandboxPods.PoolLabel] = null },
+                    ["annotations"] = new Dictionary<string, string> { ["pilotlight.dev/claimed-from"] = candidate.Metadata.Labels[SandboxPods.PoolLabel] },
+                    ["ownerReferences"] = new[] { SandboxPods.Owner(sandbox) },
+                },
+            };
+            try
+            {
+                var claimed = await _client.CoreV1.PatchNamespacedPodAsync(new V1Patch(KubernetesJson.Serialize(patch), V1Patch.PatchType.MergePatch),
+                    candidate.Metadata.Name, candidate.Metadata.NamespaceProperty, cancellationToken: ct).ConfigureAwait(false);
+                _claims[sandbox.Metadata.Uid] = (claimed.Metadata.Name, _time.GetUtcNow());
+                SandboxClaims.WithLabels(sandbox.Metadata.NamespaceProperty).Inc();
+                await _events.NormalAsync(sandbox, "ClaimedWarmPod", $"Claimed warm pod {claimed.Metadata.Name}", ct).ConfigureAwait(false);
+                return claimed;
+            }
+            catch (HttpOperationException e) when (e.Response.StatusCode is System.Net.HttpStatusCode.Conflict or System.Net.HttpStatusCode.NotFound)
+            {
+                // Another sandbox got it first, or it went away: try the next.
+            }
+        }
+
+        return null;
     }
 
     private async Task CreatePodAsync(Sandbox sandbox, string? runtimeClass, FunctionPlacement? placement, CancellationToken ct)

@@ -292,6 +292,47 @@ public class SandboxTests
     }
 
     [Test]
+    public async Task A_sandbox_claims_a_matching_warm_pod_and_the_pool_refills()
+    {
+        var ns = await _plane.CreateNamespaceAsync("sbx-pool");
+        await GrantAsync(ns, "alice");
+        (await _kubectl.ApplyAsync("""
+            apiVersion: pilotlight.dev/v1alpha1
+            kind: SandboxWarmPool
+            metadata: {name: py}
+            spec: {image: "python:3.12-slim", replicas: 1}
+            """, ns)).EnsureSuccess();
+        var warm = await Eventually.GetAsync(async () =>
+        {
+            var pods = (await _client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{SandboxPods.PoolLabel}=py")).Items;
+            return pods.Count == 1 && pods[0].Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true ? pods[0] : null;
+        }, Timeout, "one ready warm pod");
+        var fence = await _client.NetworkingV1.ReadNamespacedNetworkPolicyAsync("py-sandbox-pool", ns);
+        Assert.That((fence.Spec.Ingress?.Count ?? 0, fence.Spec.Egress?.Count ?? 0), Is.EqualTo((0, 0)), "an unclaimed pod is reachable by nothing");
+
+        (await _kubectl.ApplyAsync(Manifest("claimer"), ns)).EnsureSuccess();
+        await WaitReadyAsync(ns, "claimer");
+        var sandbox = await GetAsync(ns, "claimer");
+        Assert.That(sandbox.Status!.PodName, Is.EqualTo(warm.Metadata.Name), "the warm pod, not a new one");
+        var claimed = await _client.CoreV1.ReadNamespacedPodAsync(warm.Metadata.Name, ns);
+        Assert.That(claimed.Metadata.Labels, Does.Not.ContainKey(SandboxPods.PoolLabel));
+        Assert.That(claimed.Metadata.OwnerReferences.Single().Uid, Is.EqualTo(sandbox.Metadata.Uid));
+        var (stdout, _, exit) = await ExecAsync(ns, "claimer", "alice", "/bin/sh", "-c", "echo claimed");
+        Assert.That((stdout, exit), Is.EqualTo(("claimed\n", (int?)0)));
+
+        await Eventually.HoldsAsync(async () =>
+        {
+            var pods = (await _client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{SandboxPods.PoolLabel}=py")).Items;
+            return pods.Count == 1 && pods[0].Metadata.Name != warm.Metadata.Name;
+        }, Timeout, "the pool refilled");
+
+        // Another shape starts a pod of its own and leaves the pool alone.
+        (await _kubectl.ApplyAsync(Manifest("other", "  resources: {cpu: \"2\", memory: 2Gi}"), ns)).EnsureSuccess();
+        await WaitReadyAsync(ns, "other");
+        Assert.That((await GetAsync(ns, "other")).Status!.PodName, Is.EqualTo("other"));
+    }
+
+    [Test]
     public async Task A_failed_or_vanished_pod_is_reported_and_not_recreated()
     {
         var ns = await CreateAsync("sbx-fail", "crash");

@@ -1,0 +1,192 @@
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+using Pilotlight.Api.V1Alpha1;
+using Pilotlight.ControllerRuntime;
+using Pilotlight.Operator.Functions;
+
+namespace Pilotlight.Operator.Sandboxes;
+
+/// <summary>
+/// Keeps a SandboxWarmPool's ready pods at <c>spec.replicas</c>: pods of the
+/// pool's shape, fenced by a deny-all NetworkPolicy until a Sandbox claims one
+/// (and takes it out of the pool), replaced when claimed, failed or reshaped.
+/// </summary>
+public sealed class SandboxWarmPoolReconciler(IKubernetes client, Informer<V1Pod> pods, SandboxOptions options, EventRecorder events, TimeProvider time)
+    : IReconciler<SandboxWarmPool>
+{
+    private readonly HashSet<string> _policies = [];
+    private readonly Lock _gate = new();
+
+    /// <inheritdoc />
+    public async Task<ReconcileResult> ReconcileAsync(SandboxWarmPool pool, CancellationToken cancellationToken)
+    {
+        if (pool.Metadata.DeletionTimestamp is not null)
+        {
+            return ReconcileResult.Done;
+        }
+
+        var ns = pool.Metadata.NamespaceProperty;
+        var stand = new Sandbox { Metadata = new V1ObjectMeta { Name = pool.Metadata.Name }, Spec = new SandboxSpec { Image = pool.Spec.Image, RuntimeClassName = pool.Spec.RuntimeClassName } };
+        var (runtimeClass, problem) = SandboxPods.RuntimeClass(stand, options);
+        var members = pods.List(ns)
+            .Where(p => p.Metadata.Labels?.TryGetValue(SandboxPods.PoolLabel, out var name) == true && name == pool.Metadata.Name
+                && p.Metadata.OwnerReferences?.Any(o => o.Uid == pool.Metadata.Uid) == true)
+            .ToList();
+
+        var live = members.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
+        (string Status, string Reason, string Message) ready;
+        if (problem is not null)
+        {
+            await DeleteAsync(live, cancellationToken).ConfigureAwait(false);
+            ready = ("False", SandboxConditions.Reasons.InvalidSpec, problem);
+            live = [];
+        }
+        else
+        {
+            await EnsurePolicyAsync(pool, cancellationToken).ConfigureAwait(false);
+            var shape = SandboxPods.Shape(pool.Spec.Image, pool.Spec.Resources, runtimeClass, pool.Spec.WorkspaceSize, options);
+            var stale = live.Where(p => p.Status?.Phase is "Failed" or "Succeeded"
+                || !(p.Metadata.Labels!.TryGetValue(SandboxPods.ShapeLabel, out var s) && s == shape)).ToList();
+            live = [.. live.Except(stale)];
+            var surplus = live.OrderBy(FunctionStatusBuilder.IsReady).ThenByDescending(p => p.Metadata.CreationTimestamp)
+                .Take(Math.Max(0, live.Count - pool.Spec.Replicas)).ToList();
+            await DeleteAsync([.. stale, .. surplus], cancellationToken).ConfigureAwait(false);
+            live = [.. live.Except(surplus)];
+
+            var missing = pool.Spec.Replicas - live.Count;
+            if (missing > 0 && !Pending(pool))
+            {
+                for (var i = 0; i < missing; i++)
+                {
+                    await client.CoreV1.CreateNamespacedPodAsync(SandboxPods.MakePoolPod(pool, runtimeClass, options), ns, cancellationToken: cancellationToken)
+                        .ConfigureAwait(false);
+                }
+
+                Expect(pool, live.Count + missing);
+                await events.NormalAsync(pool, "CreatedPods", $"Created {missing} warm sandbox pod(s)", cancellationToken).ConfigureAwait(false);
+            }
+
+            var readyCount = live.Count(FunctionStatusBuilder.IsReady);
+            ready = readyCount >= pool.Spec.Replicas
+                ? ("True", "PoolReady", $"{readyCount}/{pool.Spec.Replicas} warm pods ready")
+                : ("False", "PoolFilling", $"{readyCount}/{pool.Spec.Replicas} warm pods ready");
+        }
+
+        var old = pool.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready");
+        var now = time.GetUtcNow().UtcDateTime;
+        var status = new SandboxWarmPoolStatus
+        {
+            ObservedGeneration = pool.Metadata.Generation,
+            Conditions =
+            [
+                new V1Condition
+                {
+                    Type = "Ready", Status = ready.Status, Reason = ready.Reason, Message = ready.Message, ObservedGeneration = pool.Metadata.Generation,
+                    LastTransitionTime = old is not null && old.Status == ready.Status ? old.LastTransitionTime : now,
+                },
+            ],
+            Replicas = live.Count,
+            ReadyReplicas = live.Count(FunctionStatusBuilder.IsReady),
+        };
+        if (pool.Status is null || KubernetesJson.Serialize(pool.Status) != KubernetesJson.Serialize(status))
+        {
+            try
+            {
+                await client.CustomObjects.PatchNamespacedCustomObjectStatusAsync(new V1Patch(KubernetesJson.Serialize(new { status }), V1Patch.PatchType.MergePatch),
+                    Group.Name, Group.Version, ns, "sandboxwarmpools", pool.Metadata.Name, cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+            catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+            }
+        }
+
+        return Pending(pool) ? ReconcileResult.After(TimeSpan.FromSeconds(1)) : ReconcileResult.Done;
+    }
+
+    /// <inheritdoc />
+    public Task DeletedAsync(ObjectKey key, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            _policies.Remove($"{key.Namespace}/{key.Name}");
+            _expected.Remove($"{key.Namespace}/{key.Name}");
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private readonly Dictionary<string, (int Count, DateTimeOffset At)> _expected = [];
+
+    /// <summary>True while pods this reconciler created are not yet in the cache (acting on it would create them twice).</summary>
+    private bool Pending(SandboxWarmPool pool)
+    {
+        var key = $"{pool.Metadata.NamespaceProperty}/{pool.Metadata.Name}";
+        lock (_gate)
+        {
+            if (!_expected.TryGetValue(key, out var expected))
+            {
+                return false;
+            }
+
+            var seen = pods.List(pool.Metadata.NamespaceProperty).Count(p =>
+                p.Metadata.OwnerReferences?.Any(o => o.Uid == pool.Metadata.Uid) == true && p.Metadata.DeletionTimestamp is null);
+            if (seen >= expected.Count || time.GetUtcNow() - expected.At > TimeSpan.FromSeconds(30))
+            {
+                _expected.Remove(key);
+                return false;
+            }
+
+            return true;
+        }
+    }
+
+    private void Expect(SandboxWarmPool pool, int count)
+    {
+        lock (_gate)
+        {
+            _expected[$"{pool.Metadata.NamespaceProperty}/{pool.Metadata.Name}"] = (count, time.GetUtcNow());
+        }
+    }
+
+    private async Task EnsurePolicyAsync(SandboxWarmPool pool, CancellationToken ct)
+    {
+        var key = $"{pool.Metadata.NamespaceProperty}/{pool.Metadata.Name}";
+        lock (_gate)
+        {
+            if (_policies.Contains(key))
+            {
+                return;
+            }
+        }
+
+        try
+        {
+            await client.NetworkingV1.CreateNamespacedNetworkPolicyAsync(SandboxPods.MakePoolPolicy(pool), pool.Metadata.NamespaceProperty, cancellationToken: ct)
+                .ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict)
+        {
+        }
+
+        lock (_gate)
+        {
+            _policies.Add(key);
+        }
+    }
+
+    private async Task DeleteAsync(IEnumerable<V1Pod> doomed, CancellationToken ct)
+    {
+        foreach (var pod in doomed)
+        {
+            try
+            {
+                await client.CoreV1.DeleteNamespacedPodAsync(pod.Metadata.Name, pod.Metadata.NamespaceProperty,
+                    new V1DeleteOptions { Preconditions = new V1Preconditions { Uid = pod.Metadata.Uid } }, cancellationToken: ct).ConfigureAwait(false);
+            }
+            catch (HttpOperationException e) when (e.Response.StatusCode is System.Net.HttpStatusCode.NotFound or System.Net.HttpStatusCode.Conflict)
+            {
+            }
+        }
+    }
+}
