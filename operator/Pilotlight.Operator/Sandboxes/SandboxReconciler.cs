@@ -36,6 +36,11 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, bool> _policies = new();
     private readonly ConcurrentDictionary<string, (string Pod, DateTimeOffset At)> _claims = new();
+
+    // Why each sandbox ended, by "namespace/name", remembered from the moment it is decided: the pod is deleted
+    // next, and a reconcile that sees the deletion before the Finished status reaches the cache must not re-decide
+    // the ending (a failed pod would otherwise be reported lost).
+    private readonly ConcurrentDictionary<string, (string Uid, string Reason, string Message)> _endings = new();
     private static readonly TimeSpan ClaimPatience = TimeSpan.FromSeconds(10);
 
     private static readonly Prometheus.Counter SandboxClaims = Prometheus.Metrics.CreateCounter(
@@ -93,7 +98,15 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         // A claimed warm pod started before the sandbox existed: the sandbox starts at its creation then.
         var startTime = pod?.Status?.StartTime is { } podStart ? (podStart > created ? podStart : created) : previous?.StartTime;
 
-        var end = problems.Count > 0 ? null : Ending(sandbox, pod, previous, now, expiresAt, idle, lastActivity);
+        var endingKey = $"{ns}/{sandbox.Metadata.Name}";
+        var end = problems.Count > 0 ? null
+            : _endings.TryGetValue(endingKey, out var decided) && decided.Uid == sandbox.Metadata.Uid ? (decided.Reason, decided.Message)
+            : Ending(sandbox, pod, previous, now, expiresAt, idle, lastActivity);
+        if (end is { } ending)
+        {
+            _endings[endingKey] = (sandbox.Metadata.Uid, ending.Item1, ending.Item2);
+        }
+
         SandboxStatus status;
         if (problems.Count > 0)
         {
@@ -160,6 +173,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
     public Task DeletedAsync(ObjectKey key, CancellationToken cancellationToken)
     {
         _policies.TryRemove($"{key.Namespace}/{key.Name}", out _);
+        _endings.TryRemove($"{key.Namespace}/{key.Name}", out _);
         return Task.CompletedTask;
     }
 

@@ -171,7 +171,8 @@ public class SandboxTests
                 return null;
             }
         }, Timeout, "the policy of a sandbox with no network");
-        Assert.That(fenced.Spec.Egress, Is.Empty, "no egress at all by default");
+        Assert.That(fenced.Spec.PolicyTypes, Does.Contain("Egress"), "egress is policed");
+        Assert.That(fenced.Spec.Egress ?? [], Is.Empty, "and no egress rule allows anything by default");
     }
 
     [Test]
