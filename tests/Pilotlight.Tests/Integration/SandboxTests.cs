@@ -107,10 +107,16 @@ public class SandboxTests
     /// <summary>Runs argv through the gateway; stdout, stderr and the exit code from the streamed lines.</summary>
     private async Task<(string Stdout, string Stderr, int? Exit)> ExecAsync(string ns, string name, string user, params string[] argv)
     {
-        using var response = await CallAsync(HttpMethod.Post, ns, name, "exec", user, Json(new { argv }));
+        var (stdout, stderr, exit, _) = await ExecRequestAsync(ns, name, user, new { argv });
+        return (stdout, stderr, exit);
+    }
+
+    private async Task<(string Stdout, string Stderr, int? Exit, bool TimedOut)> ExecRequestAsync(string ns, string name, string user, object request)
+    {
+        using var response = await CallAsync(HttpMethod.Post, ns, name, "exec", user, Json(request));
         var text = await response.Content.ReadAsStringAsync();
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), text);
-        var (stdout, stderr, exit) = (new StringBuilder(), new StringBuilder(), (int?)null);
+        var (stdout, stderr, exit, timedOut) = (new StringBuilder(), new StringBuilder(), (int?)null, false);
         foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             using var doc = JsonDocument.Parse(line);
@@ -119,13 +125,14 @@ public class SandboxTests
             {
                 (stream.GetString() == "stdout" ? stdout : stderr).Append(Encoding.UTF8.GetString(Convert.FromBase64String(root.GetProperty("data").GetString()!)));
             }
-            else if (root.TryGetProperty("exit", out var code) && code.ValueKind == JsonValueKind.Number)
+            else if (root.TryGetProperty("exit", out var code))
             {
-                exit = code.GetInt32();
+                exit = code.ValueKind == JsonValueKind.Number ? code.GetInt32() : null;
+                timedOut = root.GetProperty("timedOut").GetBoolean();
             }
         }
 
-        return (stdout.ToString(), stderr.ToString(), exit);
+        return (stdout.ToString(), stderr.ToString(), exit, timedOut);
     }
 
     [Test]
@@ -213,6 +220,18 @@ public class SandboxTests
 
         var (stdout, stderr, exit) = await ExecAsync(ns, "work", "alice", "/bin/sh", "-c", "echo to-out; echo to-err >&2; exit 3");
         Assert.That((stdout, stderr, exit), Is.EqualTo(("to-out\n", "to-err\n", (int?)3)));
+
+        // Alice's grant is for this namespace only: the same call elsewhere is refused before any lookup.
+        using (var elsewhere = await CallAsync(HttpMethod.Post, "default", "work", "exec", "alice", Json(new { argv = new[] { "true" } })))
+        {
+            Assert.That(elsewhere.StatusCode, Is.EqualTo(HttpStatusCode.Forbidden));
+        }
+
+        var fed = await ExecRequestAsync(ns, "work", "alice", new { argv = new[] { "/bin/sh", "-c", "tr a-z A-Z" }, stdin = "through the gateway\n" });
+        Assert.That((fed.Stdout, fed.Exit, fed.TimedOut), Is.EqualTo(("THROUGH THE GATEWAY\n", (int?)0, false)), "stdin reaches the process");
+
+        var slow = await ExecRequestAsync(ns, "work", "alice", new { argv = new[] { "/bin/sh", "-c", "echo started; sleep 30" }, timeoutSeconds = 1 });
+        Assert.That((slow.Stdout, slow.Exit, slow.TimedOut), Is.EqualTo(("started\n", (int?)null, true)), "the exec timeout kills the process and says so");
 
         using (var put = await CallAsync(HttpMethod.Put, ns, "work", "files?path=src/main.py", "alice", new StringContent("print(6 * 7)\n")))
         {
