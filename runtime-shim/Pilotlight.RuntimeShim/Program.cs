@@ -1,6 +1,6 @@
 // Pilotlight runtime shim: the sidecar in front of a function's HTTP server, or with PILOTLIGHT_MODE=sandbox
 // the entrypoint of a Sandbox pod serving its exec and file API (Sandbox/SandboxAgent). See ShimApp for what
-// it does and ShimOptions for the PILOTLIGHT_* variables it reads. Exit codes: 0 after a clean stop or drain,
+// it does and ShimOptions for the PILOTLIGHT_* variables it reads. Exit codes: 0 after a clean stop or drain (in sandbox mode, the sandbox command's own once it has ended),
 // 2 for invalid configuration, 1 when the server cannot start (e.g. the port is taken).
 using Pilotlight.RuntimeShim;
 
@@ -19,11 +19,12 @@ if (parsed.Options is null)
 }
 
 var app = ShimApp.Build(parsed.Options, args);
+var exitCode = ShimApp.ExitCode(app);
 using var signals = ShimApp.HandleTerminationSignals(app);
 try
 {
     await app.RunAsync();
-    return 0;
+    return exitCode();
 }
 catch (IOException e)
 {

@@ -92,9 +92,22 @@ public static class ShimApp
             "Sandbox agent listening on {Addresses}, workspace {Workspace} (exec timeout {Timeout}, max file {MaxFileBytes} bytes)",
             string.Join(", ", app.Urls), app.Services.GetRequiredService<WorkspacePaths>().Root, sandbox.ExecTimeout, sandbox.MaxFileBytes));
         app.Lifetime.ApplicationStopping.Register(exec.KillAll);
+        var main = app.Services.GetRequiredService<SandboxMainProcess>();
+        app.Lifetime.ApplicationStarted.Register(main.Start);
+        app.Lifetime.ApplicationStopping.Register(main.Kill);
 
         app.Run(agent.HandleAsync);
         return app;
+    }
+
+    /// <summary>
+    /// What gives the exit code the shim built by <see cref="Build"/> should leave with once it has stopped: the
+    /// sandbox command's when it ended the sandbox, else 0. Take it before running the app, which disposes its services.
+    /// </summary>
+    public static Func<int> ExitCode(WebApplication app)
+    {
+        var main = (app ?? throw new ArgumentNullException(nameof(app))).Services.GetService<SandboxMainProcess>();
+        return () => main?.ExitCode ?? 0;
     }
 
     /// <summary>Starts draining the shim built by <see cref="Build"/>; the same thing SIGTERM does first.</summary>

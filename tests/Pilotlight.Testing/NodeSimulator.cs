@@ -388,8 +388,8 @@ public sealed class NodeSimulator : IAsyncDisposable
         {
             if (pair.Crashed && pod.Spec.RestartPolicy == "Never")
             {
-                // Like a kubelet: a pod that must not restart fails, with its exit code.
-                await ReportFailedAsync(pod, ip, pair.ExitCode ?? 137).ConfigureAwait(false);
+                // Like a kubelet: a pod that must not restart ends, Succeeded on exit code 0 and Failed otherwise.
+                await ReportTerminatedAsync(pod, ip, pair.ExitCode ?? 137).ConfigureAwait(false);
                 return;
             }
 
@@ -449,14 +449,14 @@ public sealed class NodeSimulator : IAsyncDisposable
         }
     }
 
-    private async Task ReportFailedAsync(V1Pod pod, string ip, int exitCode)
+    private async Task ReportTerminatedAsync(V1Pod pod, string ip, int exitCode)
     {
         var now = _time.GetUtcNow().UtcDateTime;
         var patch = new
         {
             status = new
             {
-                phase = "Failed",
+                phase = exitCode == 0 ? "Succeeded" : "Failed",
                 podIP = ip,
                 conditions = new[] { new { type = "Ready", status = "False", lastTransitionTime = now } },
                 containerStatuses = pod.Spec.Containers.Select(c => new
@@ -466,7 +466,7 @@ public sealed class NodeSimulator : IAsyncDisposable
                     imageID = $"sim://{c.Image}",
                     ready = false,
                     restartCount = 0,
-                    state = new { terminated = new { exitCode, reason = exitCode == 137 ? "OOMKilled" : "Error", finishedAt = now } },
+                    state = new { terminated = new { exitCode, reason = exitCode switch { 0 => "Completed", 137 => "OOMKilled", _ => "Error" }, finishedAt = now } },
                 }).ToArray(),
             },
         };
@@ -477,7 +477,7 @@ public sealed class NodeSimulator : IAsyncDisposable
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            _logger.LogWarning("Failure of {Pod} not reported: {Error}", pod.Metadata.Name, ex.Message);
+            _logger.LogWarning("End of {Pod} not reported: {Error}", pod.Metadata.Name, ex.Message);
         }
     }
 

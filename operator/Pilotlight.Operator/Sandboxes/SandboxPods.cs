@@ -20,6 +20,9 @@ public static class SandboxPods
     /// <summary>Init container copying the agent onto the shared volume.</summary>
     public const string AgentInstaller = "pilotlight-agent";
 
+    /// <summary>The agent's variable holding <c>spec.command</c> as a JSON array.</summary>
+    public const string CommandVariable = "PILOTLIGHT_SANDBOX_COMMAND";
+
     /// <summary>Where the agent binary lives in the sandbox container.</summary>
     public const string AgentPath = "/pilotlight/bin/pilotlight-agent";
 
@@ -169,6 +172,12 @@ public static class SandboxPods
         if (gpus == 0)
         {
             env.Add(new V1EnvVar { Name = "NVIDIA_VISIBLE_DEVICES", Value = "void" });
+        }
+
+        // The agent starts the sandbox's own command and ends the sandbox when it exits.
+        if (spec.Command is { Count: > 0 } command)
+        {
+            env.Add(new V1EnvVar { Name = CommandVariable, Value = System.Text.Json.JsonSerializer.Serialize(command) });
         }
 
         // A new object per container: two containers sharing one would change together.

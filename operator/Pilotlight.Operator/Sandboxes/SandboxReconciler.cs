@@ -245,7 +245,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
             case "Failed":
                 return (SandboxConditions.Reasons.PodFailed, $"the sandbox pod failed: {Termination(pod)}");
             case "Succeeded":
-                return (SandboxConditions.Reasons.Completed, "the sandbox's agent exited");
+                return (SandboxConditions.Reasons.Completed, "the sandbox's command exited with code 0");
         }
 
         if (pod is null && previous?.StartTime is not null)

@@ -25,6 +25,7 @@ internal sealed class SandboxAgent(
         services.AddSingleton<ExecRunner>();
         services.AddSingleton<SandboxFiles>();
         services.AddSingleton<SandboxAgent>();
+        services.AddSingleton<SandboxMainProcess>();
     }
 
     public async Task HandleAsync(HttpContext context)

@@ -62,6 +62,7 @@ public sealed record ActivityReport(string LastActivity, int Running);
 [JsonSerializable(typeof(FileList))]
 [JsonSerializable(typeof(ActivityReport))]
 [JsonSerializable(typeof(ShimStats))]
+[JsonSerializable(typeof(string[]))]
 internal sealed partial class ShimJson : JsonSerializerContext
 {
     /// <summary>

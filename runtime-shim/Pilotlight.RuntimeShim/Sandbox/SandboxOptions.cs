@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 
 namespace Pilotlight.RuntimeShim.Sandbox;
 
@@ -30,6 +31,9 @@ public sealed record SandboxOptions(string Workspace)
     /// <summary>Largest file a <c>PUT /files</c> may write, in bytes.</summary>
     public const string MaxFileBytesVariable = "PILOTLIGHT_MAX_FILE_BYTES";
 
+    /// <summary>The sandbox's own command as a JSON array of strings (<c>spec.command</c>); none when unset.</summary>
+    public const string CommandVariable = "PILOTLIGHT_SANDBOX_COMMAND";
+
     /// <summary>The exec timeout when neither the environment nor the request names one.</summary>
     public static readonly TimeSpan DefaultExecTimeout = TimeSpan.FromSeconds(60);
 
@@ -44,6 +48,9 @@ public sealed record SandboxOptions(string Workspace)
 
     /// <summary>Largest file body <c>PUT /files</c> accepts; larger ones get 413 and write nothing.</summary>
     public long MaxFileBytes { get; init; } = DefaultMaxFileBytes;
+
+    /// <summary>The long-running command the sandbox lives for (see <see cref="SandboxMainProcess"/>); null for none.</summary>
+    public IReadOnlyList<string>? Command { get; init; }
 
     /// <summary>
     /// Reads the mode and, in sandbox mode, its settings through <paramref name="get"/> (a variable's trimmed
@@ -102,6 +109,24 @@ public sealed record SandboxOptions(string Workspace)
             return (null, $"{MaxFileBytesVariable}={maxBytesText}: expected a whole number of bytes of at least 1, such as 67108864");
         }
 
-        return (new SandboxOptions(workspace) { ExecTimeout = timeout, MaxFileBytes = maxBytes }, null);
+        var commandText = get(CommandVariable);
+        string[]? command = null;
+        if (commandText is not null)
+        {
+            try
+            {
+                command = JsonSerializer.Deserialize(commandText, ShimJson.Plain.StringArray);
+            }
+            catch (JsonException)
+            {
+            }
+
+            if (command is not { Length: > 0 } || command.Any(string.IsNullOrEmpty))
+            {
+                return (null, $"{CommandVariable}={commandText}: expected a JSON array of non-empty strings, such as [\"python\", \"-m\", \"http.server\"]");
+            }
+        }
+
+        return (new SandboxOptions(workspace) { ExecTimeout = timeout, MaxFileBytes = maxBytes, Command = command }, null);
     }
 }

@@ -353,6 +353,19 @@ public class SandboxTests
     }
 
     [Test]
+    public async Task The_sandbox_lives_as_long_as_its_command()
+    {
+        var ns = await CreateAsync("sbx-cmd", "done", "  command: [/bin/sh, -c, \"sleep 1; exit 0\"]");
+        var done = await FinishedAsync(ns, "done");
+        Assert.That(done.Reason, Is.EqualTo(SandboxConditions.Reasons.Completed));
+
+        (await _kubectl.ApplyAsync(Manifest("broken", "  command: [/bin/sh, -c, \"sleep 1; exit 4\"]"), ns)).EnsureSuccess();
+        var broken = await FinishedAsync(ns, "broken");
+        Assert.That(broken.Reason, Is.EqualTo(SandboxConditions.Reasons.PodFailed));
+        Assert.That(broken.Message, Does.Contain("exit code 4"));
+    }
+
+    [Test]
     public async Task A_failed_or_vanished_pod_is_reported_and_not_recreated()
     {
         var ns = await CreateAsync("sbx-fail", "crash");

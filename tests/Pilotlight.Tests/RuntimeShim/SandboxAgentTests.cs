@@ -506,6 +506,10 @@ public sealed class SandboxAgentTests
     [TestCase("PILOTLIGHT_MAX_FILE_BYTES", "64Mi")]
     [TestCase("PILOTLIGHT_MAX_FILE_BYTES", "0")]
     [TestCase("PILOTLIGHT_MAX_FILE_BYTES", "-1")]
+    [TestCase("PILOTLIGHT_SANDBOX_COMMAND", "python -m http.server")]
+    [TestCase("PILOTLIGHT_SANDBOX_COMMAND", "[]")]
+    [TestCase("PILOTLIGHT_SANDBOX_COMMAND", "[\"\"]")]
+    [TestCase("PILOTLIGHT_SANDBOX_COMMAND", "{\"argv\":[\"sh\"]}")]
     public void InvalidSandboxEnvironmentNamesTheVariable(string name, string value)
     {
         var env = new Hashtable { ["PILOTLIGHT_MODE"] = "sandbox", ["PILOTLIGHT_WORKSPACE"] = Path.GetTempPath(), [name] = value };
@@ -515,6 +519,59 @@ public sealed class SandboxAgentTests
         Assert.That(result.Options, Is.Null);
         Assert.That(result.Error, Does.StartWith($"{name}={value}:"));
         Assert.That(result.Error, Does.Not.Contain('\n'));
+    }
+
+    [TestCase(0)]
+    [TestCase(5)]
+    public async Task TheSandboxCommandRunsInTheWorkspaceAndItsExitEndsTheAgentWithItsCode(int code)
+    {
+        var workspace = Directory.CreateTempSubdirectory("pilotlight-sandbox-").FullName;
+        try
+        {
+            using var process = StartShimProcess(new()
+            {
+                ["PILOTLIGHT_MODE"] = "sandbox",
+                ["PILOTLIGHT_WORKSPACE"] = workspace,
+                ["PILOTLIGHT_LISTEN_ADDRESS"] = "127.0.0.1",
+                ["PILOTLIGHT_LISTEN_PORT"] = ControlPlane.FreePort().ToString(CultureInfo.InvariantCulture),
+                ["PILOTLIGHT_SANDBOX_COMMAND"] = $"[\"/bin/sh\", \"-c\", \"echo ${{PILOTLIGHT_MODE:-clean}} > main.txt; exit {code}\"]",
+            });
+            var stderr = process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+
+            Assert.That(process.ExitCode, Is.EqualTo(code), await stderr);
+            Assert.That(File.ReadAllText(Path.Combine(workspace, "main.txt")), Is.EqualTo("clean\n"), "run in the workspace, without the agent's PILOTLIGHT_* variables");
+        }
+        finally
+        {
+            Directory.Delete(workspace, recursive: true);
+        }
+    }
+
+    [Test]
+    public async Task ACommandThatCannotStartEndsTheAgentWith127()
+    {
+        var workspace = Directory.CreateTempSubdirectory("pilotlight-sandbox-").FullName;
+        try
+        {
+            using var process = StartShimProcess(new()
+            {
+                ["PILOTLIGHT_MODE"] = "sandbox",
+                ["PILOTLIGHT_WORKSPACE"] = workspace,
+                ["PILOTLIGHT_LISTEN_ADDRESS"] = "127.0.0.1",
+                ["PILOTLIGHT_LISTEN_PORT"] = ControlPlane.FreePort().ToString(CultureInfo.InvariantCulture),
+                ["PILOTLIGHT_SANDBOX_COMMAND"] = "[\"pilotlight-no-such-program\"]",
+            });
+            var stderr = process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+
+            Assert.That(process.ExitCode, Is.EqualTo(127), "as a shell reports a command not found");
+            Assert.That(await stderr, Does.Not.Contain("Exception"));
+        }
+        finally
+        {
+            Directory.Delete(workspace, recursive: true);
+        }
     }
 
     [Test]

@@ -47,6 +47,21 @@ public class SandboxPodsTests
     }
 
     [Test]
+    public void The_sandbox_command_reaches_the_agent_as_json_and_the_agent_stays_the_entrypoint()
+    {
+        var spec = new SandboxSpec { Image = "python:3.12", Command = ["python", "-c", "print(\"hi\")"] };
+
+        var container = SandboxPods.MakePod(Sandbox(spec), "runsc", null, Options).Spec.Containers.Single();
+
+        Assert.That(container.Command, Is.EqualTo(new[] { SandboxPods.AgentPath }));
+        Assert.That(container.Args, Is.Null);
+        var value = container.Env.Single(e => e.Name == SandboxPods.CommandVariable).Value;
+        Assert.That(System.Text.Json.JsonSerializer.Deserialize<string[]>(value), Is.EqualTo(spec.Command));
+        Assert.That(SandboxPods.MakePod(Sandbox(new SandboxSpec { Image = "python:3.12" }), "runsc", null, Options).Spec.Containers.Single().Env
+            .Select(e => e.Name), Does.Not.Contain(SandboxPods.CommandVariable), "no command: the agent alone");
+    }
+
+    [Test]
     public void A_gpu_sandbox_is_placed_like_a_function()
     {
         var spec = new SandboxSpec { Image = "torch:2", Gpu = new GpuRequirement { Type = GpuType.L4, Count = 1 } };
