@@ -14,16 +14,17 @@ return args switch
     ["noop-controller", var kubeconfig, var ns, var expect, var mode] =>
         await NoopControllerChild.RunAsync(kubeconfig, ns, int.Parse(expect, System.Globalization.CultureInfo.InvariantCulture), mode == "list-only"),
     [var results] => await ControllerBench.RunAsync(results) + await GatewayBench.RunAsync(results) + await MeteringBench.RunAsync(results)
-        + await PrewarmBench.RunAsync(results),
+        + await PrewarmBench.RunAsync(results) + await SandboxBench.RunAsync(results),
     [var results, "metering"] => await MeteringBench.RunAsync(results),
     [var results, "controller"] => await ControllerBench.RunAsync(results),
     [var results, "gateway"] => await GatewayBench.RunAsync(results),
     [var results, "prewarm"] => await PrewarmBench.RunAsync(results),
+    [var results, "sandbox"] => await SandboxBench.RunAsync(results),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Pilotlight.Bench <results-dir> [controller|gateway|metering|prewarm]");
+    Console.Error.WriteLine("usage: Pilotlight.Bench <results-dir> [controller|gateway|metering|prewarm|sandbox]");
     return 2;
 }
