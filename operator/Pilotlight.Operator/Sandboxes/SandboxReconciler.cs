@@ -306,10 +306,25 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
             };
         }
 
+        // kstatus: starting is InProgress, a sandbox that cannot run or whose pod failed is Failed, a running or
+        // normally ended one is Current; so Flux (and kstatus-based tools) read its health with no custom check.
+        var isStalled = ready.Reason is SandboxConditions.Reasons.InvalidSpec or SandboxConditions.Reasons.PodConflict
+            || (finished.Status == "True" && finished.Reason is SandboxConditions.Reasons.PodFailed or SandboxConditions.Reasons.PodLost);
+        var isStarting = !isStalled && ready.Status != "True" && finished.Status != "True";
+        var settled = ready.Status == "True" ? ready : finished.Status == "True" ? finished : ready;
+        var reconciling = isStarting ? ("True", ready.Reason, ready.Message) : ("False", settled.Reason, settled.Message);
+        var stalled = isStalled
+            ? ("True", finished.Status == "True" ? finished.Reason : ready.Reason, finished.Status == "True" ? finished.Message : ready.Message)
+            : ("False", settled.Reason, settled.Message);
+
         return new SandboxStatus
         {
             ObservedGeneration = sandbox.Metadata.Generation,
-            Conditions = [Condition(SandboxConditions.Ready, ready), Condition(SandboxConditions.Finished, finished)],
+            Conditions =
+            [
+                Condition(SandboxConditions.Ready, ready), Condition(SandboxConditions.Finished, finished),
+                Condition(SandboxConditions.Reconciling, reconciling), Condition(SandboxConditions.Stalled, stalled),
+            ],
             PodName = podName,
             StartTime = startTime,
             ExpiresAt = expiresAt,
@@ -458,6 +473,12 @@ public static class SandboxConditions
 
     /// <summary>The sandbox has ended (terminal); its reason says why.</summary>
     public const string Finished = "Finished";
+
+    /// <summary>kstatus: True while the pod is being started.</summary>
+    public const string Reconciling = "Reconciling";
+
+    /// <summary>kstatus: True when the sandbox cannot run (invalid spec, a conflicting pod) or its pod failed or vanished.</summary>
+    public const string Stalled = "Stalled";
 
     /// <summary>Stable reasons.</summary>
     public static class Reasons

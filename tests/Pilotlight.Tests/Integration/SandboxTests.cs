@@ -190,6 +190,9 @@ public class SandboxTests
             Condition(await GetAsync(ns, "runc"), SandboxConditions.Ready) is { Reason: SandboxConditions.Reasons.InvalidSpec } c ? c : null,
             Timeout, "InvalidSpec");
         Assert.That(ready.Message, Does.Contain("'runc' is not allowed").And.Contain("runsc, kata"));
+        var invalid = await GetAsync(ns, "runc");
+        Assert.That((Condition(invalid, SandboxConditions.Stalled)?.Status, Condition(invalid, SandboxConditions.Stalled)?.Reason),
+            Is.EqualTo(("True", SandboxConditions.Reasons.InvalidSpec)), "kstatus reads it as Failed");
         Assert.That((await _client.CoreV1.ListNamespacedPodAsync(ns)).Items, Is.Empty);
     }
 
@@ -358,6 +361,9 @@ public class SandboxTests
         var ns = await CreateAsync("sbx-cmd", "done", "  command: [/bin/sh, -c, \"sleep 1; exit 0\"]");
         var done = await FinishedAsync(ns, "done");
         Assert.That(done.Reason, Is.EqualTo(SandboxConditions.Reasons.Completed));
+        var completed = await GetAsync(ns, "done");
+        Assert.That(new[] { SandboxConditions.Reconciling, SandboxConditions.Stalled }.Select(t => Condition(completed, t)?.Status),
+            Is.EqualTo(new[] { "False", "False" }), "a sandbox that ended normally is Current for kstatus");
 
         (await _kubectl.ApplyAsync(Manifest("broken", "  command: [/bin/sh, -c, \"sleep 1; exit 4\"]"), ns)).EnsureSuccess();
         var broken = await FinishedAsync(ns, "broken");
@@ -374,6 +380,7 @@ public class SandboxTests
         var failed = await FinishedAsync(ns, "crash");
         Assert.That(failed.Reason, Is.EqualTo(SandboxConditions.Reasons.PodFailed));
         Assert.That(failed.Message, Does.Contain("exit code"));
+        Assert.That(Condition(await GetAsync(ns, "crash"), SandboxConditions.Stalled)?.Status, Is.EqualTo("True"), "a failed pod is Stalled for kstatus");
 
         (await _kubectl.ApplyAsync(Manifest("lost"), ns)).EnsureSuccess();
         await WaitReadyAsync(ns, "lost");
