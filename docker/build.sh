@@ -14,6 +14,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${DOTNET_IMAGES:?set DOTNET_IMAGES to the repository of the .NET images (the one holding sdk, aspnet and runtime-deps)}"
 docker=${DOCKER:-docker}
+# The per-Dockerfile .dockerignore files (no bin/ or obj/ in the context) are a BuildKit feature.
+export DOCKER_BUILDKIT=1
 tag=${TAG:-$(awk -F'"' '/^appVersion:/ {print $2}' "$root/charts/pilotlight/Chart.yaml")}
 prefix=${REGISTRY:+${REGISTRY%/}/}
 
