@@ -5,7 +5,7 @@ internal sealed class Flags
 {
     private static readonly HashSet<string> Switches = ["leader-elect"];
     private static readonly HashSet<string> Valued = ["kubeconfig", "gpu-catalog", "shim-image", "endpoint-base", "namespace", "lease-namespace", "metrics-port", "gateways", "usage-journal", "meter-image",
-        "sandbox-runtime-classes", "sandbox-default-runtime-class", "sandbox-max-timeout"];
+        "sandbox-runtime-classes", "sandbox-default-runtime-class", "sandbox-max-timeout", "sandbox-metrics-namespace"];
     private readonly Dictionary<string, string> _values = [];
 
     public string? Error { get; private init; }

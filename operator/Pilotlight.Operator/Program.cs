@@ -20,6 +20,8 @@ using Prometheus;
 //   --sandbox-runtime-classes A[,B]   RuntimeClasses a Sandbox may ask for (e.g. runsc,kata)
 //   --sandbox-default-runtime-class A RuntimeClass of a Sandbox that names none
 //   --sandbox-max-timeout DUR         cap on Sandbox spec.timeout (default 24h)
+//   --sandbox-metrics-namespace NS    the namespace Prometheus scrapes from: the only one admitted to the
+//                                     metering sidecar of sandbox pods (default: none)
 //   --endpoint-base URL    gateway URL functions are reached at
 //   --namespace NS         watch one namespace only
 //   --leader-elect         hold a Lease in --lease-namespace (default $POD_NAMESPACE or pilotlight-system)
@@ -96,6 +98,10 @@ var options = new OperatorOptions
         AllowedRuntimeClasses = (flags.Get("sandbox-runtime-classes") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
         DefaultRuntimeClass = flags.Get("sandbox-default-runtime-class"),
         MaxTimeout = sandboxMaxTimeout,
+        MeterImage = flags.Get("meter-image") ?? new SandboxOptions().MeterImage,
+        MetricsScraperNamespaceLabels = flags.Get("sandbox-metrics-namespace") is { Length: > 0 } scrapers
+            ? new Dictionary<string, string> { ["kubernetes.io/metadata.name"] = scrapers }
+            : null,
     },
     EndpointBase = flags.Get("endpoint-base") ?? new OperatorOptions().EndpointBase,
     WatchNamespace = flags.Get("namespace"),

@@ -15,6 +15,18 @@ public sealed record SandboxOptions
     /// <summary>Image holding the agent (the runtime shim), copied into the sandbox by an init container.</summary>
     public string AgentImage { get; init; } = "pilotlight/runtime-shim:0.1.0";
 
+    /// <summary>Image of the metering sidecar every sandbox pod carries (allocation per second, as for functions).</summary>
+    public string MeterImage { get; init; } = "pilotlight/meter:0.1.0";
+
+    /// <summary>Port of the metering sidecar's <c>/metrics</c>.</summary>
+    public int MeterPort { get; init; } = 9102;
+
+    /// <summary>
+    /// Labels of the namespace Prometheus scrapes from: the only peer the sandbox's policy admits to the meter's
+    /// port. Null admits none (the sidecar still meters and checkpoints; nothing scrapes it).
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? MetricsScraperNamespaceLabels { get; init; }
+
     /// <summary>Port the agent listens on inside the sandbox.</summary>
     public int AgentPort { get; init; } = 8099;
 

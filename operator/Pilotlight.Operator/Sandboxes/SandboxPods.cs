@@ -20,6 +20,12 @@ public static class SandboxPods
     /// <summary>Init container copying the agent onto the shared volume.</summary>
     public const string AgentInstaller = "pilotlight-agent";
 
+    /// <summary>
+    /// The <c>function</c> label of sandbox usage: sandboxes are metered per namespace under this one value (not
+    /// per sandbox, whose names are unbounded). It is not a valid object name, so no function can share it.
+    /// </summary>
+    public const string UsageFunction = "_sandboxes";
+
     /// <summary>The agent's variable holding <c>spec.command</c> as a JSON array.</summary>
     public const string CommandVariable = "PILOTLIGHT_SANDBOX_COMMAND";
 
@@ -270,17 +276,51 @@ public static class SandboxPods
                             new V1VolumeMount { Name = "tmp", MountPath = "/tmp" },
                         ],
                     },
+                    MakeMeterContainer(spec, cpu, memory, gpus, Hardened(), options),
                 ],
                 Volumes =
                 [
                     new V1Volume { Name = "pilotlight-agent", EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = new ResourceQuantity("128Mi") } },
                     new V1Volume { Name = "workspace", EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = spec.WorkspaceSize } },
                     new V1Volume { Name = "tmp", EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = new ResourceQuantity("64Mi") } },
+                    new V1Volume { Name = FunctionPods.MeterVolume, EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = new ResourceQuantity("1Mi") } },
                 ],
                 NodeSelector = null,
                 Tolerations = placement is null ? null : FunctionPods.MakeTolerations(new GpuFunctionSpec { Image = spec.Image }, placement),
                 Affinity = placement is null ? null : FunctionPods.MakeAffinity(placement),
             },
+        };
+    }
+
+    /// <summary>
+    /// The metering sidecar of a sandbox pod: the same program as in function pods, counting the sandbox's
+    /// allocation per second under <see cref="UsageFunction"/>, checkpointed on a volume of its own (the sandbox
+    /// container cannot reach it), hardened like the rest of the pod.
+    /// </summary>
+    private static V1Container MakeMeterContainer(SandboxSpec spec, ResourceQuantity cpu, ResourceQuantity memory, int gpus,
+        V1SecurityContext hardened, SandboxOptions options)
+    {
+        var invariant = CultureInfo.InvariantCulture;
+        var own = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("10m"), ["memory"] = new("32Mi") };
+        return new V1Container
+        {
+            Name = FunctionPods.MeterContainer,
+            Image = options.MeterImage,
+            Env =
+            [
+                new V1EnvVar { Name = "PILOTLIGHT_NAMESPACE", ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "metadata.namespace" } } },
+                new V1EnvVar { Name = "PILOTLIGHT_FUNCTION", Value = UsageFunction },
+                new V1EnvVar { Name = "PILOTLIGHT_GPU_TYPE", Value = gpus > 0 && spec.Gpu is { } gpu ? gpu.Type.ToWireName() : "none" },
+                new V1EnvVar { Name = "PILOTLIGHT_GPU_COUNT", Value = gpus.ToString(invariant) },
+                new V1EnvVar { Name = "PILOTLIGHT_CPU_REQUEST", Value = cpu.ToString() },
+                new V1EnvVar { Name = "PILOTLIGHT_MEMORY_REQUEST", Value = memory.ToString() },
+                new V1EnvVar { Name = "PILOTLIGHT_CHECKPOINT", Value = FunctionPods.SharedPath + "/meter.json" },
+                new V1EnvVar { Name = "PILOTLIGHT_METRICS_PORT", Value = options.MeterPort.ToString(invariant) },
+            ],
+            Ports = [new V1ContainerPort { Name = "metrics", ContainerPort = options.MeterPort, Protocol = "TCP" }],
+            VolumeMounts = [new V1VolumeMount { Name = FunctionPods.MeterVolume, MountPath = FunctionPods.SharedPath }],
+            Resources = new V1ResourceRequirements { Requests = own, Limits = own },
+            SecurityContext = hardened,
         };
     }
 
@@ -341,6 +381,16 @@ public static class SandboxPods
                         ],
                         Ports = [new V1NetworkPolicyPort { Protocol = "TCP", Port = options.AgentPort }],
                     },
+                    .. options.MetricsScraperNamespaceLabels is { } scrapers
+                        ? new[]
+                        {
+                            new V1NetworkPolicyIngressRule
+                            {
+                                FromProperty = [new V1NetworkPolicyPeer { NamespaceSelector = new V1LabelSelector { MatchLabels = scrapers.ToDictionary() } }],
+                                Ports = [new V1NetworkPolicyPort { Protocol = "TCP", Port = options.MeterPort }],
+                            },
+                        }
+                        : [],
                 ],
                 Egress = egress,
             },

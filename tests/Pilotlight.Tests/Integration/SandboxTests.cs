@@ -141,7 +141,7 @@ public class SandboxTests
         var ns = await CreateAsync("sbx-hard", "hard", "  network: {allowCidrs: [10.20.0.0/16], allowDns: true}");
         await WaitReadyAsync(ns, "hard");
         var pod = await _client.CoreV1.ReadNamespacedPodAsync("hard", ns);
-        var c = pod.Spec.Containers.Single();
+        var c = pod.Spec.Containers.Single(x => x.Name == SandboxPods.SandboxContainer);
 
         Assert.Multiple(() =>
         {

@@ -146,7 +146,7 @@ public class RestrictedPodSecurityTests
 
         Assert.That(Violations(pod), Is.Empty);
         Assert.That(pod.Spec.AutomountServiceAccountToken, Is.False);
-        var env = pod.Spec.Containers.Single().Env.ToLookup(e => e.Name);
+        var env = pod.Spec.Containers.Single(x => x.Name == SandboxPods.SandboxContainer).Env.ToLookup(e => e.Name);
         Assert.That(env["PILOTLIGHT_WORKSPACE"].Last().Value, Is.EqualTo(SandboxPods.WorkspacePath), "the operator's value wins");
     }
 

@@ -21,7 +21,7 @@ public class SandboxPodsTests
     public void Hardening_applies_even_when_the_spec_sets_nothing()
     {
         var pod = SandboxPods.MakePod(Sandbox(new SandboxSpec { Image = "python:3.12" }), "runsc", null, Options);
-        var c = pod.Spec.Containers.Single();
+        var c = pod.Spec.Containers.Single(x => x.Name == SandboxPods.SandboxContainer);
 
         Assert.Multiple(() =>
         {
@@ -51,13 +51,13 @@ public class SandboxPodsTests
     {
         var spec = new SandboxSpec { Image = "python:3.12", Command = ["python", "-c", "print(\"hi\")"] };
 
-        var container = SandboxPods.MakePod(Sandbox(spec), "runsc", null, Options).Spec.Containers.Single();
+        var container = SandboxPods.MakePod(Sandbox(spec), "runsc", null, Options).Spec.Containers.Single(x => x.Name == SandboxPods.SandboxContainer);
 
         Assert.That(container.Command, Is.EqualTo(new[] { SandboxPods.AgentPath }));
         Assert.That(container.Args, Is.Null);
         var value = container.Env.Single(e => e.Name == SandboxPods.CommandVariable).Value;
         Assert.That(System.Text.Json.JsonSerializer.Deserialize<string[]>(value), Is.EqualTo(spec.Command));
-        Assert.That(SandboxPods.MakePod(Sandbox(new SandboxSpec { Image = "python:3.12" }), "runsc", null, Options).Spec.Containers.Single().Env
+        Assert.That(SandboxPods.MakePod(Sandbox(new SandboxSpec { Image = "python:3.12" }), "runsc", null, Options).Spec.Containers.Single(x => x.Name == SandboxPods.SandboxContainer).Env
             .Select(e => e.Name), Does.Not.Contain(SandboxPods.CommandVariable), "no command: the agent alone");
     }
 
@@ -70,11 +70,11 @@ public class SandboxPodsTests
 
         var pod = SandboxPods.MakePod(Sandbox(spec), "kata", placement, Options);
 
-        Assert.That(pod.Spec.Containers.Single().Resources.Limits["nvidia.com/gpu"].ToString(), Is.EqualTo("1"));
+        Assert.That(pod.Spec.Containers.Single(x => x.Name == SandboxPods.SandboxContainer).Resources.Limits["nvidia.com/gpu"].ToString(), Is.EqualTo("1"));
         Assert.That(pod.Spec.Tolerations.Select(t => t.Key), Does.Contain("nvidia.com/gpu"));
         Assert.That(pod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms.Single().MatchExpressions.Single().Values,
             Is.EquivalentTo(placement!.AllProducts));
-        Assert.That(pod.Spec.Containers.Single().Env.Any(e => e.Name == "NVIDIA_VISIBLE_DEVICES"), Is.False);
+        Assert.That(pod.Spec.Containers.Single(x => x.Name == SandboxPods.SandboxContainer).Env.Any(e => e.Name == "NVIDIA_VISIBLE_DEVICES"), Is.False);
     }
 
     [TestCase(null, "runsc", null)]
@@ -100,6 +100,33 @@ public class SandboxPodsTests
         var closed = SandboxPods.MakeNetworkPolicy(Sandbox(new SandboxSpec { Image = "x" }), Options);
         Assert.That(closed.Spec.PolicyTypes, Is.EquivalentTo(new[] { "Ingress", "Egress" }));
         Assert.That(closed.Spec.Egress, Is.Empty);
+    }
+
+    [Test]
+    public void Every_sandbox_pod_is_metered_per_namespace_and_only_the_scrapers_reach_the_meter()
+    {
+        var spec = new SandboxSpec { Image = "torch:2", Gpu = new GpuRequirement { Type = GpuType.L4, Count = 2 }, Resources = new ComputeResources { Cpu = new("2"), Memory = new("4Gi") } };
+        var (placement, _) = FunctionPlacement.Resolve(spec.Gpu, GpuCatalog.Default);
+        var pod = SandboxPods.MakePod(Sandbox(spec), "runsc", placement, Options);
+
+        var meter = pod.Spec.Containers.Single(c => c.Name == FunctionPods.MeterContainer);
+        var env = meter.Env.ToDictionary(e => e.Name, e => e.Value);
+        Assert.That((env["PILOTLIGHT_FUNCTION"], env["PILOTLIGHT_GPU_TYPE"], env["PILOTLIGHT_GPU_COUNT"], env["PILOTLIGHT_CPU_REQUEST"], env["PILOTLIGHT_MEMORY_REQUEST"]),
+            Is.EqualTo((SandboxPods.UsageFunction, "L4", "2", "2", "4Gi")), "the sandbox's allocation, under one bounded label value");
+        Assert.That(meter.VolumeMounts.Select(m => m.Name), Is.EqualTo(new[] { FunctionPods.MeterVolume }));
+        Assert.That(pod.Spec.Containers.Single(c => c.Name == SandboxPods.SandboxContainer).VolumeMounts.Select(m => m.Name),
+            Does.Not.Contain(FunctionPods.MeterVolume), "the untrusted container cannot touch the meter's checkpoint");
+        Assert.That(meter.Resources.Limits.Keys, Is.SupersetOf(new[] { "cpu", "memory" }));
+
+        var unscraped = SandboxPods.MakeNetworkPolicy(Sandbox(spec), Options);
+        Assert.That(unscraped.Spec.Ingress.SelectMany(r => r.Ports).Select(p => p.Port.Value), Is.EqualTo(new[] { "8099" }), "no scraper configured: the agent port only");
+
+        var scraped = SandboxPods.MakeNetworkPolicy(Sandbox(spec), Options with
+        {
+            MetricsScraperNamespaceLabels = new Dictionary<string, string> { ["kubernetes.io/metadata.name"] = "monitoring" },
+        });
+        var rule = scraped.Spec.Ingress.Single(r => r.Ports.Single().Port.Value == "9102");
+        Assert.That(rule.FromProperty.Single().NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"], Is.EqualTo("monitoring"));
     }
 
     [TestCase("POST", "exec", "create", "exec")]
