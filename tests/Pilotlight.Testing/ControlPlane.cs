@@ -12,8 +12,9 @@ namespace Pilotlight.Testing;
 /// A real Kubernetes control plane on loopback: etcd, kube-apiserver,
 /// kube-controller-manager and kube-scheduler as child processes, with
 /// self-signed certificates and a static admin token. No kubelets: pair it
-/// with <see cref="NodeSimulator"/>. Disposing stops everything and deletes
-/// its directory.
+/// with <see cref="NodeSimulator"/>. The API server records the requests of
+/// <see cref="AuditedUsers"/> in an audit log. Disposing stops everything and
+/// deletes its directory.
 /// </summary>
 public sealed class ControlPlane : IAsyncDisposable
 {
@@ -62,9 +63,22 @@ public sealed class ControlPlane : IAsyncDisposable
     [
         "alice",
         "bob",
-        "system:serviceaccount:pilotlight-system:pilotlight-operator",
-        "system:serviceaccount:pilotlight-system:pilotlight-gateway",
+        ChartRbac.OperatorUser,
+        ChartRbac.GatewayUser,
     ];
+
+    /// <summary>
+    /// The users whose every request the API server records in <see cref="AuditLogPath"/>
+    /// (level Metadata): the operator's and the gateway's service accounts, so that
+    /// tests can compare what they do with what the chart grants them.
+    /// </summary>
+    public static IReadOnlyList<string> AuditedUsers { get; } = [ChartRbac.OperatorUser, ChartRbac.GatewayUser];
+
+    /// <summary>The API server's audit log (JSON lines; see <see cref="AuditLog"/>).</summary>
+    public string AuditLogPath => Path.Combine(Directory, "audit.log");
+
+    /// <summary>The audit log's events so far.</summary>
+    public IReadOnlyList<AuditEvent> AuditEvents() => AuditLog.Read(AuditLogPath);
 
     private readonly Dictionary<string, string> _userTokens = TestUsers.ToDictionary(u => u, _ => Convert.ToHexString(RandomNumberGenerator.GetBytes(24)).ToLowerInvariant());
 
@@ -111,6 +125,8 @@ public sealed class ControlPlane : IAsyncDisposable
         await File.WriteAllTextAsync(Path.Combine(Directory, "tokens.csv"),
             $"{AdminToken},admin,admin,system:masters\n" + string.Concat(TestUsers.Select((u, i) => $"{_userTokens[u]},{u},test-{i}\n")), ct).ConfigureAwait(false);
         WriteKubeconfig();
+        var auditPolicy = Path.Combine(Directory, "audit-policy.yaml");
+        await File.WriteAllTextAsync(auditPolicy, AuditLog.Policy(AuditedUsers), ct).ConfigureAwait(false);
 
         int etcdPort = FreePort(), etcdPeer = FreePort();
         var etcd = Start("etcd",
@@ -144,6 +160,13 @@ public sealed class ControlPlane : IAsyncDisposable
             "--service-cluster-ip-range=10.0.0.0/24",
             "--allow-privileged=true",
             "--disable-admission-plugins=ServiceAccount",
+            // As on clusters that enforce it (OpenShift, for one): setting blockOwnerDeletion on an
+            // ownerReference needs update on the owner's finalizers, which the chart must grant.
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
+            $"--audit-policy-file={auditPolicy}",
+            $"--audit-log-path={AuditLogPath}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=1024",
             "--enable-priority-and-fairness=false",
             "--max-requests-inflight=1000",
             "--max-mutating-requests-inflight=500",

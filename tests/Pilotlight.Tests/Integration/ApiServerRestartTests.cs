@@ -11,6 +11,8 @@ public class ApiServerRestartTests
     {
         await using var plane = await ControlPlane.StartAsync();
         await plane.InstallCrdsAsync(Path.Combine(RepositoryRoot.Path, "crds"));
+        // Admin, not the chart's roles: this tests the controller runtime (a recording reconciler
+        // writing status), not the operator; SharedOperator runs the operator under the chart's RBAC.
         using var client = plane.CreateClient();
         var ns = await plane.CreateNamespaceAsync("restart");
         var reconciler = new RecordingReconciler(client, writeStatus: true);

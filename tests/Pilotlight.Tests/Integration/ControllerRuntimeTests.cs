@@ -18,6 +18,8 @@ public class ControllerRuntimeTests
     public async Task SetUpAsync()
     {
         _plane = await SharedControlPlane.GetAsync();
+        // Admin, not the chart's roles: these test the controller runtime with recording reconcilers
+        // (Leases in test namespaces included), not the operator; SharedOperator runs that under the chart's RBAC.
         _client = _plane.CreateClient();
     }
 

@@ -181,6 +181,16 @@ public class PrewarmTests
         Assert.That(pullers.SelectMany(p => p.Spec.Containers).All(c => c.Resources.Limits?.ContainsKey("nvidia.com/gpu") != true), "pulling holds no GPU");
         Assert.That((f.Status!.PrePulledNodes, f.Status.PrePullEligibleNodes), Is.EqualTo((2, 2)));
         Assert.That(await PodsAsync(ns, $"{FunctionLabels.Function}=pulled"), Is.Empty, "pre-pull starts no replica");
+
+        // A new image is pulled by the same DaemonSet, its template patched; turning pre-pull off removes it.
+        (await _kubectl.ApplyAsync(Manifest("pulled", pool, "{prePull: true}", gpu: "{type: H100}").Replace("example/model-server:1", "example/model-server:2"), ns))
+            .EnsureSuccess();
+        await Eventually.HoldsAsync(async () =>
+            (await _client.AppsV1.ReadNamespacedDaemonSetAsync("pulled-prepull", ns)).Spec.Template.Spec.Containers[0].Image == "example/model-server:2",
+            Timeout, "the pre-pull DaemonSet pulls the new image");
+        (await _kubectl.ApplyAsync(Manifest("pulled", pool, "{prePull: false}", gpu: "{type: H100}").Replace("example/model-server:1", "example/model-server:2"), ns))
+            .EnsureSuccess();
+        await Eventually.HoldsAsync(async () => (await _client.AppsV1.ListNamespacedDaemonSetAsync(ns)).Items.Count == 0, Timeout, "the pre-pull DaemonSet is gone");
     }
 
     [Test]

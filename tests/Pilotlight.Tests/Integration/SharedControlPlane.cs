@@ -35,12 +35,36 @@ public sealed class SharedControlPlane
     [OneTimeTearDown]
     public async Task StopAsync()
     {
+        var operatorRan = SharedOperator.Started;
         await SharedOperator.StopAsync();
-        if (_plane is not null)
+        if (_plane is null)
+        {
+            return;
+        }
+
+        try
+        {
+            if (operatorRan)
+            {
+                // After every test of this namespace: whether the chart's RBAC was enough for all
+                // they did and no more. A failure here fails the run (NUnit reports the teardown).
+                await ChartRbacAudit.VerifyAsync(_plane, complete: EverythingRanAndPassed());
+            }
+        }
+        finally
         {
             await _plane.DisposeAsync();
             _plane = null;
         }
+    }
+
+    /// <summary>True when every test under this fixture ran (none filtered out) and none failed.</summary>
+    private static bool EverythingRanAndPassed()
+    {
+        var suite = NUnit.Framework.Internal.TestExecutionContext.CurrentContext.CurrentTest;
+        var result = TestContext.CurrentContext.Result;
+        var ran = result.PassCount + result.FailCount + result.WarningCount + result.SkipCount + result.InconclusiveCount;
+        return ran == suite.TestCaseCount && result.FailCount == 0;
     }
 }
 

@@ -13,7 +13,10 @@ namespace Pilotlight.Tests.Integration;
 /// <summary>
 /// One operator (all namespaces) and one gateway on the shared control
 /// plane, as a platform would run them, for every test that needs them: two
-/// operators on one cluster would fight over the same functions. The
+/// operators on one cluster would fight over the same functions. They run
+/// as the chart's ServiceAccounts under the chart's rendered RBAC, never as
+/// admin (every integration test that drives an operator or a gateway does so
+/// through this one pair). The
 /// catalog lacks B200, as a platform team's might; the autoscaler's windows
 /// are short so scale-to-zero happens within a test.
 /// </summary>
@@ -27,7 +30,14 @@ internal static class SharedOperator
         StableWindow = TimeSpan.FromSeconds(6), PanicWindow = TimeSpan.FromSeconds(2), Tick = TimeSpan.FromMilliseconds(500),
     };
 
-    public sealed record Running(ControlPlane Plane, string GatewayUrl, Task Operator, WebApplication Gateway, CancellationTokenSource Stop, UsageJournal Journal);
+    public sealed record Running(ControlPlane Plane, string GatewayUrl, Task Operator, WebApplication Gateway, CancellationTokenSource Stop, UsageJournal Journal)
+    {
+        /// <summary>The clients the operator and the gateway act through, closed after they stop.</summary>
+        internal IReadOnlyList<IDisposable> Clients { get; init; } = [];
+    }
+
+    /// <summary>True once the shared operator and gateway have been started in this run.</summary>
+    public static bool Started { get; private set; }
 
     public static async Task<Running> GetAsync()
     {
@@ -38,8 +48,16 @@ internal static class SharedOperator
             {
                 var plane = await SharedControlPlane.GetAsync();
                 var client = plane.CreateClient();
+
+                // Installed as the chart installs them: the operator and the gateway act as their
+                // ServiceAccounts with no rights but the chart's roles, so a scenario that needs
+                // more fails here, and ChartRbacAudit compares what they did with what they may.
+                await (await ChartRbac.RenderAsync()).InstallAsync(plane);
+                var operatorClient = plane.CreateClient(ChartRbac.OperatorUser);
+                var gatewayClient = plane.CreateClient(ChartRbac.GatewayUser);
+
                 var gatewayUrl = $"http://127.0.0.1:{ControlPlane.FreePort()}";
-                var gateway = GatewayApp.Build(client, gatewayUrl, registry: Prometheus.Metrics.NewCustomRegistry(), logging: _ => { });
+                var gateway = GatewayApp.Build(gatewayClient, gatewayUrl, registry: Prometheus.Metrics.NewCustomRegistry(), logging: _ => { });
                 await gateway.StartAsync();
 
                 // The RuntimeClasses sandboxes may use (a node would have gVisor and Kata installed).
@@ -60,16 +78,23 @@ internal static class SharedOperator
                 var catalog = new GpuCatalog(GpuCatalog.Default.Products.Where(kv => kv.Key != GpuType.B200).ToDictionary());
                 var stop = new CancellationTokenSource();
                 var journal = new UsageJournal();
-                var host = PilotlightOperator.Create(client, new OperatorOptions
+                var host = PilotlightOperator.Create(operatorClient, new OperatorOptions
                 {
                     Catalog = catalog, Identity = "test", Gateways = [new Uri(gatewayUrl)], Autoscaler = Autoscaling, EndpointBase = gatewayUrl,
                     UsageJournal = journal,
+                    // As the chart runs it (--leader-elect, the Lease in the release namespace), with a
+                    // lease long enough that a loaded test machine does not lose it between renewals.
+                    LeaderElection = new LeaderElectionOptions(Helm.Namespace, "pilotlight-operator")
+                    {
+                        LeaseDuration = TimeSpan.FromSeconds(60), RenewDeadline = TimeSpan.FromSeconds(45), RetryPeriod = TimeSpan.FromSeconds(2),
+                    },
                     Sandboxes = new Pilotlight.Operator.Sandboxes.SandboxOptions
                     {
                         AllowedRuntimeClasses = ["runsc", "kata"], DefaultRuntimeClass = "runsc", MaxTimeout = TimeSpan.FromMinutes(10),
                     },
                 }, new ControllerMetrics(Prometheus.Metrics.NewCustomRegistry()), loggers: ProgressLoggerProvider.Factory());
-                _running = new Running(plane, gatewayUrl, host.RunAsync(stop.Token), gateway, stop, journal);
+                _running = new Running(plane, gatewayUrl, host.RunAsync(stop.Token), gateway, stop, journal) { Clients = [operatorClient, gatewayClient] };
+                Started = true;
             }
 
             return _running;
@@ -89,6 +114,14 @@ internal static class SharedOperator
             await running.Operator;
             await running.Gateway.StopAsync();
             await running.Gateway.DisposeAsync();
+
+            // Closes their connections, and with them any watch still open (the API server
+            // logs a watch when it ends; ChartRbacAudit reads the log next).
+            foreach (var client in running.Clients)
+            {
+                client.Dispose();
+            }
+
             _running = null;
         }
     }

@@ -79,7 +79,9 @@ public class UsageTests
         var lifetime = (gone[uid] - started[uid]).TotalSeconds;
         Assert.That(fn.Status!.Usage!.GpuSeconds, Is.EqualTo(gpus * lifetime).Within(gpus * 1.0));
 
-        var api = new UsageApi(client, shared.Journal, TimeProvider.System);
+        // GET /usage, as the operator serves it: with the operator's own (chart-bound) identity.
+        using var operatorClient = plane.CreateClient(ChartRbac.OperatorUser);
+        var api = new UsageApi(operatorClient, shared.Journal, TimeProvider.System);
         var (report, error, _) = await api.QueryAsync(ns, "metered", started[uid].AddMinutes(-1).ToString("o"), DateTime.UtcNow.ToString("o"), CancellationToken.None);
         Assert.That(error, Is.Null);
         Assert.That(report!.GpuSeconds, Is.EqualTo(fn.Status.Usage.GpuSeconds).Within(0.01), "the window holds the whole pod");
