@@ -11,7 +11,9 @@
 #   - the rendered manifests go through kubectl apply --dry-run=client and
 #     --dry-run=server against a throwaway local kube-apiserver (etcd +
 #     kube-apiserver from tests/control-plane/build.sh; kubectl needs an API
-#     server for its REST mapping even in client dry-run).
+#     server for its REST mapping even in client dry-run); then the default
+#     render is applied for real (server-side), every object is checked to be
+#     on the server and a second apply must change nothing.
 # One line per check; exit status 1 when any check failed.
 #
 # Environment: HELM=path uses that helm instead (messages in bad/*.yaml are
@@ -261,6 +263,28 @@ apply_dry_run() {
   echo "summary: $n objects"
 }
 
+# The default render applied for real (not a dry run): the CRDs become Established and
+# every object is then on the server, where a second server-side apply changes nothing.
+apply_for_real() {
+  local objects missing=0 kind name ns
+  kubectl --kubeconfig "$kubeconfig" apply --server-side --field-manager=chart-check -f - <"$work/default-crds.yaml" || return 1
+  kubectl --kubeconfig "$kubeconfig" wait --for condition=Established --timeout 60s \
+    crd/gpufunctions.pilotlight.dev crd/sandboxes.pilotlight.dev crd/sandboxwarmpools.pilotlight.dev || return 1
+  objects=$(kubectl --kubeconfig "$kubeconfig" apply --dry-run=client --validate=false -o jsonpath='{range .items[*]}{.kind}/{.metadata.name}/{.metadata.namespace}{"\n"}{end}' -f - <"$work/default-crds.yaml") || return 1
+  while IFS=/ read -r kind name ns; do
+    [ -n "$kind" ] || continue
+    if ! kubectl --kubeconfig "$kubeconfig" get "$kind" "$name" ${ns:+-n "$ns"} >/dev/null 2>&1; then
+      echo "not on the server: $kind/$name${ns:+ in $ns}"; missing=$((missing + 1))
+    fi
+  done <<<"$objects"
+  [ "$missing" = 0 ] || return 1
+  before=$(kubectl --kubeconfig "$kubeconfig" get deployments,services,clusterroles,configmaps -n "$namespace" -o jsonpath='{range .items[*]}{.metadata.resourceVersion}{" "}{end}')
+  kubectl --kubeconfig "$kubeconfig" apply --server-side --field-manager=chart-check -f - <"$work/default-crds.yaml" >/dev/null || return 1
+  after=$(kubectl --kubeconfig "$kubeconfig" get deployments,services,clusterroles,configmaps -n "$namespace" -o jsonpath='{range .items[*]}{.metadata.resourceVersion}{" "}{end}')
+  [ "$before" = "$after" ] || { echo "a second apply changed objects"; return 1; }
+  echo "summary: $(grep -c . <<<"$objects") objects on the server, unchanged by a second apply"
+}
+
 check "helm lint (defaults and tests/chart/good)" lint
 check "helm template with default values" template_defaults
 check "helm template with tests/chart/good/*.yaml" template_good
@@ -270,10 +294,12 @@ check "local kube-apiserver for kubectl" start_apiserver
 if [ -s "$kubeconfig" ] && kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; then
   check "kubectl apply --dry-run=client --validate=false" apply_dry_run client
   check "kubectl apply --dry-run=server" apply_dry_run server
+  check "kubectl apply --server-side of the default render, twice" apply_for_real
 else
-  failed=$((failed + 2))
+  failed=$((failed + 3))
   echo "FAIL  kubectl apply --dry-run=client --validate=false (no API server)"
   echo "FAIL  kubectl apply --dry-run=server (no API server)"
+  echo "FAIL  kubectl apply --server-side of the default render, twice (no API server)"
 fi
 
 echo "chart checks: $passed passed, $failed failed"
