@@ -285,11 +285,19 @@ apply_for_real() {
   echo "summary: $(grep -c . <<<"$objects") objects on the server, unchanged by a second apply"
 }
 
+# The Argo CD health check (charts/gitops/argocd-health.lua) on the statuses the operator writes.
+argocd_health() {
+  command -v lua5.4 >/dev/null || { echo "lua5.4 is missing (apt-get install lua5.4)"; return 1; }
+  lua5.4 "$root/charts/gitops/argocd-health-test.lua" || return 1
+  echo "summary: $(lua5.4 "$root/charts/gitops/argocd-health-test.lua" | tail -n 1)"
+}
+
 check "helm lint (defaults and tests/chart/good)" lint
 check "helm template with default values" template_defaults
 check "helm template with tests/chart/good/*.yaml" template_good
 check "helm template refuses tests/chart/bad/*.yaml" template_bad
 check "chart CRDs equal crds/" crds_in_sync
+check "Argo CD health check (charts/gitops)" argocd_health
 check "local kube-apiserver for kubectl" start_apiserver
 if [ -s "$kubeconfig" ] && kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; then
   check "kubectl apply --dry-run=client --validate=false" apply_dry_run client
