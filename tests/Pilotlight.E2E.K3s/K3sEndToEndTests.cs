@@ -6,6 +6,7 @@ using k8s;
 using k8s.Models;
 using NUnit.Framework.Interfaces;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Testing;
 
 namespace Pilotlight.E2E.K3s;
 
@@ -133,7 +134,7 @@ public class K3sEndToEndTests
         string[] apply = ["apply", "--server-side", "--field-manager", FieldManager, "-n", ns, "-f", samples];
 
         var applied = (await Cluster.KubectlAsync(apply)).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => line.Split(' ')[0]).ToList();
-        var first = new List<Observed>();
+        var first = new List<AppliedObject>();
         await K3sCluster.UntilAsync("every sample to be reconciled (observedGeneration caught up)", TimeSpan.FromMinutes(2), async () =>
         {
             first = await ObserveAsync(ns);
@@ -143,7 +144,7 @@ public class K3sEndToEndTests
         await Cluster.KubectlAsync(apply);
         var second = await ObserveAsync(ns);
 
-        Assert.That(first.Select(o => o.Key), Is.EquivalentTo(applied), "every sample was applied");
+        Assert.That(first.Select(KubectlName), Is.EquivalentTo(applied), "every sample was applied");
         Assert.Multiple(() =>
         {
             foreach (var before in first)
@@ -223,7 +224,7 @@ public class K3sEndToEndTests
         using var allowed = await ExecAsync(ns, "work", alice, command);
         var text = await allowed.Content.ReadAsStringAsync();
         Assert.That(allowed.StatusCode, Is.EqualTo(HttpStatusCode.OK), text);
-        var (stdout, exit) = ParseExec(text);
+        var (stdout, _, exit, _) = ExecTranscript.Parse(text);
         Assert.Multiple(() =>
         {
             Assert.That(stdout, Does.Match(@"^hello from \d+\n$"), text);
@@ -267,54 +268,10 @@ public class K3sEndToEndTests
         return await _http.SendAsync(request);
     }
 
-    /// <summary>Standard output and exit code from the agent's streamed JSON lines ({stream, data (base64)}, then {exit, timedOut}).</summary>
-    private static (string Stdout, int? Exit) ParseExec(string text)
-    {
-        var (stdout, exit) = (new StringBuilder(), (int?)null);
-        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            using var doc = JsonDocument.Parse(line);
-            var root = doc.RootElement;
-            if (root.TryGetProperty("stream", out var stream) && stream.GetString() == "stdout")
-            {
-                stdout.Append(Encoding.UTF8.GetString(Convert.FromBase64String(root.GetProperty("data").GetString()!)));
-            }
-            else if (root.TryGetProperty("exit", out var code) && code.ValueKind == JsonValueKind.Number)
-            {
-                exit = code.GetInt32();
-            }
-        }
+    /// <summary>The GpuFunctions and Sandboxes in the namespace: generations, spec and the managers owning spec fields.</summary>
+    private async Task<List<AppliedObject>> ObserveAsync(string ns) =>
+        AppliedObject.ParseList(await Cluster.KubectlAsync("get", "gpufunctions,sandboxes", "-n", ns, "-o", "json", "--show-managed-fields"));
 
-        return (stdout.ToString(), exit);
-    }
-
-    private sealed record Observed(string Key, long Generation, long? ObservedGeneration, string Spec, string[] SpecOwners);
-
-    /// <summary>
-    /// The GpuFunctions and Sandboxes in the namespace, keyed as kubectl names them (gpufunction.pilotlight.dev/NAME):
-    /// generation, observedGeneration, spec, and the field managers that own fields of the spec.
-    /// </summary>
-    private async Task<List<Observed>> ObserveAsync(string ns)
-    {
-        using var list = JsonDocument.Parse(await Cluster.KubectlAsync("get", "gpufunctions,sandboxes", "-n", ns, "-o", "json", "--show-managed-fields"));
-        return list.RootElement.GetProperty("items").EnumerateArray().Select(item =>
-        {
-            var metadata = item.GetProperty("metadata");
-            var owners = metadata.TryGetProperty("managedFields", out var managed)
-                ? managed.EnumerateArray()
-                    .Where(m => m.TryGetProperty("fieldsV1", out var fields) && fields.TryGetProperty("f:spec", out _))
-                    .Select(m => m.GetProperty("manager").GetString()!)
-                    .Distinct()
-                    .Order(StringComparer.Ordinal)
-                    .ToArray()
-                : [];
-            long? observed = item.TryGetProperty("status", out var status) && status.TryGetProperty("observedGeneration", out var og) ? og.GetInt64() : null;
-            return new Observed(
-                $"{item.GetProperty("kind").GetString()!.ToLowerInvariant()}.{Group.Name}/{metadata.GetProperty("name").GetString()}",
-                metadata.GetProperty("generation").GetInt64(),
-                observed,
-                item.GetProperty("spec").GetRawText(),
-                owners);
-        }).ToList();
-    }
+    /// <summary>How kubectl apply names an object in its output: gpufunction.pilotlight.dev/NAME.</summary>
+    private static string KubectlName(AppliedObject o) => $"{o.Kind.ToLowerInvariant()}.{Group.Name}/{o.Name}";
 }

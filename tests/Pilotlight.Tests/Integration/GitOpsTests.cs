@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace Pilotlight.Tests.Integration;
 
 /// <summary>
@@ -50,30 +48,6 @@ public class GitOpsTests
         });
     }
 
-    private sealed record Observed(string Key, long Generation, long? ObservedGeneration, string Spec, string[] SpecOwners);
-
-    private static async Task<List<Observed>> ListAsync(Kubectl kubectl, string ns)
-    {
-        var json = (await kubectl.RunAsync(["get", "gpufunctions,sandboxes", "-n", ns, "-o", "json", "--show-managed-fields"])).EnsureSuccess().StandardOutput;
-        using var doc = JsonDocument.Parse(json);
-        return doc.RootElement.GetProperty("items").EnumerateArray().Select(item =>
-        {
-            var metadata = item.GetProperty("metadata");
-            var owners = metadata.TryGetProperty("managedFields", out var managed)
-                ? managed.EnumerateArray()
-                    .Where(m => m.TryGetProperty("fieldsV1", out var fields) && fields.TryGetProperty("f:spec", out _))
-                    .Select(m => m.GetProperty("manager").GetString()!)
-                    .Distinct()
-                    .Order(StringComparer.Ordinal)
-                    .ToArray()
-                : [];
-            long? observed = item.TryGetProperty("status", out var status) && status.TryGetProperty("observedGeneration", out var og) ? og.GetInt64() : null;
-            return new Observed(
-                $"{item.GetProperty("kind").GetString()}/{metadata.GetProperty("name").GetString()}",
-                metadata.GetProperty("generation").GetInt64(),
-                observed,
-                item.GetProperty("spec").GetRawText(),
-                owners);
-        }).ToList();
-    }
+    private static async Task<List<AppliedObject>> ListAsync(Kubectl kubectl, string ns) =>
+        AppliedObject.ParseList((await kubectl.RunAsync(["get", "gpufunctions,sandboxes", "-n", ns, "-o", "json", "--show-managed-fields"])).EnsureSuccess().StandardOutput);
 }

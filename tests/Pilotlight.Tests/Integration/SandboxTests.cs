@@ -116,23 +116,8 @@ public class SandboxTests
         using var response = await CallAsync(HttpMethod.Post, ns, name, "exec", user, Json(request));
         var text = await response.Content.ReadAsStringAsync();
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), text);
-        var (stdout, stderr, exit, timedOut) = (new StringBuilder(), new StringBuilder(), (int?)null, false);
-        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            using var doc = JsonDocument.Parse(line);
-            var root = doc.RootElement;
-            if (root.TryGetProperty("stream", out var stream))
-            {
-                (stream.GetString() == "stdout" ? stdout : stderr).Append(Encoding.UTF8.GetString(Convert.FromBase64String(root.GetProperty("data").GetString()!)));
-            }
-            else if (root.TryGetProperty("exit", out var code))
-            {
-                exit = code.ValueKind == JsonValueKind.Number ? code.GetInt32() : null;
-                timedOut = root.GetProperty("timedOut").GetBoolean();
-            }
-        }
-
-        return (stdout.ToString(), stderr.ToString(), exit, timedOut);
+        var transcript = ExecTranscript.Parse(text);
+        return (transcript.Stdout, transcript.Stderr, transcript.Exit, transcript.TimedOut);
     }
 
     [Test]

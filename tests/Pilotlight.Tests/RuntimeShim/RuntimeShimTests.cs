@@ -396,7 +396,7 @@ public sealed class RuntimeShimTests
     [Test]
     public async Task TheProgramExitsWithCode2OnInvalidEnvironment()
     {
-        var (exitCode, stderr) = await RunShimProcessAsync(new() { ["PILOTLIGHT_MAX_CONCURRENCY"] = "lots" });
+        var (exitCode, stderr) = await ShimProcess.RunAsync(new() { ["PILOTLIGHT_MAX_CONCURRENCY"] = "lots" });
 
         Assert.That(exitCode, Is.EqualTo(2));
         Assert.That(stderr, Does.Contain("PILOTLIGHT_MAX_CONCURRENCY"));
@@ -422,7 +422,7 @@ public sealed class RuntimeShimTests
         };
 
         var port = ControlPlane.FreePort();
-        using var process = StartShimProcess(new()
+        using var process = ShimProcess.Start(new()
         {
             ["PILOTLIGHT_LISTEN_ADDRESS"] = "127.0.0.1",
             ["PILOTLIGHT_LISTEN_PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -431,19 +431,7 @@ public sealed class RuntimeShimTests
         });
         try
         {
-            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
-            await WaitUntilAsync(async () =>
-            {
-                try
-                {
-                    using var ready = await client.GetAsync("/ready");
-                    return ready.IsSuccessStatusCode;
-                }
-                catch (HttpRequestException)
-                {
-                    return false;
-                }
-            }, TimeSpan.FromSeconds(30));
+            using var client = await ShimProcess.ReadyClientAsync(port);
 
             var inFlight = client.GetAsync("/long");
             await arrived.Task.WaitAsync(Patience);
@@ -470,36 +458,6 @@ public sealed class RuntimeShimTests
                 process.Kill();
             }
         }
-    }
-
-    private static async Task<(int ExitCode, string Stderr)> RunShimProcessAsync(Dictionary<string, string> env)
-    {
-        using var process = StartShimProcess(env);
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-        return (process.ExitCode, await stderr);
-    }
-
-    private static Process StartShimProcess(Dictionary<string, string> env)
-    {
-        var dll = Path.Combine(AppContext.BaseDirectory, "Pilotlight.RuntimeShim.dll");
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        info.ArgumentList.Add("exec");
-        info.ArgumentList.Add(dll);
-        foreach (var name in info.Environment.Keys.Where(k => k.StartsWith("PILOTLIGHT_", StringComparison.Ordinal)).ToList())
-        {
-            info.Environment.Remove(name);
-        }
-
-        foreach (var (name, value) in env)
-        {
-            info.Environment[name] = value;
-        }
-
-        var process = Process.Start(info)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        return process;
     }
 
     /// <summary>Makes the upstream hold every request until the client goes away; completes when one arrives.</summary>

@@ -525,48 +525,37 @@ public sealed class SandboxAgentTests
     [TestCase(5)]
     public async Task TheSandboxCommandRunsInTheWorkspaceAndItsExitEndsTheAgentWithItsCode(int code)
     {
-        var workspace = Directory.CreateTempSubdirectory("pilotlight-sandbox-").FullName;
-        try
-        {
-            using var process = StartShimProcess(new()
-            {
-                ["PILOTLIGHT_MODE"] = "sandbox",
-                ["PILOTLIGHT_WORKSPACE"] = workspace,
-                ["PILOTLIGHT_LISTEN_ADDRESS"] = "127.0.0.1",
-                ["PILOTLIGHT_LISTEN_PORT"] = ControlPlane.FreePort().ToString(CultureInfo.InvariantCulture),
-                ["PILOTLIGHT_SANDBOX_COMMAND"] = $"[\"/bin/sh\", \"-c\", \"echo ${{PILOTLIGHT_MODE:-clean}} > main.txt; exit {code}\"]",
-            });
-            var stderr = process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        var (exit, stderr, made) = await RunSandboxCommandAsync($"[\"/bin/sh\", \"-c\", \"echo ${{PILOTLIGHT_MODE:-clean}} > main.txt; exit {code}\"]", "main.txt");
 
-            Assert.That(process.ExitCode, Is.EqualTo(code), await stderr);
-            Assert.That(File.ReadAllText(Path.Combine(workspace, "main.txt")), Is.EqualTo("clean\n"), "run in the workspace, without the agent's PILOTLIGHT_* variables");
-        }
-        finally
-        {
-            Directory.Delete(workspace, recursive: true);
-        }
+        Assert.That(exit, Is.EqualTo(code), stderr);
+        Assert.That(made, Is.EqualTo("clean\n"), "run in the workspace, without the agent's PILOTLIGHT_* variables");
     }
 
     [Test]
     public async Task ACommandThatCannotStartEndsTheAgentWith127()
     {
+        var (exit, stderr, _) = await RunSandboxCommandAsync("[\"pilotlight-no-such-program\"]", null);
+
+        Assert.That(exit, Is.EqualTo(127), "as a shell reports a command not found");
+        Assert.That(stderr, Does.Not.Contain("Exception"));
+    }
+
+    /// <summary>The agent with <paramref name="command"/> as its sandbox command, run to its end in a fresh workspace.</summary>
+    private static async Task<(int ExitCode, string Stderr, string? File)> RunSandboxCommandAsync(string command, string? readBack)
+    {
         var workspace = Directory.CreateTempSubdirectory("pilotlight-sandbox-").FullName;
         try
         {
-            using var process = StartShimProcess(new()
+            var (exit, stderr) = await ShimProcess.RunAsync(new()
             {
                 ["PILOTLIGHT_MODE"] = "sandbox",
                 ["PILOTLIGHT_WORKSPACE"] = workspace,
                 ["PILOTLIGHT_LISTEN_ADDRESS"] = "127.0.0.1",
                 ["PILOTLIGHT_LISTEN_PORT"] = ControlPlane.FreePort().ToString(CultureInfo.InvariantCulture),
-                ["PILOTLIGHT_SANDBOX_COMMAND"] = "[\"pilotlight-no-such-program\"]",
+                ["PILOTLIGHT_SANDBOX_COMMAND"] = command,
             });
-            var stderr = process.StandardError.ReadToEndAsync();
-            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
-
-            Assert.That(process.ExitCode, Is.EqualTo(127), "as a shell reports a command not found");
-            Assert.That(await stderr, Does.Not.Contain("Exception"));
+            var path = readBack is null ? null : Path.Combine(workspace, readBack);
+            return (exit, stderr, path is not null && File.Exists(path) ? await File.ReadAllTextAsync(path) : null);
         }
         finally
         {
@@ -577,7 +566,7 @@ public sealed class SandboxAgentTests
     [Test]
     public async Task TheProgramExitsWithCode2WithoutAWorkspace()
     {
-        using var process = StartShimProcess(new() { ["PILOTLIGHT_MODE"] = "sandbox" });
+        using var process = ShimProcess.Start(new() { ["PILOTLIGHT_MODE"] = "sandbox" });
         var stderr = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
 
@@ -591,7 +580,7 @@ public sealed class SandboxAgentTests
     {
         var workspace = Directory.CreateTempSubdirectory("pilotlight-sandbox-").FullName;
         var port = ControlPlane.FreePort();
-        using var process = StartShimProcess(new()
+        using var process = ShimProcess.Start(new()
         {
             ["PILOTLIGHT_MODE"] = "sandbox",
             ["PILOTLIGHT_WORKSPACE"] = workspace,
@@ -601,19 +590,7 @@ public sealed class SandboxAgentTests
         var stderr = process.StandardError.ReadToEndAsync();
         try
         {
-            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
-            await WaitUntilAsync(async () =>
-            {
-                try
-                {
-                    using var ready = await client.GetAsync("/ready");
-                    return ready.IsSuccessStatusCode;
-                }
-                catch (HttpRequestException)
-                {
-                    return false;
-                }
-            }, TimeSpan.FromSeconds(30));
+            using var client = await ShimProcess.ReadyClientAsync(port);
 
             using var response = await client.PostAsync("/exec", JsonContent.Create(new { argv = new[] { "/bin/sh", "-c", "echo $PILOTLIGHT_MODE-ok > made.txt" } }));
             var output = await ExecOutput.ReadAsync(response);
@@ -671,28 +648,6 @@ public sealed class SandboxAgentTests
 
             await Task.Delay(20);
         }
-    }
-
-    private static Process StartShimProcess(Dictionary<string, string> env)
-    {
-        var dll = Path.Combine(AppContext.BaseDirectory, "Pilotlight.RuntimeShim.dll");
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        info.ArgumentList.Add("exec");
-        info.ArgumentList.Add(dll);
-        foreach (var name in info.Environment.Keys.Where(k => k.StartsWith("PILOTLIGHT_", StringComparison.Ordinal)).ToList())
-        {
-            info.Environment.Remove(name);
-        }
-
-        foreach (var (name, value) in env)
-        {
-            info.Environment[name] = value;
-        }
-
-        var process = Process.Start(info)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        return process;
     }
 
     /// <summary>What an exec streamed: stdout and stderr decoded, and the final line.</summary>
