@@ -270,7 +270,7 @@ public class K3sEndToEndTests
 
     /// <summary>The GpuFunctions and Sandboxes in the namespace: generations, spec and the managers owning spec fields.</summary>
     private async Task<List<AppliedObject>> ObserveAsync(string ns) =>
-        AppliedObject.ParseList(await Cluster.KubectlAsync("get", "gpufunctions,sandboxes", "-n", ns, "-o", "json", "--show-managed-fields"));
+        AppliedObject.ParseList(await Cluster.KubectlAsync("get", "gpufunctions,sandboxes,sandboxwarmpools", "-n", ns, "-o", "json", "--show-managed-fields"));
 
     /// <summary>How kubectl apply names an object in its output: gpufunction.pilotlight.dev/NAME.</summary>
     private static string KubectlName(AppliedObject o) => $"{o.Kind.ToLowerInvariant()}.{Group.Name}/{o.Name}";

@@ -58,7 +58,7 @@ public static class SandboxPods
         var memory = resources?.Memory ?? new ResourceQuantity(options.DefaultResources.Memory);
         var key = string.Join('\n', image, cpu.ToDecimal().ToString(CultureInfo.InvariantCulture), memory.ToDecimal().ToString(CultureInfo.InvariantCulture),
             resources?.EphemeralStorage?.ToDecimal().ToString(CultureInfo.InvariantCulture) ?? "", runtimeClass ?? "", workspace.ToDecimal().ToString(CultureInfo.InvariantCulture),
-            options.AgentImage);
+            options.AgentImage, options.MeterImage);
         return Convert.ToHexStringLower(System.IO.Hashing.XxHash64.Hash(System.Text.Encoding.UTF8.GetBytes(key)))[..10];
     }
 

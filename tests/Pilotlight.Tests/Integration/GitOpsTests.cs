@@ -49,5 +49,5 @@ public class GitOpsTests
     }
 
     private static async Task<List<AppliedObject>> ListAsync(Kubectl kubectl, string ns) =>
-        AppliedObject.ParseList((await kubectl.RunAsync(["get", "gpufunctions,sandboxes", "-n", ns, "-o", "json", "--show-managed-fields"])).EnsureSuccess().StandardOutput);
+        AppliedObject.ParseList((await kubectl.RunAsync(["get", "gpufunctions,sandboxes,sandboxwarmpools", "-n", ns, "-o", "json", "--show-managed-fields"])).EnsureSuccess().StandardOutput);
 }
