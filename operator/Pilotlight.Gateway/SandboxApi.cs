@@ -189,8 +189,27 @@ public sealed class SandboxApi
         }
     }
 
+    /// <summary>
+    /// The largest request body the gateway passes to an agent: the agent's default file cap (64 MiB) plus room for
+    /// an exec request's JSON. Kestrel's own default (about 28.6 MiB) would otherwise cut larger files off mid-copy.
+    /// The agent applies its own, possibly smaller, limit behind this one.
+    /// </summary>
+    public const long MaxBodyBytes = (64L << 20) + (1L << 20);
+
     private async Task ForwardAsync(HttpContext context, Uri target, CancellationToken ct)
     {
+        if (context.Request.ContentLength is { } declared && declared > MaxBodyBytes)
+        {
+            await ProblemAsync(context, StatusCodes.Status413PayloadTooLarge,
+                $"request body of {declared} bytes is over the limit of {MaxBodyBytes} bytes").ConfigureAwait(false);
+            return;
+        }
+
+        if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = MaxBodyBytes;
+        }
+
         using var request = new HttpRequestMessage(new HttpMethod(context.Request.Method), target);
         if (context.Request.ContentLength is > 0 || context.Request.Headers.TransferEncoding.Count > 0)
         {
@@ -205,6 +224,12 @@ public sealed class SandboxApi
         try
         {
             response = await _agents.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException e) when (e.InnerException is BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge })
+        {
+            // A body sent without a length ran past the limit while being copied.
+            await ProblemAsync(context, StatusCodes.Status413PayloadTooLarge, $"request body over the limit of {MaxBodyBytes} bytes").ConfigureAwait(false);
+            return;
         }
         catch (HttpRequestException e)
         {

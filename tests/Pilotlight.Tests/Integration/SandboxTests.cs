@@ -5,6 +5,7 @@ using System.Text.Json;
 using k8s;
 using k8s.Models;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Gateway;
 using Pilotlight.Operator.Sandboxes;
 
 namespace Pilotlight.Tests.Integration;
@@ -236,6 +237,23 @@ public class SandboxTests
             Assert.That(await list.Content.ReadAsStringAsync(), Does.Contain("\"main.py\""));
         }
 
+        // 40 MiB sent chunked: past Kestrel's default body limit, within the sandbox's file cap.
+        using (var big = await CallAsync(HttpMethod.Put, ns, "work", "files?path=big.bin", "alice", new StreamContent(new Zeros(40L << 20))))
+        {
+            Assert.That(big.StatusCode, Is.EqualTo(HttpStatusCode.Created), await big.Content.ReadAsStringAsync());
+        }
+
+        using (var tooBig = new HttpRequestMessage(HttpMethod.Put, $"{_gateway}/_sandbox/{ns}/work/files?path=huge.bin"))
+        {
+            tooBig.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _plane.UserToken("alice"));
+            tooBig.Headers.ExpectContinue = true;
+            tooBig.Content = new StreamContent(new Zeros(SandboxApi.MaxBodyBytes + 1));
+            tooBig.Content.Headers.ContentLength = SandboxApi.MaxBodyBytes + 1;
+            using var refused = await _http.SendAsync(tooBig);
+            Assert.That(refused.StatusCode, Is.EqualTo(HttpStatusCode.RequestEntityTooLarge));
+            Assert.That(await refused.Content.ReadAsStringAsync(), Does.Contain("over the limit"), "a clear error, not a broken connection");
+        }
+
         using (var escape = await CallAsync(HttpMethod.Get, ns, "work", "files?path=../../etc/passwd", "alice"))
         {
             Assert.That(escape.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
@@ -377,6 +395,34 @@ public class SandboxTests
         var events = await _client.CoreV1.ListNamespacedEventAsync(ns, fieldSelector: "reason=PodFailed");
         Assert.That(events.Items, Is.Not.Empty);
     }
+}
+
+/// <summary>A forward-only stream of zero bytes of a given length (no length is advertised: HTTP sends it chunked).</summary>
+internal sealed class Zeros(long length) : Stream
+{
+    private long _left = length;
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        var n = (int)Math.Min(count, _left);
+        Array.Clear(buffer, offset, n);
+        _left -= n;
+        return n;
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
 
 /// <summary>A list of Sandboxes, for the custom-objects list call.</summary>
