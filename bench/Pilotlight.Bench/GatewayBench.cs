@@ -5,8 +5,6 @@ using k8s;
 using k8s.Models;
 using Pilotlight.Api.V1Alpha1;
 using Pilotlight.ControllerRuntime;
-using Pilotlight.Gateway;
-using Pilotlight.Operator;
 using Pilotlight.Operator.Functions;
 using Pilotlight.Testing;
 
@@ -28,25 +26,9 @@ internal static class GatewayBench
     public static async Task<int> RunAsync(string resultsDir)
     {
         Directory.CreateDirectory(resultsDir);
-        Console.Error.WriteLine("bench: gateway: starting control plane, simulated nodes, operator and gateway");
-        await using var plane = await ControlPlane.StartAsync();
-        await plane.InstallCrdsAsync(Path.Combine(RepositoryRoot.Path, "crds"));
-        using var client = plane.CreateClient();
+        await using var stack = await BenchStack.StartAsync("gateway", "bench-l4", GpuNodePreset.L4.WithGpus(8));
+        var (plane, client, gatewayUrl) = (stack.Plane, stack.Client, stack.GatewayUrl);
         var ns = await plane.CreateNamespaceAsync("bench");
-
-        await using var sim = new NodeSimulator(client, new NodeSimulatorOptions
-        {
-            Processes = FunctionProcessOptions.FromRepository(Path.Combine(plane.Directory, "pods")),
-        });
-        await sim.StartAsync();
-        await sim.AddNodeAsync("bench-l4", GpuNodePreset.L4.WithGpus(8));
-
-        var gatewayUrl = $"http://127.0.0.1:{ControlPlane.FreePort()}";
-        await using var gateway = GatewayApp.Build(client, gatewayUrl, registry: Prometheus.Metrics.NewCustomRegistry(), logging: _ => { });
-        await gateway.StartAsync();
-        using var stop = new CancellationTokenSource();
-        var operatorRun = PilotlightOperator.Create(client, new OperatorOptions { Gateways = [new Uri(gatewayUrl)] },
-            new ControllerMetrics(Prometheus.Metrics.NewCustomRegistry())).RunAsync(stop.Token);
 
         // Pod creations as the bench sees them through its own watch.
         var firstPodSeen = new System.Collections.Concurrent.ConcurrentDictionary<string, long>();
@@ -58,7 +40,7 @@ internal static class GatewayBench
                 firstPodSeen.TryAdd(fn, Stopwatch.GetTimestamp());
             }
         });
-        var podWatchRun = podWatch.RunAsync(stop.Token);
+        var podWatchRun = podWatch.RunAsync(stack.Stopping);
         await podWatch.Synced;
 
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256, UseProxy = false }) { Timeout = TimeSpan.FromMinutes(2) };
@@ -99,7 +81,7 @@ internal static class GatewayBench
             // The gateway may answer before the simulated kubelet has recorded the pod Ready.
             var waited = Stopwatch.StartNew();
             TimeSpan? own;
-            while ((own = sim.TimeToReady(ns, podName)) is null && waited.Elapsed < TimeSpan.FromSeconds(10))
+            while ((own = stack.Simulator.TimeToReady(ns, podName)) is null && waited.Elapsed < TimeSpan.FromSeconds(10))
             {
                 await Task.Delay(20);
             }
@@ -110,10 +92,8 @@ internal static class GatewayBench
             Console.Error.WriteLine($"bench: gateway: cold start {i + 1}: first byte {firstByte:F0} ms, pod's own time to Ready {ready.TotalMilliseconds:F0} ms, pod seen after {toPod:F0} ms");
         }
 
-        await stop.CancelAsync();
-        await operatorRun;
+        await stack.StopAsync();
         await podWatchRun;
-        await gateway.StopAsync();
 
         var report = Render(directLatency, gatewayLatency, directRate, gatewayRate, colds);
         await File.WriteAllTextAsync(Path.Combine(resultsDir, "gateway.md"), report);

@@ -6,7 +6,6 @@ using k8s.Models;
 using Pilotlight.Api.V1Alpha1;
 using Pilotlight.ControllerRuntime;
 using Pilotlight.Gateway;
-using Pilotlight.Operator;
 using Pilotlight.Operator.Functions;
 using Pilotlight.Testing;
 
@@ -26,25 +25,9 @@ internal static class PrewarmBench
     public static async Task<int> RunAsync(string resultsDir)
     {
         Directory.CreateDirectory(resultsDir);
-        Console.Error.WriteLine("bench: prewarm: starting control plane, simulated nodes, operator and gateway");
-        await using var plane = await ControlPlane.StartAsync();
-        await plane.InstallCrdsAsync(Path.Combine(RepositoryRoot.Path, "crds"));
-        using var client = plane.CreateClient();
+        await using var stack = await BenchStack.StartAsync("prewarm", "bench-l4", GpuNodePreset.L4.WithGpus(8));
+        var (plane, client, gatewayUrl) = (stack.Plane, stack.Client, stack.GatewayUrl);
         var ns = await plane.CreateNamespaceAsync("bench");
-
-        await using var sim = new NodeSimulator(client, new NodeSimulatorOptions
-        {
-            Processes = FunctionProcessOptions.FromRepository(Path.Combine(plane.Directory, "pods")),
-        });
-        await sim.StartAsync();
-        await sim.AddNodeAsync("bench-l4", GpuNodePreset.L4.WithGpus(8));
-
-        var gatewayUrl = $"http://127.0.0.1:{ControlPlane.FreePort()}";
-        await using var gateway = GatewayApp.Build(client, gatewayUrl, registry: Prometheus.Metrics.NewCustomRegistry(), logging: _ => { });
-        await gateway.StartAsync();
-        using var stop = new CancellationTokenSource();
-        var operatorRun = PilotlightOperator.Create(client, new OperatorOptions { Gateways = [new Uri(gatewayUrl)] },
-            new ControllerMetrics(Prometheus.Metrics.NewCustomRegistry())).RunAsync(stop.Token);
 
         // When each pod was first seen serving, through the bench's own watch.
         var servingSeen = new System.Collections.Concurrent.ConcurrentDictionary<string, long>();
@@ -56,7 +39,7 @@ internal static class PrewarmBench
                 servingSeen.TryAdd(e.Object.Metadata.Name, Stopwatch.GetTimestamp());
             }
         });
-        var podWatchRun = podWatch.RunAsync(stop.Token);
+        var podWatchRun = podWatch.RunAsync(stack.Stopping);
         await podWatch.Synced;
 
         using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromMinutes(2) };
@@ -91,10 +74,8 @@ internal static class PrewarmBench
             await client.CustomObjects.DeleteNamespacedCustomObjectAsync(Group.Name, Group.Version, ns, "gpufunctions", warmName);
         }
 
-        await stop.CancelAsync();
-        await operatorRun;
+        await stack.StopAsync();
         await podWatchRun;
-        await gateway.StopAsync();
 
         var report = Render(cold, warm);
         await File.WriteAllTextAsync(Path.Combine(resultsDir, "prewarm.md"), report);

@@ -9,8 +9,6 @@ using k8s;
 using k8s.Models;
 using Pilotlight.Api.V1Alpha1;
 using Pilotlight.ControllerRuntime;
-using Pilotlight.Gateway;
-using Pilotlight.Operator;
 using Pilotlight.Operator.Functions;
 using Pilotlight.Operator.Sandboxes;
 using Pilotlight.Testing;
@@ -62,10 +60,11 @@ internal static class SandboxBench
     public static async Task<int> RunAsync(string resultsDir)
     {
         Directory.CreateDirectory(resultsDir);
-        Console.Error.WriteLine("bench: sandbox: starting control plane, simulated node, operator and gateway");
-        await using var plane = await ControlPlane.StartAsync();
-        await plane.InstallCrdsAsync(Path.Combine(RepositoryRoot.Path, "crds"));
-        using var client = plane.CreateClient();
+        await using var stack = await BenchStack.StartAsync("sandbox", "bench-cpu", GpuNodePreset.CpuOnly, o => o with
+        {
+            Sandboxes = new SandboxOptions { AllowedRuntimeClasses = ["runsc", "kata"], DefaultRuntimeClass = RuntimeClass },
+        });
+        var (plane, client, gatewayUrl) = (stack.Plane, stack.Client, stack.GatewayUrl);
         var kubectl = new Kubectl(plane.KubeconfigPath);
         (await kubectl.RunAsync(["apply", "-f", Path.Combine(RepositoryRoot.Path, "samples", "rbac", "sandbox-user.yaml")])).EnsureSuccess();
         // The RuntimeClasses sandboxes may use (a real node would have gVisor and Kata installed).
@@ -82,23 +81,6 @@ internal static class SandboxBench
             await GrantAsync(client, coldNs, user);
         }
 
-        await using var sim = new NodeSimulator(client, new NodeSimulatorOptions
-        {
-            Processes = FunctionProcessOptions.FromRepository(Path.Combine(plane.Directory, "pods")),
-        });
-        await sim.StartAsync();
-        await sim.AddNodeAsync("bench-cpu", GpuNodePreset.CpuOnly);
-
-        var gatewayUrl = $"http://127.0.0.1:{ControlPlane.FreePort()}";
-        await using var gateway = GatewayApp.Build(client, gatewayUrl, registry: Prometheus.Metrics.NewCustomRegistry(), logging: _ => { });
-        await gateway.StartAsync();
-        using var stop = new CancellationTokenSource();
-        var operatorRun = PilotlightOperator.Create(client, new OperatorOptions
-        {
-            Gateways = [new Uri(gatewayUrl)],
-            Sandboxes = new SandboxOptions { AllowedRuntimeClasses = ["runsc", "kata"], DefaultRuntimeClass = RuntimeClass },
-        }, new ControllerMetrics(Prometheus.Metrics.NewCustomRegistry())).RunAsync(stop.Token);
-
         // The bench's own watches: when each Sandbox is first seen Ready, and the pods (for the waits between samples).
         var readySeen = new ConcurrentDictionary<string, TaskCompletionSource<(long At, Sandbox Sandbox)>>();
         var sandboxes = new Informer<Sandbox>(ListWatch.ForCustomResource<Sandbox>(client));
@@ -111,7 +93,7 @@ internal static class SandboxBench
             }
         });
         var pods = new Informer<V1Pod>(ListWatch.ForPods(client));
-        var watches = Task.WhenAll(sandboxes.RunAsync(stop.Token), pods.RunAsync(stop.Token));
+        var watches = Task.WhenAll(sandboxes.RunAsync(stack.Stopping), pods.RunAsync(stack.Stopping));
         await Task.WhenAll(sandboxes.Synced, pods.Synced);
 
         using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromMinutes(1) };
@@ -205,10 +187,8 @@ internal static class SandboxBench
             await DeleteAsync(client, sandboxes, pods, warmNs, name, sample.Pod);
         }
 
-        await stop.CancelAsync();
-        await operatorRun;
+        await stack.StopAsync();
         await watches;
-        await gateway.StopAsync();
 
         var report = Render(cold, warm, execTrue, execEcho, firstExec, conflicts, missed, reviews, patches);
         await File.WriteAllTextAsync(Path.Combine(resultsDir, "sandbox.md"), report);
