@@ -7,7 +7,7 @@ CONFIG ?= Release
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: all build crds crds-check test test-unit bench demo usage pod-processes control-plane chart-check images test-e2e clean
+.PHONY: all build crds crds-check test test-unit bench demo usage pod-processes control-plane chart-check images test-e2e clean real-node real-node-up real-node-down real-node-images real-node-smoke
 
 all: build
 
@@ -32,10 +32,11 @@ pod-processes:
 	$(DOTNET) build samples/model-server/Pilotlight.SampleModelServer -c $(CONFIG) -v quiet -nologo
 
 ## usage: GPU-seconds of one function per second over a window, from a running operator
-##   make usage NS=team-a FN=llm [FROM=2026-11-23T10:00:00Z] [TO=...] [OPERATOR=http://127.0.0.1:8080]
+##   make usage NS=team-a FN=llm TOKEN=... [FROM=2026-11-23T10:00:00Z] [TO=...] [OPERATOR=http://127.0.0.1:8080]
+##   TOKEN: a bearer token of someone who may get that GpuFunction (e.g. `kubectl create token NAME` on 1.24+)
 OPERATOR ?= http://127.0.0.1:8080
 usage:
-	@curl -fsS -G "$(OPERATOR)/usage" --data-urlencode "namespace=$(NS)" --data-urlencode "function=$(FN)" \
+	@curl -fsS -G "$(OPERATOR)/usage" -H "Authorization: Bearer $(TOKEN)" --data-urlencode "namespace=$(NS)" --data-urlencode "function=$(FN)" \
 	  $(if $(FROM),--data-urlencode "from=$(FROM)") $(if $(TO),--data-urlencode "to=$(TO)"); echo
 
 ## chart-check: helm lint, helm template (good values render, bad ones are refused), chart CRDs equal crds/,
@@ -66,8 +67,32 @@ test-e2e:
 	$(DOTNET) test tests/Pilotlight.E2E.K3s -c $(CONFIG) --logger "console;verbosity=normal"
 
 ## bench: benchmarks on the real control plane; results land in bench/results/
+##   make bench BENCH=burst runs one (controller, gateway, metering, prewarm, sandbox, burst, warm-routing, protocols, gateway-replicas)
 bench: control-plane pod-processes
-	$(DOTNET) run --project bench/Pilotlight.Bench -c $(CONFIG) -- bench/results
+	$(DOTNET) run --project bench/Pilotlight.Bench -c $(CONFIG) -- bench/results $(BENCH)
+
+## real-node: build (once, cached outside the tree) kubelet, kube-proxy, kubectl 1.20, pause and the runc wrapper
+##   for a real one-node cluster on this machine (root; see tests/real-node/README.md)
+real-node: control-plane
+	@tests/real-node/build.sh >/dev/null
+
+## real-node-up: start the real node (dockerd, registry on 127.0.0.1:5000, control plane, kubelet, kube-proxy);
+##   then: source $${RN_DIR:-/tmp/pilotlight-real-node}/env
+real-node-up: real-node
+	tests/real-node/up.sh
+
+## real-node-down: stop the real node and remove what it left (PURGE=1 also deletes its state)
+real-node-down:
+	tests/real-node/down.sh $(if $(PURGE),--purge)
+
+## real-node-images: the .NET base images (from debootstrap and this machine's SDK) and all Pilotlight images,
+##   built and pushed to the real node's registry
+real-node-images: real-node-up
+	tests/real-node/images.sh
+
+## real-node-smoke: a function-shaped pod (model server + runtime shim) from those images, Ready and answering
+real-node-smoke: real-node-images
+	tests/real-node/smoke.sh
 
 clean:
 	$(DOTNET) clean Operator.sln -c $(CONFIG)

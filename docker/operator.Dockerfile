@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # pilotlight/operator: the GpuFunction and Sandbox controllers, autoscaler and
 # usage ledger (operator/Pilotlight.Operator), framework-dependent on the
 # ASP.NET Core runtime (it serves /metrics, /healthz and /usage).
@@ -8,22 +7,36 @@
 # from: Microsoft's .NET image repository, or your mirror of it.
 ARG DOTNET_IMAGES
 ARG DOTNET_VERSION=10.0
+# A suffix of the aspnet tag for the runtime stage, e.g. -noble-chiseled: Microsoft's
+# chiseled images (no shell, no package manager) are about half the size. The stage
+# runs no command, so any variant with the ASP.NET Core runtime works.
+ARG ASPNET_VARIANT=""
 
 FROM ${DOTNET_IMAGES}/sdk:${DOTNET_VERSION} AS build
+# An extra CA certificate for restores, where a proxy re-signs outbound TLS:
+# docker/build.sh passes the PEM file named by EXTRA_CA_CERT_FILE. A certificate
+# is public, so a build argument is fine; it stays in this build stage only.
+ARG EXTRA_CA_CERT=""
+RUN if [ -n "$EXTRA_CA_CERT" ]; then \
+      printf '%s\n' "$EXTRA_CA_CERT" > /usr/local/share/ca-certificates/pilotlight-extra-ca.crt \
+      && update-ca-certificates >/dev/null; \
+    fi
 WORKDIR /src
 # Restore first, from the project files only, so source edits keep this layer.
 COPY Directory.Build.props Directory.Packages.props ./
 COPY operator/Pilotlight.Api/Pilotlight.Api.csproj operator/Pilotlight.Api/
 COPY operator/Pilotlight.ControllerRuntime/Pilotlight.ControllerRuntime.csproj operator/Pilotlight.ControllerRuntime/
+COPY operator/Pilotlight.Contracts/Pilotlight.Contracts.csproj operator/Pilotlight.Contracts/
 COPY operator/Pilotlight.Operator/Pilotlight.Operator.csproj operator/Pilotlight.Operator/
 RUN dotnet restore operator/Pilotlight.Operator/Pilotlight.Operator.csproj
 COPY operator/Pilotlight.Api/ operator/Pilotlight.Api/
 COPY operator/Pilotlight.ControllerRuntime/ operator/Pilotlight.ControllerRuntime/
+COPY operator/Pilotlight.Contracts/ operator/Pilotlight.Contracts/
 COPY operator/Pilotlight.Operator/ operator/Pilotlight.Operator/
 RUN dotnet publish operator/Pilotlight.Operator/Pilotlight.Operator.csproj \
       -c Release --no-restore -p:UseAppHost=false -o /out
 
-FROM ${DOTNET_IMAGES}/aspnet:${DOTNET_VERSION}
+FROM ${DOTNET_IMAGES}/aspnet:${DOTNET_VERSION}${ASPNET_VARIANT}
 WORKDIR /app
 COPY --from=build /out/ ./
 # Non-root, matching the chart's runAsUser; the root filesystem can be read-only

@@ -14,17 +14,22 @@ return args switch
     ["noop-controller", var kubeconfig, var ns, var expect, var mode] =>
         await NoopControllerChild.RunAsync(kubeconfig, ns, int.Parse(expect, System.Globalization.CultureInfo.InvariantCulture), mode == "list-only"),
     [var results] => await ControllerBench.RunAsync(results) + await GatewayBench.RunAsync(results) + await MeteringBench.RunAsync(results)
-        + await PrewarmBench.RunAsync(results) + await SandboxBench.RunAsync(results),
+        + await PrewarmBench.RunAsync(results) + await SandboxBench.RunAsync(results) + await BurstBench.RunAsync(results)
+        + await WarmRoutingBench.RunAsync(results) + await ProtocolsBench.RunAsync(results) + await GatewayReplicasBench.RunAsync(results),
     [var results, "metering"] => await MeteringBench.RunAsync(results),
     [var results, "controller"] => await ControllerBench.RunAsync(results),
     [var results, "gateway"] => await GatewayBench.RunAsync(results),
     [var results, "prewarm"] => await PrewarmBench.RunAsync(results),
     [var results, "sandbox"] => await SandboxBench.RunAsync(results),
+    [var results, "burst"] => await BurstBench.RunAsync(results),
+    [var results, "warm-routing"] => await WarmRoutingBench.RunAsync(results),
+    [var results, "protocols"] => await ProtocolsBench.RunAsync(results),
+    [var results, "gateway-replicas"] => await GatewayReplicasBench.RunAsync(results),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Pilotlight.Bench <results-dir> [controller|gateway|metering|prewarm|sandbox]");
+    Console.Error.WriteLine("usage: Pilotlight.Bench <results-dir> [controller|gateway|metering|prewarm|sandbox|burst|warm-routing|protocols|gateway-replicas]");
     return 2;
 }

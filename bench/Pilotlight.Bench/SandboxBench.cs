@@ -161,7 +161,7 @@ internal static class SandboxBench
         var reviews = await TimeAsync(() => ReviewAsync(client, token, coldNs, "exec"));
         var patches = await TimeAsync(() => client.CustomObjects.PatchNamespacedCustomObjectAsync(new V1Patch(KubernetesJson.Serialize(new
         {
-            metadata = new { annotations = new Dictionary<string, string> { [SandboxReconciler.LastActivityAnnotation] = DateTime.UtcNow.ToString("O") } },
+            metadata = new { annotations = new Dictionary<string, string> { [SandboxAnnotations.LastActivity] = DateTime.UtcNow.ToString("O") } },
         }), V1Patch.PatchType.MergePatch), Group.Name, Group.Version, coldNs, "sandboxes", "exec"));
 
         // Create -> Ready with a warm pool of the same shape; the pool refills between samples, so each create can claim.
@@ -214,7 +214,7 @@ internal static class SandboxBench
         Informer<V1Pod> pods, string ns, string name, string? pool)
     {
         var poolPods = pool is null ? [] : pods.List(ns)
-            .Where(p => p.Metadata.Labels?.TryGetValue(SandboxPods.PoolLabel, out var owner) == true && owner == pool && FunctionStatusBuilder.IsReady(p))
+            .Where(p => p.Metadata.Labels?.TryGetValue(SandboxPods.PoolLabel, out var owner) == true && owner == pool && PodReadiness.IsReady(p))
             .Select(p => p.Metadata.Name).ToHashSet();
         var seen = readySeen[$"{ns}/{name}"] = new TaskCompletionSource<(long, Sandbox)>(TaskCreationOptions.RunContinuationsAsynchronously);
         var sandbox = new Sandbox
@@ -240,7 +240,7 @@ internal static class SandboxBench
     private static bool PoolFull(Informer<V1Pod> pods, string ns)
     {
         var members = pods.List(ns).Where(p => p.Metadata.Labels?.TryGetValue(SandboxPods.PoolLabel, out var owner) == true && owner == Pool).ToList();
-        return members.Count == PoolReplicas && members.All(p => p.Metadata.DeletionTimestamp is null && FunctionStatusBuilder.IsReady(p));
+        return members.Count == PoolReplicas && members.All(p => p.Metadata.DeletionTimestamp is null && PodReadiness.IsReady(p));
     }
 
     private static async Task<string> PodIpAsync(Informer<V1Pod> pods, string ns, string pod)

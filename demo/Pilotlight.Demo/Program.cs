@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using k8s;
+using k8s.Models;
 using Pilotlight.Api.V1Alpha1;
 using Pilotlight.ControllerRuntime;
 using Pilotlight.Gateway;
@@ -72,8 +73,33 @@ while ((await GetAsync()).Status?.Conditions?.Any(c => c.Type == "Ready" && c.St
 var fn = await GetAsync();
 Say($"echo is Ready ({fn.Status!.Conditions!.First(c => c.Type == "Ready").Reason}), replicas {fn.Status.Replicas}, endpoint {fn.Status.Endpoint}");
 
+// Functions are private: a caller needs a token for the gateway's audience from someone RBAC lets invoke them.
 using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(3) };
 var url = $"{gatewayUrl}/{ns}/echo/predict";
+using (var stranger = await http.PostAsync(url, new StringContent("who am I?")))
+{
+    Say($"without a token: {(int)stranger.StatusCode} ({(await stranger.Content.ReadAsStringAsync()).Trim()})");
+}
+
+await client.RbacAuthorizationV1.CreateClusterRoleAsync(new V1ClusterRole
+{
+    // The chart's "<release>-invoker" role.
+    Metadata = new V1ObjectMeta { Name = "pilotlight-invoker" },
+    Rules = [new V1PolicyRule { ApiGroups = [Group.Name], Resources = ["gpufunctions/invoke"], Verbs = ["create"] }],
+});
+await client.CoreV1.CreateNamespacedServiceAccountAsync(new V1ServiceAccount { Metadata = new V1ObjectMeta { Name = "caller" } }, ns);
+await client.RbacAuthorizationV1.CreateNamespacedRoleBindingAsync(new V1RoleBinding
+{
+    Metadata = new V1ObjectMeta { Name = "caller-invokes" },
+    RoleRef = new V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "ClusterRole", Name = "pilotlight-invoker" },
+    Subjects = [new Rbacv1Subject { Kind = "ServiceAccount", Name = "caller", NamespaceProperty = ns }],
+}, ns);
+var token = await client.CoreV1.CreateNamespacedServiceAccountTokenAsync(new Authenticationv1TokenRequest
+{
+    Spec = new V1TokenRequestSpec { Audiences = [new InvocationAccessOptions().Audience], ExpirationSeconds = 3600 },
+}, "caller", ns);
+http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token.Status.Token);
+Say($"invoking as ServiceAccount {ns}/caller (bound to pilotlight-invoker; token audience {new InvocationAccessOptions().Audience}, as `kubectl create token caller --audience pilotlight` gives)");
 var cold = Stopwatch.StartNew();
 using (var response = await http.PostAsync(url, new StringContent("hello, cold")))
 {

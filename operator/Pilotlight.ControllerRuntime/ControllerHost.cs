@@ -162,7 +162,13 @@ public sealed class ControllerHost
         }
     }
 
-    /// <summary>On graceful shutdown the leader empties the Lease so a follower need not wait for it to expire.</summary>
+    /// <summary>
+    /// On graceful shutdown the leader empties the Lease so a follower need not wait for it to expire.
+    /// Released as client-go releases: holder "" (not null), renew and acquire times kept, a
+    /// one-second duration. KubernetesClient's <c>LeaderElector</c> takes a null holder or a null
+    /// renew time for "no Lease at all" and tries to create one (409, forever); an empty holder it
+    /// takes for "free" and acquires on its next retry.
+    /// </summary>
     private async Task ReleaseAsync(LeaderElectionOptions election)
     {
         try
@@ -174,8 +180,10 @@ public sealed class ControllerHost
                 return;
             }
 
-            lease.Spec.HolderIdentity = null;
+            lease.Spec.HolderIdentity = "";
             lease.Spec.LeaseDurationSeconds = 1;
+            lease.Spec.RenewTime ??= lease.Spec.AcquireTime ?? DateTime.UtcNow;
+            lease.Spec.AcquireTime ??= lease.Spec.RenewTime;
             await _client.CoordinationV1.ReplaceNamespacedLeaseAsync(lease, election.LeaseName, election.Namespace, cancellationToken: timeout.Token).ConfigureAwait(false);
             _logger.LogInformation("{Identity} released the lease", _options.Identity);
         }

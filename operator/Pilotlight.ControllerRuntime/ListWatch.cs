@@ -96,6 +96,39 @@ public static class ListWatch
                     labelSelector: labelSelector, fieldSelector: fieldSelector, cancellationToken: ct)
                 .WatchAsync<V1Pod, V1PodList>(onError, ct));
 
+    /// <summary>
+    /// core/v1 Endpoints in one namespace (served by every API server; EndpointSlice is only beta on
+    /// 1.20), narrowed by <paramref name="fieldSelector"/> (e.g. <c>metadata.name=NAME</c>).
+    /// </summary>
+    public static ListWatch<V1Endpoints> ForEndpoints(IKubernetes client, string @namespace, string? fieldSelector = null) =>
+        new(
+            "endpoints",
+            async (cont, limit, ct) =>
+            {
+                var page = await client.CoreV1.ListNamespacedEndpointsAsync(@namespace,
+                    continueParameter: cont, limit: limit, fieldSelector: fieldSelector, cancellationToken: ct).ConfigureAwait(false);
+                return new ListPage<V1Endpoints>(page.Items, page.Metadata.ResourceVersion, page.Metadata.ContinueProperty);
+            },
+            (rv, timeout, onError, ct) => client.CoreV1.ListNamespacedEndpointsWithHttpMessagesAsync(@namespace,
+                    watch: true, allowWatchBookmarks: true, resourceVersion: rv, timeoutSeconds: timeout,
+                    fieldSelector: fieldSelector, cancellationToken: ct)
+                .WatchAsync<V1Endpoints, V1EndpointsList>(onError, ct));
+
+    /// <summary>NetworkPolicies in all namespaces matching <paramref name="labelSelector"/>.</summary>
+    public static ListWatch<V1NetworkPolicy> ForNetworkPolicies(IKubernetes client, string? labelSelector = null) =>
+        new(
+            "networkpolicies",
+            async (cont, limit, ct) =>
+            {
+                var page = await client.NetworkingV1.ListNetworkPolicyForAllNamespacesAsync(
+                    continueParameter: cont, limit: limit, labelSelector: labelSelector, cancellationToken: ct).ConfigureAwait(false);
+                return new ListPage<V1NetworkPolicy>(page.Items, page.Metadata.ResourceVersion, page.Metadata.ContinueProperty);
+            },
+            (rv, timeout, onError, ct) => client.NetworkingV1.ListNetworkPolicyForAllNamespacesWithHttpMessagesAsync(
+                    watch: true, allowWatchBookmarks: true, resourceVersion: rv, timeoutSeconds: timeout,
+                    labelSelector: labelSelector, cancellationToken: ct)
+                .WatchAsync<V1NetworkPolicy, V1NetworkPolicyList>(onError, ct));
+
     /// <summary>Nodes matching <paramref name="labelSelector"/>.</summary>
     public static ListWatch<V1Node> ForNodes(IKubernetes client, string? labelSelector = null) =>
         new(

@@ -1,16 +1,16 @@
 using System.Collections.Concurrent;
 using k8s;
 using k8s.Models;
+using Pilotlight.Contracts;
 using Pilotlight.ControllerRuntime;
-using Pilotlight.Operator.Functions;
-using Pilotlight.Operator.Scaling;
 
 namespace Pilotlight.Gateway;
 
 /// <summary>A ready pod of a function and the requests the gateway has in flight to it.</summary>
-public sealed class PodEndpoint(string name, Uri uri)
+public sealed class PodEndpoint(string name, Uri uri, DateTimeOffset? created = null, DateTimeOffset? readySince = null, string? ownerUid = null)
 {
     private int _inFlight;
+    private volatile bool _warm;
 
     /// <summary>Pod name.</summary>
     public string Name { get; } = name;
@@ -18,26 +18,66 @@ public sealed class PodEndpoint(string name, Uri uri)
     /// <summary>The pod's shim.</summary>
     public Uri Uri { get; } = uri;
 
+    /// <summary>The pod's creationTimestamp, for telling cold starts from warm ones.</summary>
+    public DateTimeOffset? Created { get; } = created;
+
+    /// <summary>When the pod's Ready condition turned True in the API; null while it has not.</summary>
+    public DateTimeOffset? ReadySince { get; } = readySince;
+
     /// <summary>Requests in flight to this pod through this gateway.</summary>
     public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>The UID of the GpuFunction its controller reference names; null when none does (a pod anyone could have labelled).</summary>
+    public string? OwnerUid { get; } = ownerUid;
+
+    /// <summary>
+    /// True while the pod is a warm standby in the gateway's cache (role <c>warm</c>); false once it serves
+    /// (the operator relabelled it). Set by its route under the route's lock.
+    /// </summary>
+    public bool Warm
+    {
+        get => _warm;
+        internal set => _warm = value;
+    }
 
     internal void Enter() => Interlocked.Increment(ref _inFlight);
 
     internal void Leave() => Interlocked.Decrement(ref _inFlight);
 }
 
-/// <summary>One function's ready pods, held requests and demand.</summary>
-public sealed class FunctionRoute(ObjectKey key)
+/// <summary>
+/// One function's ready pods, held requests and demand. Held requests wait in one queue in arrival order:
+/// a slot that frees up (a request finishing, a pod turning ready) is handed to the first of them that may
+/// use that pod, under the route's lock, so no waiter is woken for nothing and none overtakes another.
+/// </summary>
+/// <remarks>
+/// Warm routing: when no serving pod has room, a request goes at once to a ready warm standby pod of the
+/// function, chosen from the gateway's own cache with no API call on the way (<see cref="ChooseWarm"/>). The
+/// operator claims it afterwards (relabels it serving and refills the pool): it learns of the use from the
+/// demand report, which lists the pod's load, and from the wake stamp the gateway sends once the request on
+/// the still-unclaimed pod ends (<see cref="WarmServed"/>). Why two gateways never hand out a warm pod
+/// inconsistently: a warm pod belongs to exactly one function, by its controller reference to that function's
+/// UID, which both gateways check, so whichever routes to it routes the same function's requests; the leader
+/// operator is the only writer of the role label, and it claims busy warm pods first and never deletes nor
+/// demotes a pod the gateways report busy; each gateway keeps to maxConcurrency by its own count and the shim
+/// refuses the rest (a refused attempt is retried elsewhere at once), as with serving pods.
+/// </remarks>
+public sealed class FunctionRoute(ObjectKey key, TimeProvider? time = null)
 {
-    private readonly object _gate = new();
-    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly Lock _gate = new();
+    private readonly LinkedList<HeldRequest> _queue = new();
     private List<PodEndpoint> _ready = [];
     private List<PodEndpoint> _starting = [];
+    private List<PodEndpoint> _warm = [];
+    private string? _functionUid;
     private readonly HashSet<string> _probedReady = [];
+    private int _maxConcurrency = 1;
     private int _probing;
     private int _inFlight;
     private int _held;
     private long _lastRequestTicks;
+    private long _lastFinishedTicks;
 
     /// <summary>The function.</summary>
     public ObjectKey Key { get; } = key;
@@ -63,61 +103,137 @@ public sealed class FunctionRoute(ObjectKey key)
         }
     }
 
+    /// <summary>Ready warm standby pods in the gateway's cache (owned by the function or not: routing checks).</summary>
+    public IReadOnlyList<PodEndpoint> Warm
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _warm;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Called (outside the route's lock) when a request leaves a pod that is still a warm standby: the function
+    /// served from its pool and the operator has not claimed the pod yet, so the gateway stamps its wake now.
+    /// </summary>
+    internal Action<FunctionRoute>? WarmServed { get; init; }
+
     internal void Arrived(DateTimeOffset at)
     {
         Interlocked.Increment(ref _inFlight);
         Interlocked.Exchange(ref _lastRequestTicks, at.UtcTicks);
     }
 
-    internal void Finished() => Interlocked.Decrement(ref _inFlight);
+    /// <summary>When a request last finished (answered, failed or given up), by this gateway's clock.</summary>
+    public DateTimeOffset? LastFinished => Interlocked.Read(ref _lastFinishedTicks) is var t and > 0 ? new DateTimeOffset(t, TimeSpan.Zero) : null;
 
-    /// <summary>Takes a slot in the held queue unless <paramref name="limit"/> requests already wait.</summary>
-    internal bool TryHold(int limit)
+    /// <summary>A request ended: the scaledown window counts from the last of these once nothing is in flight.</summary>
+    internal void Finished()
     {
-        while (true)
-        {
-            var held = Volatile.Read(ref _held);
-            if (held >= limit)
-            {
-                return false;
-            }
-
-            if (Interlocked.CompareExchange(ref _held, held + 1, held) == held)
-            {
-                return true;
-            }
-        }
+        // Stamp before the count drops, so a report that sees 0 in flight also sees this finish.
+        Interlocked.Exchange(ref _lastFinishedTicks, _time.GetUtcNow().UtcTicks);
+        Interlocked.Decrement(ref _inFlight);
     }
 
-    internal void Unhold() => Interlocked.Decrement(ref _held);
-
     /// <summary>
-    /// The ready pod with the fewest requests in flight below
-    /// <paramref name="maxConcurrency"/>, skipping <paramref name="exclude"/>; null when none has room.
+    /// Takes a slot at once: the ready pod with the fewest requests in flight below <paramref name="maxConcurrency"/>
+    /// that <paramref name="exclude"/> (given the ready pods) leaves; when none has room and <paramref name="functionUid"/>
+    /// is given, a ready warm pod of that function (<see cref="ChooseWarm"/>; <see cref="PodEndpoint.Warm"/> says so);
+    /// null when no pod has room. A held request never loses its turn to it: every slot a held request could use
+    /// was already handed to it.
     /// </summary>
-    internal PodEndpoint? TryAcquire(int maxConcurrency, IReadOnlySet<string> exclude, out Task changed)
+    internal PodEndpoint? TryAcquire(int maxConcurrency, Func<IReadOnlyList<PodEndpoint>, IReadOnlySet<string>> exclude, string? functionUid = null)
     {
         lock (_gate)
         {
-            changed = _changed.Task;
-            PodEndpoint? best = null;
-            foreach (var pod in _ready)
+            _maxConcurrency = Math.Max(1, maxConcurrency);
+            _functionUid = functionUid;
+            var pod = Best(exclude);
+            pod?.Enter();
+            return pod;
+        }
+    }
+
+    /// <summary>True when a request arriving now would be routed to a warm pod of the function: no serving pod has room, a warm one does.</summary>
+    internal bool WouldRouteWarm(int maxConcurrency, string? functionUid)
+    {
+        lock (_gate)
+        {
+            var max = Math.Max(1, maxConcurrency);
+            return !_ready.Any(p => p.InFlight < max) && ChooseWarm(_warm, functionUid, max, new HashSet<string>()) is not null;
+        }
+    }
+
+    /// <summary>
+    /// The warm pod a request may go to, purely: only a pod whose controller reference names the function's UID
+    /// (labels alone can be forged), with room below <paramref name="maxConcurrency"/>, not excluded; the busiest
+    /// first (a request packs onto a standby already in use, so one burst takes as few pods out of the pool as it
+    /// can), then the oldest (the one the operator would claim first), then by name. Null when none qualifies
+    /// (or <paramref name="functionUid"/> is unknown).
+    /// </summary>
+    internal static PodEndpoint? ChooseWarm(IReadOnlyList<PodEndpoint> warm, string? functionUid, int maxConcurrency, IReadOnlySet<string> excluded)
+    {
+        if (string.IsNullOrEmpty(functionUid))
+        {
+            return null;
+        }
+
+        return warm
+            .Where(p => p.OwnerUid == functionUid && p.InFlight < maxConcurrency && !excluded.Contains(p.Name))
+            .OrderByDescending(p => p.InFlight)
+            .ThenBy(p => p.Created ?? DateTimeOffset.MaxValue)
+            .ThenBy(p => p.Name, StringComparer.Ordinal)
+            .FirstOrDefault();
+    }
+
+    /// <summary>
+    /// Queues a request for a slot, in the order of <paramref name="arrived"/> (a timestamp; a retry keeps its
+    /// place ahead of later arrivals); null when <paramref name="limit"/> requests already wait. The queued request
+    /// gets a pod (its slot taken) or is cancelled, never both.
+    /// </summary>
+    internal HeldRequest? TryHold(int limit, int maxConcurrency, Func<IReadOnlyList<PodEndpoint>, IReadOnlySet<string>> exclude, long arrived,
+        string? functionUid = null)
+    {
+        lock (_gate)
+        {
+            if (_queue.Count >= limit)
             {
-                if (!exclude.Contains(pod.Name) && pod.InFlight < maxConcurrency && (best is null || pod.InFlight < best.InFlight))
-                {
-                    best = pod;
-                }
+                return null;
             }
 
-            best?.Enter();
-            return best;
+            _maxConcurrency = Math.Max(1, maxConcurrency);
+            _functionUid = functionUid;
+            var held = new HeldRequest(this, exclude, arrived);
+            var after = _queue.Last;
+            while (after is not null && after.Value.Arrived > arrived)
+            {
+                after = after.Previous;
+            }
+
+            held.Node = after is null ? _queue.AddFirst(held) : _queue.AddAfter(after, held);
+            Volatile.Write(ref _held, _queue.Count);
+            Dispatch();
+            return held;
         }
     }
 
     internal void Release(PodEndpoint pod)
     {
-        pod.Leave();
-        Signal();
+        bool standby;
+        lock (_gate)
+        {
+            pod.Leave();
+            Dispatch();
+            standby = pod.Warm;
+        }
+
+        if (standby)
+        {
+            WarmServed?.Invoke(this);
+        }
     }
 
     /// <summary>Pods running but not yet Ready in the API: what the gateway probes while requests wait.</summary>
@@ -132,7 +248,7 @@ public sealed class FunctionRoute(ObjectKey key)
         }
     }
 
-    internal void SetReady(List<PodEndpoint> ready, List<PodEndpoint>? starting = null)
+    internal void SetReady(List<PodEndpoint> ready, List<PodEndpoint>? starting = null, List<PodEndpoint>? warm = null)
     {
         lock (_gate)
         {
@@ -140,15 +256,29 @@ public sealed class FunctionRoute(ObjectKey key)
             _probedReady.IntersectWith(starting.Select(p => p.Name));
             _starting = starting;
 
-            // Keep the in-flight counters of pods that stay; a starting pod the
-            // gateway saw ready itself serves before the API says so.
-            var old = _ready.ToDictionary(p => p.Name);
-            _ready = ready.Concat(starting.Where(p => _probedReady.Contains(p.Name)))
-                .Select(p => old.TryGetValue(p.Name, out var same) && same.Uri == p.Uri ? same : p)
-                .ToList();
-        }
+            // Keep the in-flight counters of pods that stay, also of a warm pod the operator just claimed
+            // (it moves to serving with the requests it has); a starting pod the gateway saw ready itself
+            // serves before the API says so.
+            var old = new Dictionary<string, PodEndpoint>();
+            foreach (var p in _ready.Concat(_warm))
+            {
+                old.TryAdd(p.Name, p);
+            }
 
-        Signal();
+            PodEndpoint Same(PodEndpoint p, bool isWarm)
+            {
+                var kept = old.TryGetValue(p.Name, out var same) && same.Uri == p.Uri && same.OwnerUid == p.OwnerUid ? same : p;
+                kept.Warm = isWarm;
+                return kept;
+            }
+
+            _ready = ready.Concat(starting.Where(p => _probedReady.Contains(p.Name)))
+                .Select(p => Same(p, false))
+                .ToList();
+            var serving = _ready.Select(p => p.Name).ToHashSet();
+            _warm = (warm ?? []).Where(p => !serving.Contains(p.Name)).Select(p => Same(p, true)).ToList();
+            Dispatch();
+        }
     }
 
     /// <summary>Marks a starting pod ready because its shim said so, ahead of the API.</summary>
@@ -162,25 +292,111 @@ public sealed class FunctionRoute(ObjectKey key)
             }
 
             _ready = [.. _ready, pod];
+            Dispatch();
         }
-
-        Signal();
     }
 
     internal bool TryStartProbing() => Interlocked.CompareExchange(ref _probing, 1, 0) == 0;
 
     internal void StopProbing() => Volatile.Write(ref _probing, 0);
 
-    private void Signal()
+    /// <summary>
+    /// Hands free slots to held requests, the earliest first; one that excludes every pod with room keeps its
+    /// place and the slot goes to the next that may use it. Runs under the lock after every change.
+    /// </summary>
+    private void Dispatch()
     {
-        TaskCompletionSource previous;
-        lock (_gate)
+        // Nothing has room: the common case with a long queue, answered without walking it.
+        while (_queue.First is not null
+            && (_ready.Any(p => p.InFlight < _maxConcurrency) || ChooseWarm(_warm, _functionUid, _maxConcurrency, new HashSet<string>()) is not null))
         {
-            previous = _changed;
-            _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var handed = false;
+            for (var node = _queue.First; node is not null; node = node.Next)
+            {
+                if (Best(node.Value.Exclude) is { } pod)
+                {
+                    Remove(node.Value);
+                    pod.Enter();
+                    node.Value.Give(pod);
+                    handed = true;
+                    break;
+                }
+            }
+
+            if (!handed)
+            {
+                return;
+            }
+        }
+    }
+
+    private PodEndpoint? Best(Func<IReadOnlyList<PodEndpoint>, IReadOnlySet<string>> exclude)
+    {
+        IReadOnlySet<string>? excluded = null;
+        PodEndpoint? best = null;
+        foreach (var pod in _ready)
+        {
+            if (pod.InFlight < _maxConcurrency && (best is null || pod.InFlight < best.InFlight)
+                && !(excluded ??= exclude(_ready)).Contains(pod.Name))
+            {
+                best = pod;
+            }
         }
 
-        previous.TrySetResult();
+        // A standby pod only when no serving pod has room for this request.
+        return best ?? (_warm.Count == 0 ? null : ChooseWarm(_warm, _functionUid, _maxConcurrency, exclude(_warm)));
+    }
+
+    private void Remove(HeldRequest held)
+    {
+        _queue.Remove(held.Node!);
+        held.Node = null;
+        Volatile.Write(ref _held, _queue.Count);
+    }
+
+    /// <summary>Takes a request out of the queue unless it was handed a pod already.</summary>
+    private bool Withdraw(HeldRequest held)
+    {
+        lock (_gate)
+        {
+            if (held.Node is null)
+            {
+                return false;
+            }
+
+            Remove(held);
+            return true;
+        }
+    }
+
+    /// <summary>A request held in a function's queue until it is handed a pod.</summary>
+    internal sealed class HeldRequest(FunctionRoute route, Func<IReadOnlyList<PodEndpoint>, IReadOnlySet<string>> exclude, long arrived)
+    {
+        private readonly TaskCompletionSource<PodEndpoint> _pod = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Completes with the pod whose slot this request now holds, or is cancelled by <see cref="Cancel"/>.</summary>
+        public Task<PodEndpoint> Pod => _pod.Task;
+
+        internal Func<IReadOnlyList<PodEndpoint>, IReadOnlySet<string>> Exclude { get; } = exclude;
+
+        internal long Arrived { get; } = arrived;
+
+        /// <summary>Its place in the queue; null once handed a pod or cancelled.</summary>
+        internal LinkedListNode<HeldRequest>? Node { get; set; }
+
+        internal void Give(PodEndpoint pod) => _pod.SetResult(pod);
+
+        /// <summary>Leaves the queue; false when a pod was handed over first (its slot is then the caller's to release).</summary>
+        public bool Cancel()
+        {
+            if (!route.Withdraw(this))
+            {
+                return false;
+            }
+
+            _pod.TrySetCanceled();
+            return true;
+        }
     }
 }
 
@@ -190,14 +406,22 @@ public sealed class FunctionRoutes
     private readonly ConcurrentDictionary<ObjectKey, FunctionRoute> _routes = new();
     private readonly Informer<V1Pod> _pods;
     private readonly int _shimPort;
+    private readonly TimeProvider _time;
 
     /// <summary>Routes fed by <paramref name="pods"/>; pods are reached on <paramref name="shimPort"/>.</summary>
-    public FunctionRoutes(Informer<V1Pod> pods, int shimPort)
+    public FunctionRoutes(Informer<V1Pod> pods, int shimPort, TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
         _pods = pods;
         _shimPort = shimPort;
         pods.AddHandler(e => Refresh(e.Object));
     }
+
+    /// <summary>Called (on the watch's thread) after a function's pods changed, with its route.</summary>
+    public event Action<FunctionRoute>? PodsChanged;
+
+    /// <summary>Called when a request left a warm pod the operator has not claimed yet (see <see cref="FunctionRoute.WarmServed"/>).</summary>
+    public event Action<FunctionRoute>? WarmServed;
 
     /// <summary>Every route that has seen traffic or pods.</summary>
     public IEnumerable<FunctionRoute> All => _routes.Values;
@@ -209,7 +433,7 @@ public sealed class FunctionRoutes
         var route = _routes.GetOrAdd(key, k =>
         {
             created = true;
-            return new FunctionRoute(k);
+            return new FunctionRoute(k, _time) { WarmServed = r => WarmServed?.Invoke(r) };
         });
         if (created)
         {
@@ -229,28 +453,48 @@ public sealed class FunctionRoutes
 
     private void Rebuild(FunctionRoute route)
     {
-        var live = _pods.List(route.Key.Namespace)
+        var running = _pods.List(route.Key.Namespace)
             .Where(p => p.Metadata.Labels?.TryGetValue(FunctionLabels.Function, out var fn) == true && fn == route.Key.Name)
-            .Where(FunctionLabels.IsServing) // warm standby pods serve nothing until the operator claims them
             .Where(p => p.Metadata.DeletionTimestamp is null && !string.IsNullOrEmpty(p.Status?.PodIP) && p.Status.Phase == "Running")
             .OrderBy(p => p.Metadata.Name, StringComparer.Ordinal)
             .ToList();
-        PodEndpoint Endpoint(V1Pod p) => new(p.Metadata.Name, new Uri($"http://{p.Status.PodIP}:{_shimPort}"));
+        var live = running.Where(FunctionLabels.IsServing).ToList();
+        PodEndpoint Endpoint(V1Pod p) => new(p.Metadata.Name, new Uri($"http://{p.Status.PodIP}:{_shimPort}"), Utc(p.Metadata.CreationTimestamp),
+            Utc(p.Status.Conditions?.FirstOrDefault(c => c.Type == "Ready" && c.Status == "True")?.LastTransitionTime), FunctionOwnership.OwnerUid(p));
         route.SetReady(
-            live.Where(FunctionStatusBuilder.IsReady).Select(Endpoint).ToList(),
-            live.Where(p => !FunctionStatusBuilder.IsReady(p)).Select(Endpoint).ToList());
+            live.Where(PodReadiness.IsReady).Select(Endpoint).ToList(),
+            live.Where(p => !PodReadiness.IsReady(p)).Select(Endpoint).ToList(),
+            // Standby pods count only once Ready in the API: the gateway probes no warm pod, it takes ready ones at once.
+            running.Where(p => FunctionLabels.IsWarm(p) && PodReadiness.IsReady(p)).Select(Endpoint).ToList());
+        PodsChanged?.Invoke(route);
     }
 
-    /// <summary>The demand report the autoscaler polls.</summary>
+    private static DateTimeOffset? Utc(DateTime? time) =>
+        time is { } t ? new DateTimeOffset(DateTime.SpecifyKind(t, t.Kind == DateTimeKind.Unspecified ? DateTimeKind.Utc : t.Kind).ToUniversalTime()) : null;
+
+    /// <summary>
+    /// The demand report the autoscaler polls: per function with traffic, requests in flight (held
+    /// ones included), when the last one arrived and finished, and the load of every pod this
+    /// gateway knows (ready, starting and warm), so scale-down leaves busy pods alone and the
+    /// operator claims the warm pods that serve.
+    /// </summary>
     public List<FunctionDemand> Demand() => _routes.Values
         .Where(r => r.LastRequest is not null)
-        .Select(r => new FunctionDemand
+        .Select(r =>
         {
-            Namespace = r.Key.Namespace!,
-            Name = r.Key.Name,
-            InFlight = r.InFlight,
-            LastRequest = r.LastRequest,
-            Pods = r.Ready.ToDictionary(p => p.Name, p => p.InFlight),
+            // In flight first, then the finish time (stamped before the count drops): a request that
+            // finishes in between counts as in flight or as just finished, never as neither.
+            var inFlight = r.InFlight;
+            var finished = r.LastFinished;
+            return new FunctionDemand
+            {
+                Namespace = r.Key.Namespace!,
+                Name = r.Key.Name,
+                InFlight = inFlight,
+                LastRequest = r.LastRequest,
+                LastFinished = finished,
+                Pods = r.Ready.Concat(r.Starting).Concat(r.Warm).GroupBy(p => p.Name).ToDictionary(g => g.Key, g => g.Max(p => p.InFlight)),
+            };
         })
         .ToList();
 }

@@ -1,3 +1,4 @@
+using System.Net;
 using k8s;
 using k8s.Models;
 using Microsoft.AspNetCore.Builder;
@@ -6,23 +7,62 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.ControllerRuntime;
-using Pilotlight.Operator.Functions;
+using Pilotlight.Http;
 using Prometheus;
+using Yarp.ReverseProxy.Forwarder;
 
 namespace Pilotlight.Gateway;
 
 /// <summary>Builds the gateway: watches functions and their pods, serves invocations, demand and metrics.</summary>
 public static class GatewayApp
 {
-    /// <summary>A gateway listening on <paramref name="urls"/> (e.g. http://127.0.0.1:8080).</summary>
+    /// <summary>
+    /// A gateway listening on <paramref name="urls"/> (e.g. http://127.0.0.1:8080; several separated by ';'), each
+    /// for HTTP/1.1 and h2c.
+    /// </summary>
     public static WebApplication Build(IKubernetes client, string urls, GatewayOptions? options = null, CollectorRegistry? registry = null,
         TimeProvider? time = null, Action<ILoggingBuilder>? logging = null)
     {
         options ??= new GatewayOptions();
         time ??= TimeProvider.System;
         var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls(urls);
+        // Clients may speak HTTP/1.1 or HTTP/2 with prior knowledge (gRPC) on the same cleartext port: Kestrel alone
+        // would speak only HTTP/1.1 there (see CleartextHttp2). The admin port is for the kubelet, HTTP/1.1.
+        var listeners = CleartextHttp2.AddTo(builder.Services);
+        var endpoints = ListenEndpoints(urls);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            foreach (var endpoint in endpoints)
+            {
+                listeners.Listen(kestrel, endpoint);
+            }
+
+            if (options.AdminPort is { } adminPort)
+            {
+                kestrel.Listen(IPAddress.Any, adminPort);
+            }
+        });
+        builder.Services.AddHttpForwarder();
+        TimeProvider drainTime = time;
+        GatewayOptions settings = options;
+        builder.Services.AddSingleton(sp => new GatewayDrain(settings.DrainTimeout, settings.DrainQuietPeriod, drainTime,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger("drain")));
+        if (options.DrainOnSignal)
+        {
+            // Signals drain before the host stops (the console lifetime would stop it at once); what is
+            // left after the drain's bound gets a short grace, within the pod's termination grace period.
+            builder.Services.AddSingleton<IHostLifetime, DrainingLifetime>();
+            builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
+        }
+        else
+        {
+            // Stopped by its owner: it stops listening and finishes what it serves, for up to the drain bound.
+            var bound = options.DrainTimeout;
+            builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = bound);
+        }
+
         builder.Logging.ClearProviders();
         if (logging is not null)
         {
@@ -38,27 +78,84 @@ public static class GatewayApp
         var functions = new Informer<GpuFunction>(ListWatch.ForCustomResource<GpuFunction>(client), time: time, logger: loggers.CreateLogger("informer.gpufunctions"));
         var pods = new Informer<V1Pod>(ListWatch.ForPods(client, $"{FunctionLabels.ManagedBy}={FunctionLabels.ManagedByValue}"),
             time: time, logger: loggers.CreateLogger("informer.pods"));
-        var routes = new FunctionRoutes(pods, options.ShimPort);
+        var routes = new FunctionRoutes(pods, options.ShimPort, time);
         var metrics = new GatewayMetrics(registry);
-        var proxy = new InvocationProxy(functions, routes, client, options, metrics, time, loggers.CreateLogger("gateway"));
+        var proxy = new InvocationProxy(functions, routes, client, options, metrics, time, loggers.CreateLogger("gateway"),
+            app.Services.GetRequiredService<IHttpForwarder>());
+        var invokeKeys = options.Access.InvokeKeysConfigMap is { } keysAt
+            ? new PublishedInvokeKeys(client, keysAt, time, loggers.CreateLogger("invoke-keys")) : null;
+        var access = new InvocationAccess(client, options.Access, loggers.CreateLogger("access"), registry) { Keys = invokeKeys };
+        app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(access.Dispose);
+        var clientLimits = new ClientLimits(options.ClientLimits, time, registry);
+        app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(clientLimits.Dispose);
+        var entry = new InvocationEntry(functions, access, clientLimits, proxy, options);
         var sandboxes = new Informer<Sandbox>(ListWatch.ForCustomResource<Sandbox>(client), time: time, logger: loggers.CreateLogger("informer.sandboxes"));
         var sandboxApi = new SandboxApi(sandboxes, pods, client, options.ShimPort, time, loggers.CreateLogger("sandbox"));
 
+        var drain = app.Services.GetRequiredService<GatewayDrain>();
         var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
         var watching = Task.WhenAll(functions.RunAsync(lifetime.ApplicationStopping), pods.RunAsync(lifetime.ApplicationStopping),
-            sandboxes.RunAsync(lifetime.ApplicationStopping));
+            sandboxes.RunAsync(lifetime.ApplicationStopping), invokeKeys?.RunAsync(lifetime.ApplicationStopping) ?? Task.CompletedTask);
         lifetime.ApplicationStopped.Register(() => watching.Wait(TimeSpan.FromSeconds(5)));
 
+        // Every request but probes, demand reads, metrics and the drain call itself counts for the drain.
+        app.Use(async (context, next) =>
+        {
+            if (context.Request.Path.Value is "/healthz" or "/readyz" or "/metrics" or FunctionDemand.ReportPath or "/wait-for-drain")
+            {
+                await next(context);
+                return;
+            }
+
+            using var tracked = drain.Track();
+            await next(context);
+        });
+        if (options.HostDomain is { Length: > 0 } domain)
+        {
+            // Before every path: under a function's host, all of them are the function's.
+            app.Use(entry.HostRoutes(domain));
+        }
+
         app.MapGet("/healthz", () => "ok");
-        app.MapGet("/readyz", () => functions.HasSynced && pods.HasSynced && sandboxes.HasSynced
-            ? Results.Text("ready")
+        app.MapGet("/readyz", () => drain.Draining ? Results.Text("draining", statusCode: StatusCodes.Status503ServiceUnavailable)
+            : functions.HasSynced && pods.HasSynced && sandboxes.HasSynced ? Results.Text("ready")
             : Results.Text("caches not synced", statusCode: StatusCodes.Status503ServiceUnavailable));
-        app.MapGet("/internal/demand", () => Results.Json(routes.Demand()));
+
+        // The preStop hook: begin draining and answer once the drain is over. Only on the admin port, which
+        // no Service exposes: through the gateway port anyone could take a gateway out of service.
+        app.MapGet("/wait-for-drain", async (HttpContext context) =>
+        {
+            if (settings.AdminPort is not { } admin || context.Connection.LocalPort != admin)
+            {
+                return Results.NotFound();
+            }
+
+            await drain.DrainAsync(context.RequestAborted);
+            return Results.Text("drained");
+        });
+        app.MapGet(FunctionDemand.ReportPath, () => Results.Json(routes.Demand()));
         app.UseMetricServer("/metrics", registry);
         app.Map(SandboxApi.Prefix + "/{ns}/{name}/{**operation}", (HttpContext context, string ns, string name, string? operation) =>
             sandboxApi.HandleAsync(context, ns, name, operation ?? ""));
-        app.Map("/{ns}/{fn}/{**rest}", (HttpContext context, string ns, string fn, string? rest) => proxy.InvokeAsync(context, ns, fn, rest));
-        app.Map("/{ns}/{fn}", (HttpContext context, string ns, string fn) => proxy.InvokeAsync(context, ns, fn, null));
+        // Who may invoke is settled before anything else (a function at zero is not woken for a stranger); see InvocationEntry.
+        app.Map("/{ns}/{fn}/{**rest}", (HttpContext context, string ns, string fn, string? rest) => entry.HandleAsync(context, ns, fn, rest, hostRouted: false));
+        app.Map("/{ns}/{fn}", (HttpContext context, string ns, string fn) => entry.HandleAsync(context, ns, fn, null, hostRouted: false));
         return app;
     }
+
+    /// <summary>The addresses of cleartext URLs: an IP, or localhost (loopback), or *, + or a host name (every address).</summary>
+    internal static IReadOnlyList<IPEndPoint> ListenEndpoints(string urls) =>
+        urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(url =>
+        {
+            var address = BindingAddress.Parse(url);
+            if (!address.Scheme.Equals("http", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new ArgumentException($"the gateway listens on cleartext http only (TLS ends before it): {url}", nameof(urls));
+            }
+
+            var ip = IPAddress.TryParse(address.Host.Trim('[', ']'), out var parsed) ? parsed
+                : address.Host.Equals("localhost", StringComparison.OrdinalIgnoreCase) ? IPAddress.Loopback
+                : IPAddress.Any;
+            return new IPEndPoint(ip, address.Port);
+        }).ToList();
 }

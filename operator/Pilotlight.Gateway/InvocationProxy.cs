@@ -1,72 +1,67 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
+using System.Runtime.ExceptionServices;
 using k8s;
 using k8s.Models;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Pilotlight.Api.Schema;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.ControllerRuntime;
-using Pilotlight.Operator.Scaling;
 using Polly;
 using Polly.Retry;
+using Yarp.ReverseProxy.Forwarder;
 
 namespace Pilotlight.Gateway;
-
-/// <summary>Gateway settings.</summary>
-public sealed record GatewayOptions
-{
-    /// <summary>Requests held per function while it has no ready pod; past this, 503 with Retry-After.</summary>
-    public int QueueLimit { get; init; } = 1000;
-
-    /// <summary>Port of the runtime shim in function pods.</summary>
-    public int ShimPort { get; init; } = 8099;
-
-    /// <summary>Connection attempts to other pods after a pod refused the connection before any byte was sent.</summary>
-    public int ConnectRetries { get; init; } = 2;
-}
 
 /// <summary>
 /// Serves <c>/{namespace}/{function}/{rest}</c>: picks the ready pod with the
 /// fewest requests in flight (below the function's maxConcurrency), holds the
-/// request while the function wakes from zero, forwards it and streams the answer back.
+/// request while the function wakes from zero, forwards it with YARP's forwarder (HTTP/1.1, or h2c when the
+/// client spoke HTTP/2; WebSocket upgrades; streamed answers and trailers) and retries it per spec.retries.
 /// </summary>
 public sealed class InvocationProxy
 {
     /// <summary>The shim's header on a 503 it answered without forwarding (see the runtime shim).</summary>
     public const string RefusedHeader = "X-Pilotlight-Refused";
 
+    /// <summary>Response header: <c>true</c> when the request waited for a new pod (a cold start), else <c>false</c>.</summary>
+    public const string ColdStartHeader = "X-Pilotlight-Cold-Start";
+
+    /// <summary>Response header: <c>cold</c>, <c>warm</c> or <c>ready</c> (see <see cref="StartKind"/>).</summary>
+    public const string StartHeader = "X-Pilotlight-Start";
+
     /// <summary>Response header: milliseconds from the request's arrival to its dispatch to a pod.</summary>
     public const string RoutedAfterHeader = "X-Pilotlight-Routed-After-Ms";
-
-    private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase)
-    {
-        "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Host",
-    };
 
     private readonly Informer<GpuFunction> _functions;
     private readonly FunctionRoutes _routes;
     private readonly IKubernetes _client;
     private readonly HttpMessageInvoker _http;
+    private readonly IHttpForwarder _forwarder;
     private readonly GatewayOptions _options;
     private readonly GatewayMetrics _metrics;
     private readonly TimeProvider _time;
-    private readonly ILogger _logger;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<ObjectKey, DateTimeOffset> _woken = new();
+    private readonly WakeStamps _wakes;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ObjectKey, CachedPipeline> _pipelines = new();
 
-    /// <summary>A proxy over the given caches.</summary>
+    private static readonly ResiliencePropertyKey<Invocation> InvocationKey = new("pilotlight.invocation");
+
+    /// <summary>A proxy over the given caches, forwarding through <paramref name="forwarder"/>.</summary>
     public InvocationProxy(Informer<GpuFunction> functions, FunctionRoutes routes, IKubernetes client, GatewayOptions options,
-        GatewayMetrics metrics, TimeProvider time, ILogger logger)
+        GatewayMetrics metrics, TimeProvider time, ILogger logger, IHttpForwarder forwarder)
     {
+        _forwarder = forwarder;
         _functions = functions;
         _routes = routes;
         _client = client;
         _options = options;
         _metrics = metrics;
         _time = time;
-        _logger = logger;
+        _wakes = new WakeStamps(PatchWakeAsync, time, logger);
+        // The one pooled client of every attempt and probe: a proxy passes cookies, redirects and encodings through untouched.
         _http = new HttpMessageInvoker(new SocketsHttpHandler
         {
             ConnectTimeout = TimeSpan.FromSeconds(2),
@@ -75,11 +70,43 @@ public sealed class InvocationProxy
             UseProxy = false,
             AutomaticDecompression = DecompressionMethods.None,
             PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
+            // gRPC calls to one pod share HTTP/2 connections; past its stream limit a call opens another.
+            EnableMultipleHttp2Connections = true,
+            // The client's trace headers pass as they came; the forwarder's own activity does not add more.
+            ActivityHeadersPropagator = new ReverseProxyPropagator(DistributedContextPropagator.Current),
         });
+        functions.AddHandler(e =>
+        {
+            if (e.Type == k8s.WatchEventType.Deleted)
+            {
+                // Per-function state lives as long as the function: a deleted one leaves nothing behind.
+                var key = ObjectKey.Of(e.Object);
+                _pipelines.TryRemove(key, out _);
+                _wakes.Forget(key);
+            }
+        });
+        routes.WarmServed += route =>
+        {
+            // A request left a standby pod the operator has not claimed yet: stamp the wake now, after the
+            // request was served, so the claim and the pool's refill start without waiting for a demand poll.
+            if (_functions.Get(route.Key) is { } served)
+            {
+                _wakes.Wake(served, () => route.InFlight);
+            }
+        };
+        routes.PodsChanged += route =>
+        {
+            // Pods came or went while requests wait at zero: stamp again (as spacing allows) and ask starting pods.
+            if (route.Held > 0 && route.Ready.Count == 0 && _functions.Get(route.Key) is { } waking)
+            {
+                Wake(waking, route);
+                Probe(route);
+            }
+        };
     }
 
-    /// <summary>Handles one invocation.</summary>
-    public async Task InvokeAsync(HttpContext context, string ns, string name, string? rest)
+    /// <summary>Handles one invocation; <paramref name="hostRouted"/>: routed by host, so the pod gets the whole path.</summary>
+    public async Task InvokeAsync(HttpContext context, string ns, string name, string? rest, bool hostRouted = false)
     {
         var started = _time.GetTimestamp();
         var key = new ObjectKey(ns, name);
@@ -93,7 +120,7 @@ public sealed class InvocationProxy
         route.Arrived(_time.GetUtcNow());
         try
         {
-            await ServeAsync(context, function, route, rest).ConfigureAwait(false);
+            await ServeAsync(context, function, route, rest, hostRouted).ConfigureAwait(false);
         }
         finally
         {
@@ -103,78 +130,39 @@ public sealed class InvocationProxy
         }
     }
 
-    private async Task ServeAsync(HttpContext context, GpuFunction function, FunctionRoute route, string? rest)
+    private async Task ServeAsync(HttpContext context, GpuFunction function, FunctionRoute route, string? rest, bool hostRouted)
     {
-        var arrived = _time.GetTimestamp();
-        double? routedAfterMs = null;
         var spec = function.Spec;
-        var maxConcurrency = Math.Max(1, spec.Scaling.MaxConcurrency);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        timeout.CancelAfter(DurationString.Parse(spec.Timeout));
-
-        var cold = route.Ready.Count == 0;
-        if (cold)
+        var arrived = _time.GetUtcNow();
+        var arrivedTimestamp = _time.GetTimestamp();
+        var servingAtArrival = route.Ready;
+        if (servingAtArrival.Count == 0)
         {
-            Wake(function);
+            Wake(function, route);
         }
 
-        // Bodies are buffered (to disk past 64 KiB) so a refused connection can be retried on another pod.
-        context.Request.EnableBuffering();
-        var tried = new HashSet<string>();
-        PodEndpoint? pod = null;
-        var pipeline = new ResiliencePipelineBuilder<HttpResponseMessage>()
-            .AddRetry(new RetryStrategyOptions<HttpResponseMessage>
-            {
-                MaxRetryAttempts = _options.ConnectRetries,
-                Delay = TimeSpan.Zero,
-                // A refused connection, or a pod whose shim refused the request
-                // unprocessed (draining, busy), is retried on another pod.
-                ShouldHandle = args => ValueTask.FromResult(
-                    args.Outcome.Exception is HttpRequestException { InnerException: SocketException }
-                    || args.Outcome.Result is { StatusCode: HttpStatusCode.ServiceUnavailable } refused && refused.Headers.Contains(RefusedHeader)),
-                OnRetry = args =>
-                {
-                    if (args.Outcome.Result is { } refused)
-                    {
-                        refused.Dispose();
-                        if (pod is not null)
-                        {
-                            route.Release(pod);
-                            pod = null;
-                        }
-                    }
-
-                    _metrics.Retries.WithLabels(route.Key.Namespace ?? "", route.Key.Name).Inc();
-                    context.Request.Body.Position = 0;
-                    return ValueTask.CompletedTask;
-                },
-            })
-            .Build();
-
-        HttpResponseMessage response;
+        RequestBody body;
         try
         {
-            response = await pipeline.ExecuteAsync(async ct =>
-            {
-                pod = await AcquireAsync(function, route, maxConcurrency, tried, cold, ct).ConfigureAwait(false);
-                if (pod is null)
-                {
-                    throw new HeldTooLongException();
-                }
+            body = await RequestBody.ReadAsync(context.Request, _options.ReplayLimit, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is EndOfStreamException or BadHttpRequestException or IOException or OperationCanceledException)
+        {
+            // The client's body ended before its Content-Length, or the client went away.
+            await WriteAsync(context, StatusCodes.Status400BadRequest, "the request body ended before its Content-Length").ConfigureAwait(false);
+            return;
+        }
 
-                tried.Add(pod.Name);
-                routedAfterMs ??= _time.GetElapsedTime(arrived).TotalMilliseconds;
-                try
-                {
-                    return await _http.SendAsync(BuildRequest(context, pod, rest), ct).ConfigureAwait(false);
-                }
-                catch
-                {
-                    route.Release(pod);
-                    pod = null;
-                    throw;
-                }
-            }, timeout.Token).ConfigureAwait(false);
+        var invocation = new Invocation(context, function, route, rest, hostRouted, body, arrived, arrivedTimestamp, servingAtArrival, _options.ConnectRetries);
+
+        var resilience = ResilienceContextPool.Shared.Get(context.RequestAborted);
+        resilience.Properties.Set(InvocationKey, invocation);
+        Attempt attempt;
+        try
+        {
+            attempt = await PipelineFor(function).ExecuteAsync(
+                static (ctx, self) => self.SendOnceAsync(ctx.Properties.GetValue(InvocationKey, null!), ctx.CancellationToken), resilience, this)
+                .ConfigureAwait(false);
         }
         catch (QueueFullException)
         {
@@ -184,103 +172,285 @@ public sealed class InvocationProxy
         }
         catch (HeldTooLongException)
         {
-            await WriteAsync(context, StatusCodes.Status504GatewayTimeout, $"no ready pod for {route.Key} within startupTimeout {spec.StartupTimeout}").ConfigureAwait(false);
+            await WriteAsync(context, StatusCodes.Status504GatewayTimeout,
+                $"no ready pod for {route.Key} within startupTimeout {spec.StartupTimeout} (the bound on holding a request while the function wakes)").ConfigureAwait(false);
             return;
         }
-        catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+        catch (AttemptTimedOutException)
         {
-            await WriteAsync(context, StatusCodes.Status504GatewayTimeout, $"{route.Key} did not answer within its timeout {spec.Timeout}").ConfigureAwait(false);
+            await WriteAsync(context, StatusCodes.Status504GatewayTimeout,
+                $"{route.Key} did not answer within its timeout {spec.Timeout} (the bound on each attempt, from its dispatch to a pod)").ConfigureAwait(false);
+            return;
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; there is no one to answer.
             return;
         }
         catch (HttpRequestException ex)
         {
+            CountGiveUp(invocation, AttemptOutcome.Classify(ex, null));
             await WriteAsync(context, StatusCodes.Status502BadGateway, $"{route.Key}: {ex.Message}").ConfigureAwait(false);
             return;
         }
-
-        try
-        {
-            using (response)
-            {
-                context.Response.StatusCode = (int)response.StatusCode;
-                foreach (var header in response.Headers.Concat(response.Content.Headers))
-                {
-                    if (!HopByHop.Contains(header.Key))
-                    {
-                        context.Response.Headers[header.Key] = header.Value.ToArray();
-                    }
-                }
-
-                context.Response.Headers["X-Pilotlight-Cold-Start"] = cold ? "true" : "false";
-                // How long the request was held before the gateway sent it to a pod (the wake-up, on a cold start).
-                context.Response.Headers[RoutedAfterHeader] = (routedAfterMs ?? 0).ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
-                await response.Content.CopyToAsync(context.Response.Body, timeout.Token).ConfigureAwait(false);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            context.Abort();
-        }
         finally
         {
-            if (pod is not null)
+            ResilienceContextPool.Shared.Return(resilience);
+        }
+
+        using (attempt)
+        {
+            // The answer went to the client as the forwarder copied it (start headers included), unless it was
+            // held back for a retry that could not happen after all (the body was read on the way out).
+            CountGiveUp(invocation, attempt.Failure);
+            var start = invocation.Start ?? StartKind.Ready;
+            _metrics.Starts.WithLabels(route.Key.Namespace ?? "", route.Key.Name, start.Value()).Inc();
+            if (!context.Response.HasStarted && RequestBodyLimit.Exceeded(context))
             {
-                route.Release(pod);
+                // A body of no declared length grew past the limit while it streamed (the forwarder answered 400).
+                await RequestBodyLimit.RefuseAsync(context, _options.MaxRequestBodySize).ConfigureAwait(false);
+            }
+            else if (attempt.Declined)
+            {
+                await WriteAsync(context, StatusCodes.Status502BadGateway,
+                    $"{route.Key}: {attempt.Pod.Name} answered {attempt.Status} and the request could not be sent again (its body was streamed)").ConfigureAwait(false);
             }
         }
     }
 
-    /// <summary>Waits for a pod with room; null when the function's startupTimeout passes first.</summary>
-    private async Task<PodEndpoint?> AcquireAsync(GpuFunction function, FunctionRoute route, int maxConcurrency, IReadOnlySet<string> tried,
-        bool cold, CancellationToken ct)
+    /// <summary>Adds the start headers to the response the forwarder is about to copy.</summary>
+    private static void Stamp(HttpResponse response, Invocation invocation)
     {
-        if (route.TryAcquire(maxConcurrency, tried, out var changed) is { } now)
+        var start = invocation.Start ?? StartKind.Ready;
+        response.Headers[ColdStartHeader] = start == StartKind.Cold ? "true" : "false";
+        response.Headers[StartHeader] = start.Value();
+        // How long the request was held before the gateway first sent it to a pod (the wake-up, on a cold start).
+        response.Headers[RoutedAfterHeader] = (invocation.RoutedAfterMs ?? 0).ToString("F1", CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// The seam around forwarding: acquires a pod (holding the request while none has room, up to
+    /// startupTimeout) and forwards the request once. An answer is copied to the client as it streams (a WebSocket
+    /// until it closes) unless it is a failure about to be retried; either way the attempt returns when it is over.
+    /// The attempt's <c>timeout</c> starts at dispatch and bounds all of it. Retries wrap this; they never reach inside it.
+    /// </summary>
+    private async ValueTask<Attempt> SendOnceAsync(Invocation invocation, CancellationToken ct)
+    {
+        var (pod, held) = await AcquireAsync(invocation, ct).ConfigureAwait(false);
+        if (pod is null)
         {
-            return now;
+            throw new HeldTooLongException();
         }
 
-        if (!route.TryHold(_options.QueueLimit))
+        invocation.Dispatched(pod, held, _time.GetElapsedTime(invocation.ArrivedTimestamp).TotalMilliseconds);
+        var context = invocation.Context;
+        var limit = DurationString.Parse(invocation.Function.Spec.Timeout);
+        using var timeout = new CancellationTokenSource(limit, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
+        var transformer = new InvocationTransformer(invocation.Prefix, invocation.WillRetry, response => Stamp(response, invocation),
+            invocation.Function.Spec.PassCallerCredentials);
+        ForwarderError error;
+        try
+        {
+            // A failed attempt before this one left its status and error on the response; none of it went out.
+            context.Response.StatusCode = StatusCodes.Status200OK;
+            context.Features.Set<IForwarderErrorFeature>(null);
+            invocation.Body.Attach(context.Request);
+            error = await _forwarder.SendAsync(context, pod.Uri.GetLeftPart(UriPartial.Authority), _http, invocation.Config(limit), transformer, linked.Token)
+                .ConfigureAwait(false);
+        }
+        catch
+        {
+            invocation.Route.Release(pod);
+            throw;
+        }
+
+        if (transformer.Declined || error == ForwarderError.None || context.Response.HasStarted
+            || error is ForwarderError.RequestBodyClient or ForwarderError.RequestBodyCanceled && !timeout.IsCancellationRequested)
+        {
+            // An answer, copied or held back for a retry; or one cut short once its headers were out (the forwarder
+            // reset the client's stream); or a client whose body broke (the forwarder answered 400).
+            invocation.Failed(pod, transformer.Failure);
+            return new Attempt(invocation.Route, pod, transformer.Failure, transformer.Declined, transformer.Status);
+        }
+
+        invocation.Route.Release(pod);
+        if (timeout.IsCancellationRequested && !ct.IsCancellationRequested)
+        {
+            throw new AttemptTimedOutException();
+        }
+
+        ct.ThrowIfCancellationRequested();
+        var cause = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+        if (error == ForwarderError.RequestTimedOut)
+        {
+            // SocketsHttpHandler's ConnectTimeout (the forwarder's own activity timeout is longer than the attempt's): the pod was never reached.
+            invocation.Failed(pod, AttemptFailure.Refused);
+            throw new HttpRequestException(HttpRequestError.ConnectionError, $"connecting to {pod.Name} timed out", cause);
+        }
+
+        var failed = cause as HttpRequestException ?? new HttpRequestException(HttpRequestError.Unknown, $"{pod.Name}: {error}", cause);
+        invocation.Failed(pod, AttemptOutcome.Classify(failed, null));
+        ExceptionDispatchInfo.Throw(failed);
+        throw failed; // Unreachable; the compiler does not know Throw never returns.
+    }
+
+    /// <summary>
+    /// The retry pipeline of a function, built once per spec (cached by generation): <c>spec.retries</c> with
+    /// its back-off around the always-on immediate retry of refused attempts.
+    /// </summary>
+    private ResiliencePipeline<Attempt> PipelineFor(GpuFunction function)
+    {
+        var key = ObjectKey.Of(function);
+        var generation = function.Metadata.Generation ?? 0;
+        var policy = function.Spec.Retries;
+        if (_pipelines.TryGetValue(key, out var cached) && cached.Generation == generation && cached.Policy == policy)
+        {
+            return cached.Pipeline;
+        }
+
+        var builder = new ResiliencePipelineBuilder<Attempt> { TimeProvider = _time };
+        if (policy is { MaxRetries: > 0 })
+        {
+            builder.AddRetry(new RetryStrategyOptions<Attempt>
+            {
+                Name = "spec.retries",
+                MaxRetryAttempts = policy.MaxRetries,
+                DelayGenerator = args => ValueTask.FromResult<TimeSpan?>(AttemptOutcome.Delay(policy, args.AttemptNumber)),
+                ShouldHandle = args => ValueTask.FromResult(Failure(args.Outcome) is AttemptFailure.Refused or AttemptFailure.Connection or AttemptFailure.ServerError
+                    && Retryable(args.Context, args.Outcome)),
+                OnRetry = args =>
+                {
+                    Of(args.Context).RetriedBySpec();
+                    return OnRetryAsync(args.Context, args.Outcome);
+                },
+            });
+        }
+
+        if (_options.ConnectRetries > 0)
+        {
+            builder.AddRetry(new RetryStrategyOptions<Attempt>
+            {
+                Name = "refused",
+                MaxRetryAttempts = _options.ConnectRetries,
+                Delay = TimeSpan.Zero,
+                BackoffType = DelayBackoffType.Constant,
+                ShouldHandle = args => ValueTask.FromResult(Failure(args.Outcome) == AttemptFailure.Refused && Retryable(args.Context, args.Outcome)),
+                OnRetry = args =>
+                {
+                    Of(args.Context).RetriedRefused();
+                    return OnRetryAsync(args.Context, args.Outcome);
+                },
+            });
+        }
+
+        var pipeline = builder.Build();
+        _pipelines[key] = new CachedPipeline(generation, policy, pipeline);
+        return pipeline;
+    }
+
+    private static Invocation Of(ResilienceContext context) => context.Properties.GetValue(InvocationKey, null!);
+
+    /// <summary>
+    /// An answer is retried only when the transformer held it back (it asked <see cref="Invocation.WillRetry"/>,
+    /// which counts as these strategies do); a failure with no answer, while the body can be sent again.
+    /// </summary>
+    private static bool Retryable(ResilienceContext context, Outcome<Attempt> outcome) =>
+        Of(context).Body.CanResend && (outcome.Result is not { } attempt || attempt.Declined);
+
+    private static AttemptFailure Failure(Outcome<Attempt> outcome) =>
+        outcome.Exception is { } ex ? AttemptOutcome.Classify(ex, null) : outcome.Result?.Failure ?? AttemptFailure.None;
+
+    private ValueTask OnRetryAsync(ResilienceContext context, Outcome<Attempt> outcome)
+    {
+        // Frees the failed pod's slot before the back-off.
+        outcome.Result?.Dispose();
+        var invocation = Of(context);
+        _metrics.Retries.WithLabels(invocation.Route.Key.Namespace ?? "", invocation.Route.Key.Name, AttemptOutcome.Label(Failure(outcome))).Inc();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Counts a failure answered as it is although the function asked for retries, by why.</summary>
+    private void CountGiveUp(Invocation invocation, AttemptFailure failure)
+    {
+        if (invocation.Function.Spec.Retries is not { MaxRetries: > 0 } || failure == AttemptFailure.None)
+        {
+            return;
+        }
+
+        var reason = failure == AttemptFailure.ServerErrorNoRetry ? "no_retry_header"
+            : !invocation.Body.CanResend ? "body_not_replayable"
+            : "exhausted";
+        _metrics.RetriesGivenUp.WithLabels(invocation.Route.Key.Namespace ?? "", invocation.Route.Key.Name, reason).Inc();
+    }
+
+    /// <summary>
+    /// Waits for a pod with room, preferring pods this request has not failed on; the pod is null when the
+    /// function's startupTimeout passes first. When no serving pod has room, a ready warm pod of the function
+    /// takes the request at once, from the gateway's cache alone (see <see cref="FunctionRoute"/>): the operator
+    /// claims it after, never before, routing. <c>held</c> says whether the request had to wait, or went to a
+    /// standby: either way its pod may not have been serving when it arrived, which is what the start header
+    /// tells apart. Held requests are handed pods in arrival order by the route (see <see cref="FunctionRoute.TryHold"/>).
+    /// </summary>
+    private async Task<(PodEndpoint? Pod, bool Held)> AcquireAsync(Invocation invocation, CancellationToken ct)
+    {
+        var route = invocation.Route;
+        var function = invocation.Function;
+        var maxConcurrency = Math.Max(1, function.Spec.Scaling.MaxConcurrency);
+        var labels = (route.Key.Namespace ?? "", route.Key.Name);
+        var owner = _options.WarmRouting ? function.Metadata.Uid : null;
+        if (route.TryAcquire(maxConcurrency, invocation.Excluded, owner) is { } now)
+        {
+            if (now.Warm)
+            {
+                _metrics.WarmRoutes.WithLabels(labels.Item1, labels.Item2).Inc();
+            }
+
+            return (now, now.Warm);
+        }
+
+        if (route.TryHold(_options.QueueLimit, maxConcurrency, invocation.Excluded, invocation.ArrivedTimestamp, owner) is not { } held)
         {
             throw new QueueFullException();
         }
 
-        Probe(route);
-
-        var labels = (route.Key.Namespace ?? "", route.Key.Name);
         _metrics.Held.WithLabels(labels.Item1, labels.Item2).Inc();
         var waited = _time.GetTimestamp();
         try
         {
-            using var startup = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            startup.CancelAfter(DurationString.Parse(function.Spec.StartupTimeout));
-            while (true)
+            if (route.Ready.Count == 0)
+            {
+                Wake(function, route);
+            }
+
+            Probe(route);
+
+            // startupTimeout alone bounds the hold: the attempt's timeout starts only at dispatch.
+            using var startup = new CancellationTokenSource(DurationString.Parse(function.Spec.StartupTimeout), _time);
+            using var holding = CancellationTokenSource.CreateLinkedTokenSource(ct, startup.Token);
+            using (holding.Token.Register(static h => ((FunctionRoute.HeldRequest)h!).Cancel(), held))
             {
                 try
                 {
-                    await changed.WaitAsync(startup.Token).ConfigureAwait(false);
+                    // Handed over by the route, slot taken; a pod handed over just as the hold ends is still used.
+                    var pod = await held.Pod.ConfigureAwait(false);
+                    if (pod.Warm)
+                    {
+                        _metrics.WarmRoutes.WithLabels(labels.Item1, labels.Item2).Inc();
+                    }
+
+                    return (pod, true);
                 }
                 catch (OperationCanceledException) when (!ct.IsCancellationRequested)
                 {
-                    return null;
-                }
-
-                if (route.TryAcquire(maxConcurrency, tried, out changed) is { } pod)
-                {
-                    return pod;
-                }
-
-                if (route.Ready.Count == 0)
-                {
-                    Wake(function);
-                    Probe(route);
+                    return (null, true);
                 }
             }
         }
         finally
         {
-            route.Unhold();
             _metrics.Held.WithLabels(labels.Item1, labels.Item2).Dec();
-            if (cold)
+            if (invocation.Cold)
             {
                 _metrics.ColdStartWait.WithLabels(labels.Item1, labels.Item2).Observe(_time.GetElapsedTime(waited).TotalSeconds);
             }
@@ -332,60 +502,31 @@ public sealed class InvocationProxy
     }
 
     /// <summary>
-    /// Tells the autoscaler at once that a request waits for a function with
-    /// no ready pod, by stamping the wake annotation (at most once a second per function).
+    /// Tells the autoscaler at once that requests wait for a function with no ready pod, and how many (those
+    /// in flight here: with no ready pod, each is held or about to be), through the wake annotations;
+    /// <see cref="WakeStamps"/> says when a stamp goes out. Not while a warm pod of the function has room: the
+    /// request goes there with no API write on its way, and the stamp follows once it was served
+    /// (<see cref="FunctionRoutes.WarmServed"/>).
     /// </summary>
-    private void Wake(GpuFunction function)
+    private void Wake(GpuFunction function, FunctionRoute route)
     {
-        var key = ObjectKey.Of(function);
-        var now = _time.GetUtcNow();
-        if (_woken.TryGetValue(key, out var last) && now - last < TimeSpan.FromSeconds(1))
+        if (_options.WarmRouting && route.WouldRouteWarm(function.Spec.Scaling.MaxConcurrency, function.Metadata.Uid))
         {
             return;
         }
 
-        _woken[key] = now;
-        var stamp = now.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
-        var patch = new V1Patch($"{{\"metadata\":{{\"annotations\":{{\"{Autoscaler.WakeAnnotation}\":\"{stamp}\"}}}}}}", V1Patch.PatchType.MergePatch);
-        _ = Task.Run(async () =>
-        {
-            try
-            {
-                await _client.CustomObjects.PatchNamespacedCustomObjectAsync(patch, Group.Name, Group.Version,
-                    key.Namespace, "gpufunctions", key.Name).ConfigureAwait(false);
-            }
-            catch (Exception ex)
-            {
-                _logger.LogWarning("Could not wake {Function}: {Error}", key, ex.Message);
-            }
-        });
+        _wakes.Wake(function, () => route.InFlight);
     }
 
-    private static HttpRequestMessage BuildRequest(HttpContext context, PodEndpoint pod, string? rest)
+    private Task PatchWakeAsync(ObjectKey key, DateTimeOffset at, int waiting)
     {
-        var request = context.Request;
-        var target = new UriBuilder(pod.Uri) { Path = "/" + (rest ?? ""), Query = request.QueryString.HasValue ? request.QueryString.Value![1..] : "" }.Uri;
-        var message = new HttpRequestMessage(new HttpMethod(request.Method), target) { Version = HttpVersion.Version11 };
-        if (request.ContentLength > 0 || request.Headers.TransferEncoding.Count > 0)
+        var annotations = new Dictionary<string, string>
         {
-            message.Content = new StreamContent(request.Body);
-        }
-
-        foreach (var header in request.Headers)
-        {
-            if (HopByHop.Contains(header.Key))
-            {
-                continue;
-            }
-
-            if (!message.Headers.TryAddWithoutValidation(header.Key, header.Value.ToArray()))
-            {
-                message.Content?.Headers.TryAddWithoutValidation(header.Key, header.Value.ToArray());
-            }
-        }
-
-        message.Headers.TryAddWithoutValidation("X-Forwarded-Host", request.Host.Value);
-        return message;
+            [WakeRequest.RequestedAnnotation] = at.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
+            [WakeRequest.HeldAnnotation] = waiting.ToString(CultureInfo.InvariantCulture),
+        };
+        var patch = new V1Patch(KubernetesJson.Serialize(new { metadata = new { annotations } }), V1Patch.PatchType.MergePatch);
+        return _client.CustomObjects.PatchNamespacedCustomObjectAsync(patch, Group.Name, Group.Version, key.Namespace, "gpufunctions", key.Name);
     }
 
     private static async Task WriteAsync(HttpContext context, int status, string message)
@@ -401,4 +542,112 @@ public sealed class InvocationProxy
     private sealed class QueueFullException : Exception;
 
     private sealed class HeldTooLongException : Exception;
+
+    private sealed class AttemptTimedOutException : Exception;
+
+    private sealed record CachedPipeline(long Generation, RetryPolicy? Policy, ResiliencePipeline<Attempt> Pipeline);
+
+    /// <summary>One request on its way through the gateway: what retries and the start header need to know.</summary>
+    private sealed class Invocation(HttpContext context, GpuFunction function, FunctionRoute route, string? rest, bool hostRouted, RequestBody body,
+        DateTimeOffset arrived, long arrivedTimestamp, IReadOnlyList<PodEndpoint> servingAtArrival, int connectRetries)
+    {
+        private static readonly TimeSpan IdleMargin = TimeSpan.FromSeconds(30);
+
+        private readonly HashSet<string> _refused = [];
+        private readonly HashSet<string> _failed = [];
+        private string? _lastFailed;
+        private bool _held;
+        private int _specRetries;
+        private int _refusedRetries;
+
+        public HttpContext Context { get; } = context;
+
+        public GpuFunction Function { get; } = function;
+
+        public FunctionRoute Route { get; } = route;
+
+        public string? Rest { get; } = rest;
+
+        public RequestBody Body { get; } = body;
+
+        public long ArrivedTimestamp { get; } = arrivedTimestamp;
+
+        /// <summary>No pod served the function when the request arrived: it wakes the function.</summary>
+        public bool Cold { get; } = servingAtArrival.Count == 0;
+
+        public double? RoutedAfterMs { get; private set; }
+
+        /// <summary>How the pod of the latest attempt came to serve it.</summary>
+        public StartKind? Start { get; private set; }
+
+        public void Dispatched(PodEndpoint pod, bool held, double afterMs)
+        {
+            RoutedAfterMs ??= afterMs;
+            _held |= held;
+            var serving = !_held || servingAtArrival.Any(p => p.Name == pod.Name);
+            Start = StartKinds.Classify(serving, arrived, pod.Created, pod.ReadySince);
+        }
+
+        public void Failed(PodEndpoint pod, AttemptFailure failure)
+        {
+            switch (failure)
+            {
+                case AttemptFailure.None:
+                    return;
+                case AttemptFailure.Refused:
+                    _refused.Add(pod.Name);
+                    return;
+                default:
+                    _failed.Add(pod.Name);
+                    _lastFailed = pod.Name;
+                    return;
+            }
+        }
+
+        /// <summary>The path prefix the pod does not see, <c>/{namespace}/{function}</c>; none when routed by host.</summary>
+        public PathString Prefix { get; } = hostRouted ? PathString.Empty : new($"/{route.Key.Namespace}/{route.Key.Name}");
+
+        /// <summary>
+        /// Whether the retry pipeline will retry an attempt that failed so: the inner strategy retries a refusal
+        /// up to the gateway's connect retries (counted afresh for each outer attempt), the outer one any
+        /// retryable failure up to spec.retries; neither once the body cannot be sent again.
+        /// </summary>
+        public bool WillRetry(AttemptFailure failure)
+        {
+            if (!Body.CanResend)
+            {
+                return false;
+            }
+
+            var specLeft = Function.Spec.Retries is { MaxRetries: > 0 } policy && _specRetries < policy.MaxRetries;
+            return failure switch
+            {
+                AttemptFailure.Refused => _refusedRetries < connectRetries || specLeft,
+                AttemptFailure.Connection or AttemptFailure.ServerError => specLeft,
+                _ => false,
+            };
+        }
+
+        /// <summary>spec.retries sent the request again; the inner strategy starts counting afresh.</summary>
+        public void RetriedBySpec()
+        {
+            _specRetries++;
+            _refusedRetries = 0;
+        }
+
+        /// <summary>The inner strategy sent a refused request again.</summary>
+        public void RetriedRefused() => _refusedRetries++;
+
+        /// <summary>
+        /// How the forwarder talks to the pod: HTTP/2 with prior knowledge when the client spoke HTTP/2 (gRPC needs
+        /// it end to end; the shim accepts h2c on its port), else HTTP/1.1 (WebSocket upgrades need it). The
+        /// forwarder's idle timeout stays past the attempt's own, which is what bounds an attempt.
+        /// </summary>
+        public ForwarderRequestConfig Config(TimeSpan attemptTimeout) => HttpProtocol.IsHttp2(Context.Request.Protocol)
+            ? new ForwarderRequestConfig { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact, ActivityTimeout = attemptTimeout + IdleMargin }
+            : new ForwarderRequestConfig { Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower, ActivityTimeout = attemptTimeout + IdleMargin };
+
+        /// <summary>Pods not to try next (see <see cref="AttemptOutcome.Excluded"/>).</summary>
+        public IReadOnlySet<string> Excluded(IReadOnlyList<PodEndpoint> ready) => AttemptOutcome.Excluded(_refused, _failed, _lastFailed, ready);
+    }
 }

@@ -5,11 +5,11 @@ using k8s;
 using k8s.Autorest;
 using k8s.Models;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Logging;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.ControllerRuntime;
-using Pilotlight.Operator.Functions;
-using Pilotlight.Operator.Sandboxes;
 
 namespace Pilotlight.Gateway;
 
@@ -37,7 +37,8 @@ public sealed class SandboxApi
     private readonly int _agentPort;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<string, (DateTimeOffset At, bool Allowed, string Detail)> _reviews = new();
+    // Bounded: one entry per token, operation and sandbox, so random tokens cannot grow it without end.
+    private readonly MemoryCache _reviews = new(new MemoryCacheOptions { SizeLimit = 10_000 });
     private readonly ConcurrentDictionary<ObjectKey, DateTimeOffset> _activityWritten = new();
 
     /// <summary>The API over the given caches.</summary>
@@ -107,14 +108,16 @@ public sealed class SandboxApi
 
         if (operation == "terminate")
         {
-            await AnnotateAsync(sandbox, SandboxReconciler.TerminateAnnotation, _time.GetUtcNow().UtcDateTime.ToString("O"), ct).ConfigureAwait(false);
+            await AnnotateAsync(sandbox, SandboxAnnotations.TerminateRequested, _time.GetUtcNow().UtcDateTime.ToString("O"), ct).ConfigureAwait(false);
             context.Response.StatusCode = StatusCodes.Status202Accepted;
             return;
         }
 
         var pod = sandbox.Status?.PodName is { } podName ? _pods.Get(new ObjectKey(ns, podName)) : null;
-        if (pod?.Status?.PodIP is not { Length: > 0 } ip || !FunctionStatusBuilder.IsReady(pod)
-            || pod.Metadata.Labels?.TryGetValue(SandboxPods.SandboxLabel, out var owner) != true || owner != name)
+        if (pod?.Status?.PodIP is not { Length: > 0 } ip || !PodReadiness.IsReady(pod)
+            || pod.Metadata.Labels?.TryGetValue(SandboxAnnotations.SandboxLabel, out var owner) != true || owner != name
+            // The label says which sandbox; only the controller reference to this Sandbox's UID says the pod is really its own.
+            || pod.Metadata.OwnerReferences?.Any(o => o.Controller == true && o.Kind == Sandbox.KindName && o.Uid == sandbox.Metadata.Uid) != true)
         {
             context.Response.Headers.RetryAfter = "1";
             await ProblemAsync(context, StatusCodes.Status409Conflict, $"sandbox {ns}/{name} is not ready yet").ConfigureAwait(false);
@@ -138,7 +141,7 @@ public sealed class SandboxApi
         // Cached by a hash: the token itself is never kept, logged or echoed.
         var cacheKey = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{token}\n{ns}\n{name}\n{permission.Verb}\n{permission.Subresource}")));
         var now = _time.GetUtcNow();
-        if (_reviews.TryGetValue(cacheKey, out var cached) && now - cached.At < ReviewCacheFor)
+        if (_reviews.TryGetValue(cacheKey, out (DateTimeOffset At, bool Allowed, string Detail) cached) && now - cached.At < ReviewCacheFor)
         {
             return cached.Allowed ? (true, 200, "") : (false, cached.Detail.StartsWith("401", StringComparison.Ordinal) ? 401 : 403, cached.Detail[4..]);
         }
@@ -149,37 +152,27 @@ public sealed class SandboxApi
                 .ConfigureAwait(false);
             if (review.Status?.Authenticated != true || review.Status.User is not { } user)
             {
-                _reviews[cacheKey] = (now, false, "401 the bearer token was not accepted");
+                Remember(cacheKey, (now, false, "401 the bearer token was not accepted"));
                 return (false, 401, "the bearer token was not accepted");
             }
 
-            var access = await _client.AuthorizationV1.CreateSubjectAccessReviewAsync(new V1SubjectAccessReview
+            var allowed = await AccessReviews.AllowsAsync(_client, user, new V1ResourceAttributes
             {
-                Spec = new V1SubjectAccessReviewSpec
-                {
-                    User = user.Username,
-                    Groups = user.Groups,
-                    Uid = user.Uid,
-                    Extra = user.Extra?.ToDictionary(kv => kv.Key, kv => (IList<string>)kv.Value.ToList()),
-                    ResourceAttributes = new V1ResourceAttributes
-                    {
-                        Group = Group.Name,
-                        Resource = "sandboxes",
-                        Subresource = permission.Subresource,
-                        Verb = permission.Verb,
-                        NamespaceProperty = ns,
-                        Name = name,
-                    },
-                },
-            }, cancellationToken: ct).ConfigureAwait(false);
-            if (access.Status?.Allowed != true)
+                Group = Group.Name,
+                Resource = "sandboxes",
+                Subresource = permission.Subresource,
+                Verb = permission.Verb,
+                NamespaceProperty = ns,
+                Name = name,
+            }, ct).ConfigureAwait(false);
+            if (!allowed)
             {
                 var detail = $"{user.Username} may not {permission.Verb} sandboxes/{permission.Subresource} of {ns}/{name}";
-                _reviews[cacheKey] = (now, false, "403 " + detail);
+                Remember(cacheKey, (now, false, "403 " + detail));
                 return (false, 403, detail);
             }
 
-            _reviews[cacheKey] = (now, true, "");
+            Remember(cacheKey, (now, true, ""));
             return (true, 200, "");
         }
         catch (HttpOperationException e)
@@ -188,6 +181,9 @@ public sealed class SandboxApi
             return (false, 503, "authorisation could not be checked; try again");
         }
     }
+
+    private void Remember(string key, (DateTimeOffset At, bool Allowed, string Detail) decision) =>
+        _reviews.Set(key, decision, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = ReviewCacheFor });
 
     /// <summary>
     /// The largest request body the gateway passes to an agent: the agent's default file cap (64 MiB) plus room for
@@ -273,7 +269,7 @@ public sealed class SandboxApi
         _activityWritten[key] = now;
         try
         {
-            await AnnotateAsync(sandbox, SandboxReconciler.LastActivityAnnotation, now.UtcDateTime.ToString("O"), CancellationToken.None).ConfigureAwait(false);
+            await AnnotateAsync(sandbox, SandboxAnnotations.LastActivity, now.UtcDateTime.ToString("O"), CancellationToken.None).ConfigureAwait(false);
         }
         catch (HttpOperationException e)
         {

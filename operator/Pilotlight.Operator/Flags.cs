@@ -4,8 +4,11 @@ namespace Pilotlight.Operator;
 internal sealed class Flags
 {
     private static readonly HashSet<string> Switches = ["leader-elect"];
-    private static readonly HashSet<string> Valued = ["kubeconfig", "gpu-catalog", "shim-image", "endpoint-base", "namespace", "lease-namespace", "metrics-port", "gateways", "usage-journal", "meter-image",
-        "sandbox-runtime-classes", "sandbox-default-runtime-class", "sandbox-max-timeout", "sandbox-metrics-namespace"];
+    private static readonly HashSet<string> Valued = ["kubeconfig", "gpu-catalog", "shim-image", "endpoint-base", "namespace", "lease-namespace", "metrics-port", "gateways", "gateway-service", "schedule-gateway", "usage-journal", "meter-image",
+        "sandbox-runtime-classes", "sandbox-default-runtime-class", "sandbox-max-timeout", "sandbox-metrics-namespace", "sandbox-egress-deny", "sandbox-egress-allowed", "sandbox-max-workspace",
+        "stable-window", "panic-window", "autoscaler-tick",
+        "webhook-port", "webhook-secret", "webhook-hosts", "webhook-configuration", "allowed-volume-types", "allowed-service-accounts", "function-pod-security", "gateway-token-file",
+        "invoke-keys-configmap"];
     private readonly Dictionary<string, string> _values = [];
 
     public string? Error { get; private init; }
@@ -36,9 +39,12 @@ internal sealed class Flags
             }
         }
 
-        if (flags._values.TryGetValue("metrics-port", out var port) && !(int.TryParse(port, out var p) && p is >= 0 and <= 65535))
+        foreach (var portFlag in new[] { "metrics-port", "webhook-port" })
         {
-            return new Flags { Error = $"--metrics-port must be 0..65535, not '{port}'" };
+            if (flags._values.TryGetValue(portFlag, out var port) && !(int.TryParse(port, out var p) && p is >= 0 and <= 65535))
+            {
+                return new Flags { Error = $"--{portFlag} must be 0..65535, not '{port}'" };
+            }
         }
 
         return flags;

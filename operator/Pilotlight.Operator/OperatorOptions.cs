@@ -28,14 +28,51 @@ public sealed record OperatorOptions
     /// <summary>This instance's name in the Lease.</summary>
     public string Identity { get; init; } = Environment.MachineName;
 
-    /// <summary>Gateways whose demand the autoscaler reads (their base URLs).</summary>
+    /// <summary>
+    /// Gateways whose demand the autoscaler reads (their base URLs). Every one must answer for a
+    /// function to scale down (one that cannot be read is unknown demand, never zero). Empty means
+    /// no gateway serves requests: no demand is ever seen and functions stay at minReplicas,
+    /// apart from the wake requests gateways stamp on the function itself.
+    /// </summary>
     public IReadOnlyList<Uri> Gateways { get; init; } = [];
+
+    /// <summary>
+    /// A Service in front of the gateway pods (<c>--gateway-service NAMESPACE/NAME</c>): the autoscaler
+    /// watches its core/v1 Endpoints and reads every gateway pod listed there, adding to
+    /// <see cref="Gateways"/>. A not-ready address, or Endpoints not seen, is unknown demand.
+    /// </summary>
+    public ObjectKey? GatewayService { get; init; }
 
     /// <summary>Autoscaler tuning.</summary>
     public Scaling.AutoscalerSettings Autoscaler { get; init; } = new();
 
+    /// <summary>
+    /// Where scheduled requests go first (<c>--schedule-gateway</c>; the chart passes its gateway Service), then
+    /// the <see cref="Gateways"/>; with neither, <see cref="EndpointBase"/>.
+    /// </summary>
+    public Uri? ScheduleGateway { get; init; }
+
+    /// <summary>
+    /// A file holding a bearer token for the gateway's audience (<c>--gateway-token-file</c>; the chart mounts a
+    /// projected ServiceAccount token, which the kubelet refreshes), sent with scheduled requests. Read at each
+    /// request; none is sent when null.
+    /// </summary>
+    public string? GatewayTokenFile { get; init; }
+
+    /// <summary>Schedule loop tuning (see <see cref="ScheduleGateway"/> for where scheduled requests go).</summary>
+    public Schedules.ScheduleSettings Schedules { get; init; } = new();
+
     /// <summary>Closed billing intervals (persist it with a path on a volume).</summary>
     public Usage.UsageJournal UsageJournal { get; init; } = new();
+
+    /// <summary>What functions may use beyond the schema (volumes, ServiceAccounts); the webhook and the reconciler both apply it.</summary>
+    public Admission.AdmissionPolicy Admission { get; init; } = new();
+
+    /// <summary>
+    /// Where the verifiers of invoke-key Secrets are published for the gateway (<c>--invoke-keys-configmap</c>); null: invoke
+    /// keys are off and Secrets are not watched.
+    /// </summary>
+    public Access.InvokeKeyPublisherOptions? InvokeKeys { get; init; }
 
     /// <summary>Reconciles at once.</summary>
     public int Workers { get; init; } = 4;

@@ -2,6 +2,7 @@ using k8s;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.ControllerRuntime;
 using Pilotlight.Operator.Functions;
 using Pilotlight.Operator.Scaling;
@@ -29,8 +30,19 @@ public static class PilotlightOperator
             time: time, logger: Logger("informer.pods"));
         var nodes = new Informer<V1Node>(ListWatch.ForNodes(client, Gpu.GpuCatalog.ProductLabel), time: time, logger: Logger("informer.nodes"));
 
-        var demand = new GatewayDemandSource(new HttpClient(), () => options.Gateways, Logger("autoscaler"));
-        var autoscaler = new Autoscaler(functions, demand, options.Autoscaler, time, Logger("autoscaler"));
+        // Every gateway pod behind the gateway Service is read, not the Service (which reaches one pod per poll).
+        var gatewayService = options.GatewayService is { } named ? named with { Namespace = named.Namespace ?? "default" } : null;
+        var gatewayEndpoints = gatewayService is null ? null
+            : new Informer<V1Endpoints>(ListWatch.ForEndpoints(client, gatewayService.Namespace!, $"metadata.name={gatewayService.Name}"),
+                time: time, logger: Logger("informer.endpoints"));
+        var demand = new GatewayDemandSource(new HttpClient(),
+            () => GatewaySet.Of(options.Gateways).With(gatewayService is null ? GatewaySet.Empty
+                : GatewaySet.FromEndpoints(gatewayService, gatewayEndpoints!.Get(gatewayService))),
+            Logger("autoscaler"));
+        var autoscaler = new Autoscaler(functions, demand, options.Autoscaler, time, Logger("autoscaler"))
+        {
+            DemandInformers = gatewayEndpoints is null ? [] : [gatewayEndpoints],
+        };
         var reconciler = new GpuFunctionReconciler(client, pods, nodes, options.Catalog, options.Pods,
             new EventRecorder(client, Component, time, Logger("events")), options.EndpointBase, time, Logger("gpufunction"))
         {
@@ -38,36 +50,67 @@ public static class PilotlightOperator
             PodLoad = autoscaler.PodLoad,
             LastRequest = autoscaler.LastRequest,
             Journal = options.UsageJournal,
+            Admission = options.Admission,
         };
         var controller = new Controller<GpuFunction>("gpufunction", functions, reconciler,
                 new ControllerOptions { Workers = options.Workers }, time, Logger("controller.gpufunction"))
             .Owns(pods, GpuFunction.KindName)
             .Reads(nodes);
         autoscaler.Changed = controller.Enqueue;
+        var schedules = new Schedules.ScheduleController(functions, new Schedules.KubernetesScheduleStore(client),
+            new Schedules.GatewayInvoker(new HttpClient { Timeout = Timeout.InfiniteTimeSpan },
+                () => ScheduleTargets(options)) { Authenticate = Schedules.GatewayInvoker.BearerFrom(options.GatewayTokenFile) },
+            new EventRecorder(client, Component, time, Logger("events")), options.Schedules, time, Logger("schedule"));
 
         var sandboxes = new Informer<Sandbox>(ListWatch.ForCustomResource<Sandbox>(client, options.WatchNamespace),
             time: time, logger: Logger("informer.sandboxes"));
-        var sandboxReconciler = new Sandboxes.SandboxReconciler(client, pods, options.Catalog, options.Sandboxes,
+        // The operator's NetworkPolicies, so that a tenant's edit or deletion of a sandbox's or pool's policy is undone.
+        var policies = new Informer<V1NetworkPolicy>(ListWatch.ForNetworkPolicies(client, $"{FunctionLabels.ManagedBy}={FunctionLabels.ManagedByValue}"),
+            time: time, logger: Logger("informer.networkpolicies"));
+        var policyKeeper = new Sandboxes.SandboxPolicies(client, policies, new EventRecorder(client, Component, time, Logger("events")));
+        var sandboxReconciler = new Sandboxes.SandboxReconciler(client, pods, policyKeeper, options.Catalog, options.Sandboxes,
             new EventRecorder(client, Component, time, Logger("events")), time, Logger("sandbox"));
         var sandboxController = new Controller<Sandbox>("sandbox", sandboxes, sandboxReconciler,
                 new ControllerOptions { Workers = options.Workers }, time, Logger("controller.sandbox"))
-            .Owns(pods, Sandbox.KindName);
+            .Owns(pods, Sandbox.KindName)
+            .Owns(policies, Sandbox.KindName);
         var pools = new Informer<SandboxWarmPool>(ListWatch.ForCustomResource<SandboxWarmPool>(client, options.WatchNamespace),
             time: time, logger: Logger("informer.sandboxwarmpools"));
         var poolController = new Controller<SandboxWarmPool>("sandboxwarmpool", pools,
-                new Sandboxes.SandboxWarmPoolReconciler(client, pods, options.Sandboxes, new EventRecorder(client, Component, time, Logger("events")), time),
+                new Sandboxes.SandboxWarmPoolReconciler(client, pods, policyKeeper, options.Sandboxes, new EventRecorder(client, Component, time, Logger("events")), time),
                 new ControllerOptions { Workers = options.Workers }, time, Logger("controller.sandboxwarmpool"))
             .Owns(pods, SandboxWarmPool.KindName)
+            .Owns(policies, SandboxWarmPool.KindName)
             // A claimed pod changes owner: the pool it came from must refill.
             .Watches(pods, p => p.Metadata.Annotations?.TryGetValue("pilotlight.dev/claimed-from", out var from) == true
                 ? [new ObjectKey(p.Metadata.NamespaceProperty, from)]
                 : []);
 
-        return new ControllerHost(client, new ControllerHostOptions { Identity = options.Identity, LeaderElection = options.LeaderElection },
+        var host = new ControllerHost(client, new ControllerHostOptions { Identity = options.Identity, LeaderElection = options.LeaderElection },
                 metrics, Logger("host"))
             .Add(controller)
             .Add(sandboxController)
             .Add(poolController)
-            .Add(autoscaler);
+            .Add(autoscaler)
+            .Add(schedules);
+        if (options.InvokeKeys is { } invokeKeys)
+        {
+            // Only Secrets labelled as invoke keys are listed; the gateway gets their verifiers, never a Secret.
+            var keySecrets = new Informer<V1Secret>(Access.InvokeKeyPublisher.ListWatch(client, options.WatchNamespace),
+                time: time, logger: Logger("informer.secrets"));
+            host.Add(new Access.InvokeKeyPublisher(client, keySecrets, invokeKeys, new EventRecorder(client, Component, time, Logger("events")),
+                time, Logger("invokekeys")));
+        }
+
+        return host;
     }
+
+    /// <summary>
+    /// Where scheduled requests go, in order: the schedule gateway (the chart's gateway Service), then the
+    /// gateways named by URL; with neither, the endpoint base (which may be an external address).
+    /// </summary>
+    private static IReadOnlyList<Uri> ScheduleTargets(OperatorOptions options) =>
+        options.ScheduleGateway is { } first ? [first, .. options.Gateways]
+        : options.Gateways.Count > 0 ? options.Gateways
+        : Uri.TryCreate(options.EndpointBase, UriKind.Absolute, out var endpoint) ? [endpoint] : [];
 }

@@ -1,39 +1,43 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Http.Features;
+using Yarp.ReverseProxy.Forwarder;
 
 namespace Pilotlight.RuntimeShim;
 
 /// <summary>
-/// Forwards one request to the upstream through the <see cref="ShimRuntime"/> gate: method, path and query,
-/// end-to-end headers, and request and response bodies streamed both ways.
+/// Forwards one request to the upstream through the <see cref="ShimRuntime"/> gate with YARP's forwarder:
+/// HTTP/1.1, or HTTP/2 with prior knowledge (h2c) when the request came as HTTP/2 (gRPC); WebSocket upgrades;
+/// request and response bodies streamed both ways, never buffered; trailers.
 /// </summary>
 internal sealed class Forwarder : IDisposable
 {
     /// <summary>Set on a 503 the shim answered itself without forwarding (draining or busy).</summary>
     public const string RefusedHeader = "X-Pilotlight-Refused";
 
-    /// <summary>Headers that describe one connection, not the message; never forwarded (RFC 9110 §7.6.1).</summary>
-    private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase)
-    {
-        "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-        "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-    };
+    /// <summary>Past the request timeout, which is what bounds a request: the forwarder's idle timeout never fires first.</summary>
+    private static readonly TimeSpan IdleMargin = TimeSpan.FromSeconds(30);
 
     private readonly ShimOptions _options;
     private readonly ShimRuntime _runtime;
     private readonly TimeProvider _time;
     private readonly ILogger<Forwarder> _log;
+    private readonly IHttpForwarder _forwarder;
     private readonly string _upstreamBase;
+    private readonly HttpMessageInvoker _invoker;
+    private readonly ForwarderRequestConfig _http1;
+    private readonly ForwarderRequestConfig _http2;
 
-    public Forwarder(ShimOptions options, ShimRuntime runtime, TimeProvider time, ILogger<Forwarder> log)
+    public Forwarder(ShimOptions options, ShimRuntime runtime, TimeProvider time, ILogger<Forwarder> log, IHttpForwarder forwarder)
     {
         _options = options;
         _runtime = runtime;
         _time = time;
         _log = log;
+        _forwarder = forwarder;
         _upstreamBase = options.Upstream.GetLeftPart(UriPartial.Path).TrimEnd('/');
-        Client = new HttpClient(new SocketsHttpHandler
+        var handler = new SocketsHttpHandler
         {
             UseProxy = false,
             UseCookies = false,
@@ -41,14 +45,18 @@ internal sealed class Forwarder : IDisposable
             AutomaticDecompression = DecompressionMethods.None,
             ConnectTimeout = TimeSpan.FromSeconds(5),
             PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
+            EnableMultipleHttp2Connections = true,
             ActivityHeadersPropagator = null,
-        })
-        {
-            Timeout = Timeout.InfiniteTimeSpan,
         };
+        // One connection pool for forwarding (the forwarder wants an invoker) and the shim's own checks.
+        _invoker = new HttpMessageInvoker(handler, disposeHandler: true);
+        Client = new HttpClient(handler, disposeHandler: false) { Timeout = Timeout.InfiniteTimeSpan };
+        var idle = options.RequestTimeout + IdleMargin;
+        _http1 = new ForwarderRequestConfig { Version = HttpVersion.Version11, VersionPolicy = HttpVersionPolicy.RequestVersionOrLower, ActivityTimeout = idle };
+        _http2 = new ForwarderRequestConfig { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact, ActivityTimeout = idle };
     }
 
-    /// <summary>The client every call to the upstream goes through.</summary>
+    /// <summary>The client the shim's own calls to the upstream (health checks) go through.</summary>
     public HttpClient Client { get; }
 
     /// <summary>The upstream address for a path-and-query that starts with '/'.</summary>
@@ -99,136 +107,35 @@ internal sealed class Forwarder : IDisposable
 
     private async Task SendAsync(HttpContext context, CancellationTokenSource timeout, CancellationToken token)
     {
-        using var request = CreateRequest(context);
-        HttpResponseMessage response;
-        try
+        var config = HttpProtocol.IsHttp2(context.Request.Protocol) ? _http2 : _http1;
+        var error = await _forwarder.SendAsync(context, _upstreamBase, _invoker, config, ShimTransformer.Instance, token).ConfigureAwait(false);
+        if (error == ForwarderError.None || context.RequestAborted.IsCancellationRequested)
         {
-            response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token).ConfigureAwait(false);
+            return;
         }
-        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
+
+        if (context.Response.HasStarted)
+        {
+            // The status line is gone already; the forwarder has cut the response short.
+            if (timeout.IsCancellationRequested)
+            {
+                _log.LogWarning("Request timed out after {Timeout} while streaming the response", _options.RequestTimeout);
+            }
+
+            return;
+        }
+
+        context.Response.Clear();
+        if (timeout.IsCancellationRequested)
         {
             await ShimApp.PlainText(context, StatusCodes.Status504GatewayTimeout, $"upstream did not answer within {Format(_options.RequestTimeout)}").ConfigureAwait(false);
             return;
         }
-        catch (OperationCanceledException)
-        {
-            return;
-        }
-        catch (HttpRequestException e) when (!context.Response.HasStarted)
-        {
-            _log.LogWarning("Upstream {Upstream} unreachable: {Reason}", _options.Upstream, Describe(e));
-            await ShimApp.PlainText(context, StatusCodes.Status502BadGateway, $"upstream {_options.Upstream}: {Describe(e)}").ConfigureAwait(false);
-            return;
-        }
 
-        using (response)
-        {
-            CopyResponseHeaders(response, context.Response);
-            context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-            try
-            {
-                await using var body = await response.Content.ReadAsStreamAsync(token).ConfigureAwait(false);
-                await body.CopyToAsync(context.Response.Body, token).ConfigureAwait(false);
-                await context.Response.CompleteAsync().ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is OperationCanceledException or HttpRequestException or IOException)
-            {
-                // The status line is gone already; all that is left is to cut the response short.
-                if (timeout.IsCancellationRequested)
-                {
-                    _log.LogWarning("Request timed out after {Timeout} while streaming the response", _options.RequestTimeout);
-                }
-
-                context.Abort();
-            }
-        }
-    }
-
-    private HttpRequestMessage CreateRequest(HttpContext context)
-    {
-        var incoming = context.Request;
-        var rawTarget = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
-        var pathAndQuery = rawTarget is { Length: > 0 } && rawTarget[0] == '/'
-            ? rawTarget
-            : incoming.Path.ToUriComponent() + incoming.QueryString.ToUriComponent();
-
-        var request = new HttpRequestMessage(new HttpMethod(incoming.Method), UpstreamUri(pathAndQuery));
-
-        var canHaveBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody
-            ?? (incoming.ContentLength > 0 || incoming.Headers.TransferEncoding.Count > 0);
-        if (canHaveBody)
-        {
-            request.Content = new StreamContent(incoming.Body);
-        }
-        else if (incoming.ContentLength == 0)
-        {
-            request.Content = new ByteArrayContent([]);
-        }
-
-        var connectionListed = ConnectionListed(incoming.Headers.Connection);
-        foreach (var (name, values) in incoming.Headers)
-        {
-            if (HopByHop.Contains(name) || connectionListed.Contains(name)
-                || name.Equals("Host", StringComparison.OrdinalIgnoreCase)
-                || name.Equals("Expect", StringComparison.OrdinalIgnoreCase))
-            {
-                continue;
-            }
-
-            if (!request.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values))
-            {
-                request.Content?.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
-            }
-        }
-
-        var remote = context.Connection.RemoteIpAddress?.ToString();
-        if (remote is not null)
-        {
-            var prior = incoming.Headers["X-Forwarded-For"].ToString();
-            request.Headers.Remove("X-Forwarded-For");
-            request.Headers.TryAddWithoutValidation("X-Forwarded-For", string.IsNullOrEmpty(prior) ? remote : $"{prior}, {remote}");
-        }
-
-        if (!incoming.Headers.ContainsKey("X-Forwarded-Proto"))
-        {
-            request.Headers.TryAddWithoutValidation("X-Forwarded-Proto", incoming.Scheme);
-        }
-
-        if (!incoming.Headers.ContainsKey("X-Forwarded-Host") && incoming.Host.HasValue)
-        {
-            request.Headers.TryAddWithoutValidation("X-Forwarded-Host", incoming.Host.Value);
-        }
-
-        return request;
-    }
-
-    private static void CopyResponseHeaders(HttpResponseMessage from, HttpResponse to)
-    {
-        to.StatusCode = (int)from.StatusCode;
-        var connectionListed = ConnectionListed(from.Headers.TryGetValues("Connection", out var c) ? string.Join(",", c) : null);
-        foreach (var (name, values) in from.Headers.Concat(from.Content.Headers))
-        {
-            if (HopByHop.Contains(name) || connectionListed.Contains(name))
-            {
-                continue;
-            }
-
-            to.Headers[name] = values.ToArray();
-        }
-    }
-
-    private static HashSet<string> ConnectionListed(string? connection)
-    {
-        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        if (!string.IsNullOrEmpty(connection))
-        {
-            foreach (var part in connection.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-            {
-                names.Add(part);
-            }
-        }
-
-        return names;
+        var cause = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+        var reason = cause is HttpRequestException e ? Describe(e) : error == ForwarderError.RequestTimedOut ? "connect timed out" : $"{error}";
+        _log.LogWarning("Upstream {Upstream} unreachable: {Reason}", _options.Upstream, reason);
+        await ShimApp.PlainText(context, StatusCodes.Status502BadGateway, $"upstream {_options.Upstream}: {reason}").ConfigureAwait(false);
     }
 
     /// <summary>A short reason for a failed upstream call, e.g. "connection refused".</summary>
@@ -263,5 +170,41 @@ internal sealed class Forwarder : IDisposable
             ? $"{span.TotalSeconds:0}s"
             : $"{span.TotalMilliseconds:0}ms";
 
-    public void Dispose() => Client.Dispose();
+    public void Dispose()
+    {
+        Client.Dispose();
+        _invoker.Dispose();
+    }
+
+    /// <summary>
+    /// The forwarder's copy of the request and response, plus the hop's forwarding headers: X-Forwarded-For gets
+    /// the peer (the gateway) appended; X-Forwarded-Proto and -Host are set when the peer did not set them.
+    /// </summary>
+    private sealed class ShimTransformer : HttpTransformer
+    {
+        public static readonly ShimTransformer Instance = new();
+
+        public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix,
+            CancellationToken cancellationToken)
+        {
+            await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken).ConfigureAwait(false);
+            var incoming = httpContext.Request;
+            if (httpContext.Connection.RemoteIpAddress?.ToString() is { } remote)
+            {
+                var prior = incoming.Headers["X-Forwarded-For"].ToString();
+                proxyRequest.Headers.Remove("X-Forwarded-For");
+                proxyRequest.Headers.TryAddWithoutValidation("X-Forwarded-For", string.IsNullOrEmpty(prior) ? remote : $"{prior}, {remote}");
+            }
+
+            if (!incoming.Headers.ContainsKey("X-Forwarded-Proto"))
+            {
+                proxyRequest.Headers.TryAddWithoutValidation("X-Forwarded-Proto", incoming.Scheme);
+            }
+
+            if (!incoming.Headers.ContainsKey("X-Forwarded-Host") && incoming.Host.HasValue)
+            {
+                proxyRequest.Headers.TryAddWithoutValidation("X-Forwarded-Host", incoming.Host.Value);
+            }
+        }
+    }
 }

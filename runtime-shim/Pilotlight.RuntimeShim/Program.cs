@@ -20,6 +20,7 @@ if (parsed.Options is null)
 
 var app = ShimApp.Build(parsed.Options, args);
 var exitCode = ShimApp.ExitCode(app);
+ShimApp.StartProcessHygiene(app);
 using var signals = ShimApp.HandleTerminationSignals(app);
 try
 {

@@ -87,7 +87,8 @@ internal sealed class ReadinessProbe(ShimOptions options, ShimRuntime runtime, F
         }
     }
 
-    private async Task<string?> UpstreamProblemAsync(CancellationToken cancellationToken)
+    /// <summary>Why the upstream's health path does not answer 2xx within 2 s; null when it does.</summary>
+    internal async Task<string?> UpstreamProblemAsync(CancellationToken cancellationToken)
     {
         var what = $"upstream {options.HealthPath}";
         using var timeout = new CancellationTokenSource(UpstreamProbeTimeout, time);

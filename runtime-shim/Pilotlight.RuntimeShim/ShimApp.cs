@@ -1,4 +1,6 @@
+using System.Net;
 using System.Runtime.InteropServices;
+using Pilotlight.Http;
 using Pilotlight.RuntimeShim.Sandbox;
 
 namespace Pilotlight.RuntimeShim;
@@ -22,9 +24,23 @@ public static class ShimApp
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
+        // The function's port takes HTTP/1.1 and h2c (gRPC through the gateway); the sandbox agent's only HTTP/1.1.
+        var listeners = options.Sandbox is null ? CleartextHttp2.AddTo(builder.Services) : null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.Listen(options.ListenAddress, options.ListenPort);
+            if (listeners is not null)
+            {
+                listeners.Listen(kestrel, new IPEndPoint(options.ListenAddress, options.ListenPort));
+            }
+            else
+            {
+                kestrel.Listen(options.ListenAddress, options.ListenPort);
+            }
+
+            if (options.Sandbox is null && options.AdminPort is { } admin)
+            {
+                kestrel.Listen(options.ListenAddress, admin);
+            }
             kestrel.Limits.MaxRequestBodySize = null; // The upstream decides what it accepts.
             kestrel.AddServerHeader = false;
         });
@@ -41,6 +57,7 @@ public static class ShimApp
         }
 
         builder.Services.AddSingleton<ReadinessProbe>();
+        builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<Forwarder>();
 
         var app = builder.Build();
@@ -57,6 +74,12 @@ public static class ShimApp
         app.Run(async context =>
         {
             var request = context.Request;
+            if (options.AdminPort is { } adminPort && context.Connection.LocalPort == adminPort)
+            {
+                await AdminAsync(context, runtime, readiness, options, log);
+                return;
+            }
+
             if (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method))
             {
                 if (request.Path.Equals("/ready", StringComparison.Ordinal))
@@ -78,6 +101,41 @@ public static class ShimApp
         });
 
         return app;
+    }
+
+    /// <summary>
+    /// The admin listener: <c>GET /wait-for-drain</c> starts draining (readiness fails at once, new requests get 503
+    /// with <see cref="Forwarder.RefusedHeader"/>) and answers 200 once nothing is in flight, or when
+    /// <see cref="ShimOptions.DrainTimeout"/> is over. The user container's preStop hook calls it, so the kubelet
+    /// sends that container SIGTERM only after the requests it is serving have finished.
+    /// </summary>
+    private static async Task AdminAsync(HttpContext context, ShimRuntime runtime, ReadinessProbe readiness, ShimOptions options, ILogger log)
+    {
+        if (HttpMethods.IsGet(context.Request.Method) && context.Request.Path.Equals(ShimOptions.LivePath, StringComparison.Ordinal))
+        {
+            // A server busy with a long inference may not answer its health path; a request in flight is progress
+            // (the shim cuts any past the function's timeout), so only an idle server is asked.
+            var busy = runtime.Stats().InFlight;
+            var problem = busy > 0 ? null : await readiness.UpstreamProblemAsync(context.RequestAborted);
+            await PlainText(context, problem is null ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable,
+                problem ?? (busy > 0 ? $"alive: {busy} in flight" : "alive"));
+            return;
+        }
+
+        if (!HttpMethods.IsGet(context.Request.Method) || !context.Request.Path.Equals(ShimOptions.WaitForDrainPath, StringComparison.Ordinal))
+        {
+            await PlainText(context, StatusCodes.Status404NotFound,
+                $"the admin port serves only GET {ShimOptions.WaitForDrainPath} and GET {ShimOptions.LivePath}");
+            return;
+        }
+
+        if (!runtime.IsDraining)
+        {
+            log.LogInformation("preStop: draining for up to {Drain}", options.DrainTimeout);
+        }
+
+        var clean = await runtime.DrainAsync(context.RequestAborted);
+        await PlainText(context, StatusCodes.Status200OK, clean ? "drained" : "drain time over with requests still running");
     }
 
     private static WebApplication BuildSandbox(WebApplicationBuilder builder, SandboxOptions sandbox)
@@ -109,6 +167,14 @@ public static class ShimApp
         var main = (app ?? throw new ArgumentNullException(nameof(app))).Services.GetService<SandboxMainProcess>();
         return () => main?.ExitCode ?? 0;
     }
+
+    /// <summary>
+    /// In sandbox mode, process hygiene for the agent (Linux): it becomes a child subreaper that reaps the orphans
+    /// of the commands it runs, and makes itself not dumpable by them. The program calls it before running the
+    /// app; in-process tests do not (it would change the test host itself). No-op in function mode.
+    /// </summary>
+    public static void StartProcessHygiene(WebApplication app) =>
+        (app ?? throw new ArgumentNullException(nameof(app))).Services.GetService<ChildProcesses>()?.TakeChargeOfOrphans();
 
     /// <summary>Starts draining the shim built by <see cref="Build"/>; the same thing SIGTERM does first.</summary>
     public static void StartDraining(WebApplication app) =>

@@ -16,7 +16,10 @@ namespace Pilotlight.RuntimeShim;
 /// <param name="GpuCount">GPUs NVML must report before the shim is ready.</param>
 /// <param name="GpuSimulate">Skip NVML and pretend the GPUs exist.</param>
 /// <param name="QueueLength">Requests allowed to wait for a slot; beyond that 503.</param>
-/// <param name="DrainTimeout">How long in-flight requests may run once draining starts.</param>
+/// <param name="DrainTimeout">
+/// How long in-flight requests may run once draining starts (<c>PILOTLIGHT_DRAIN_SECONDS</c>, default 15; the operator
+/// sets it to the function's <c>timeout</c>, so a request that started may always finish).
+/// </param>
 public sealed record ShimOptions(
     int ListenPort,
     IPAddress ListenAddress,
@@ -40,6 +43,24 @@ public sealed record ShimOptions(
     public const string QueueLengthVariable = "PILOTLIGHT_QUEUE_LENGTH";
     public const string DrainSecondsVariable = "PILOTLIGHT_DRAIN_SECONDS";
     public const string GpuReportVariable = "PILOTLIGHT_GPU_REPORT";
+    public const string AdminPortVariable = "PILOTLIGHT_ADMIN_PORT";
+
+    /// <summary>Path on <see cref="AdminPort"/> that a preStop hook calls: starts draining, answers once drained.</summary>
+    public const string WaitForDrainPath = "/wait-for-drain";
+
+    /// <summary>
+    /// Path on <see cref="AdminPort"/> the user container's liveness probe asks: alive while a request is in flight
+    /// (a busy model server need not answer its health path; the request timeout bounds a stuck one), otherwise
+    /// alive when the health path answers 2xx.
+    /// </summary>
+    public const string LivePath = "/live";
+
+    /// <summary>
+    /// Port of the shim's admin listener, or null for none. It serves only <see cref="WaitForDrainPath"/>, for the
+    /// user container's preStop hook, and <see cref="LivePath"/>, for its liveness probe (Knative's queue-proxy does the same on its own admin port). It is a port of its
+    /// own, never the one the gateway forwards to, so no invocation can drain a pod.
+    /// </summary>
+    public int? AdminPort { get; init; }
 
     /// <summary>
     /// Where the function container's GPU probe writes what NVML sees there; when set, GPU readiness
@@ -159,6 +180,13 @@ public sealed record ShimOptions(
             return Fail(DrainSecondsVariable, drainText, "expected a whole number of seconds, at least 0");
         }
 
+        var adminText = Get(AdminPortVariable);
+        var admin = 0;
+        if (adminText is not null && (!TryInt(adminText, out admin) || admin is < 1 or > 65535 || admin == port))
+        {
+            return Fail(AdminPortVariable, adminText, "expected a port number between 1 and 65535, not the listen port");
+        }
+
         var (sandbox, sandboxError) = SandboxOptions.Parse(Get);
         if (sandboxError is not null)
         {
@@ -169,6 +197,7 @@ public sealed record ShimOptions(
             new ShimOptions(port, address, upstream, healthPath, concurrency, timeout, gpus, simulate, queue, TimeSpan.FromSeconds(drain))
             {
                 GpuReportPath = Get(GpuReportVariable),
+                AdminPort = adminText is null ? null : admin,
                 Sandbox = sandbox,
             },
             null);

@@ -73,6 +73,8 @@ public class K3sEndToEndTests
               name: echo
             spec:
               image: {{K3sCluster.ModelServerImage}}
+              # Waking and scaling are the subject here; the integration suite covers who may invoke.
+              access: Public
               port: 8080
               healthPath: /healthz
               env:

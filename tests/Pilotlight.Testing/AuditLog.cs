@@ -16,6 +16,12 @@ public sealed record AuditEvent(string AuditId, string Stage, string User, strin
 {
     /// <summary>True when RBAC refused the request.</summary>
     public bool Forbidden => Decision == "forbid" || (Decision is null && Code == 403);
+
+    /// <summary>When the API server received the request (microseconds, its clock: the test machine's); null when not recorded.</summary>
+    public DateTimeOffset? Received { get; init; }
+
+    /// <summary>True for a request that writes: create, update, patch, delete or deletecollection.</summary>
+    public bool IsWrite => Verb is "create" or "update" or "patch" or "delete" or "deletecollection";
 }
 
 /// <summary>Reads a kube-apiserver audit log written with --audit-log-format=json (one event per line).</summary>
@@ -80,6 +86,8 @@ public static class AuditLog
         var code = e.TryGetProperty("responseStatus", out var status) && status.TryGetProperty("code", out var c) && c.TryGetInt32(out var n) ? n : 0;
         var user = e.TryGetProperty("user", out var u) ? Str(u, "username") ?? "" : "";
         var decision = e.TryGetProperty("annotations", out var annotations) ? Str(annotations, "authorization.k8s.io/decision") : null;
-        return new AuditEvent(Str(e, "auditID") ?? "", Str(e, "stage") ?? "", user, verb, Str(e, "requestURI") ?? "", code, request, decision);
+        var received = Str(e, "requestReceivedTimestamp") is { } t
+            && DateTimeOffset.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at) ? at : (DateTimeOffset?)null;
+        return new AuditEvent(Str(e, "auditID") ?? "", Str(e, "stage") ?? "", user, verb, Str(e, "requestURI") ?? "", code, request, decision) { Received = received };
     }
 }

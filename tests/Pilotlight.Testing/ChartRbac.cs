@@ -80,6 +80,7 @@ public sealed class ChartRbac
         "templates/serviceaccounts.yaml",
         "templates/operator-rbac.yaml",
         "templates/gateway-rbac.yaml",
+        "templates/invoke-keys-rbac.yaml",
         "templates/priorityclass.yaml",
     ];
 

@@ -41,12 +41,17 @@ public static class Helm
     /// <summary>
     /// <c>helm template pilotlight charts/pilotlight --namespace pilotlight-system</c>, limited to
     /// <paramref name="showOnly"/> templates (e.g. "templates/operator-rbac.yaml") when any are named,
-    /// with <paramref name="set"/> as --set values.
+    /// with <paramref name="set"/> as --set values, for a cluster of <paramref name="kubeVersion"/> when given.
     /// </summary>
     public static async Task<string> TemplateAsync(IEnumerable<string>? showOnly = null, IEnumerable<string>? set = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, string? kubeVersion = null)
     {
         var args = new List<string> { "template", Release, ChartPath, "--namespace", Namespace };
+        if (kubeVersion is not null)
+        {
+            args.AddRange(["--kube-version", kubeVersion]);
+        }
+
         foreach (var template in showOnly ?? [])
         {
             args.AddRange(["--show-only", template]);

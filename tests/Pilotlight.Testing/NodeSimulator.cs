@@ -43,18 +43,31 @@ public sealed record NodeSimulatorOptions
     /// <summary>How often node status and Leases are renewed (the node lifecycle controller's grace is 40 s).</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Second octet of the loopback pod IPs (127.N.x.y), so simulators in one process do not collide.</summary>
+    /// <summary>
+    /// Second octet of the loopback pod IPs (127.N.x.y), so simulators in one process do not collide. The environment's
+    /// <c>PILOTLIGHT_POD_NETWORK_OFFSET</c> is added to it, so two checkouts can run the suite on one machine at once.
+    /// </summary>
     public int PodNetwork { get; init; } = 1;
+
+    /// <summary>The second octet the pod IPs get: <see cref="PodNetwork"/> plus the environment's offset, if any.</summary>
+    public int PodOctet => (PodNetwork + (int.TryParse(Environment.GetEnvironmentVariable("PILOTLIGHT_POD_NETWORK_OFFSET"), out var offset) ? offset : 0)) & 0xff;
 
     /// <summary>
     /// When set, function pods run for real: the shim and a model server as
     /// processes on the pod IP, Ready only while the shim's /ready says so,
-    /// and stopped with SIGTERM (so the shim drains) when the pod is deleted.
+    /// restarted when the startup probe's budget runs out, and stopped as a
+    /// kubelet stops them when the pod is deleted: preStop hooks first (the
+    /// user container's waits for the shim to drain), SIGTERM after each,
+    /// SIGKILL after the grace period.
     /// </summary>
     public FunctionProcessOptions? Processes { get; init; }
 
-    /// <summary>Longest a deleted pod's processes get to drain before they are killed.</summary>
-    public TimeSpan MaxDrain { get; init; } = TimeSpan.FromSeconds(20);
+    /// <summary>
+    /// Longest a deleted pod's processes get before they are killed, whatever its grace period says. A kubelet has no
+    /// such cap; this one is only there so that a stuck process cannot hold a test run for long, and it is well above
+    /// the grace periods tests use (a function's timeout plus the drain grace).
+    /// </summary>
+    public TimeSpan MaxDrain { get; init; } = TimeSpan.FromMinutes(10);
 }
 
 /// <summary>
@@ -79,6 +92,7 @@ public sealed class NodeSimulator : IAsyncDisposable
     private readonly ConcurrentDictionary<string, byte> _inFlight = new();
     private readonly ConcurrentDictionary<string, PodProcessPair> _processes = new();
     private readonly HttpClient _probe = new() { Timeout = TimeSpan.FromSeconds(1) };
+    private readonly HttpClient _hooks = new() { Timeout = Timeout.InfiniteTimeSpan };
     private readonly ConcurrentDictionary<string, TimeSpan> _timeToReady = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Informer<V1Pod> _pods;
@@ -139,6 +153,7 @@ public sealed class NodeSimulator : IAsyncDisposable
             {
                 Taints = [new V1Taint { Key = "nvidia.com/gpu", Effect = "NoSchedule" }],
             },
+            Status = ReadyStatus(name, preset, _time.GetUtcNow().UtcDateTime),
         };
         if (preset.Gpus == 0)
         {
@@ -213,6 +228,7 @@ public sealed class NodeSimulator : IAsyncDisposable
 
         _processes.Clear();
         _probe.Dispose();
+        _hooks.Dispose();
 
         _stop.Dispose();
     }
@@ -247,42 +263,49 @@ public sealed class NodeSimulator : IAsyncDisposable
     private async Task HeartbeatAsync(string name, GpuNodePreset preset, CancellationToken ct)
     {
         var now = _time.GetUtcNow().UtcDateTime;
-        var capacity = new Dictionary<string, string>
+        var patch = new V1Node { Status = ReadyStatus(name, preset, now) };
+        await _client.CoreV1.PatchNodeStatusAsync(new V1Patch(KubernetesJson.Serialize(patch), V1Patch.PatchType.MergePatch), name,
+            cancellationToken: ct).ConfigureAwait(false);
+        await RenewLeaseAsync(name, now, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// What a healthy kubelet reports. A node is created with it too (the API server keeps a node's status on create), so
+    /// the node lifecycle controller never sees the node without a Ready condition and never taints it not-ready.
+    /// </summary>
+    private static V1NodeStatus ReadyStatus(string name, GpuNodePreset preset, DateTime now)
+    {
+        var capacity = new Dictionary<string, ResourceQuantity>
         {
-            ["cpu"] = preset.Cpu,
-            ["memory"] = preset.Memory,
-            ["pods"] = "110",
-            ["ephemeral-storage"] = "1Ti",
-            ["nvidia.com/gpu"] = preset.Gpus.ToString(CultureInfo.InvariantCulture),
+            ["cpu"] = new(preset.Cpu),
+            ["memory"] = new(preset.Memory),
+            ["pods"] = new("110"),
+            ["ephemeral-storage"] = new("1Ti"),
+            ["nvidia.com/gpu"] = new(preset.Gpus.ToString(CultureInfo.InvariantCulture)),
         };
-        object Condition(string type, string status, string reason) => new
+        V1NodeCondition Condition(string type, string status, string reason) => new()
         {
-            type, status, reason, lastHeartbeatTime = now, lastTransitionTime = now,
+            Type = type, Status = status, Reason = reason, LastHeartbeatTime = now, LastTransitionTime = now,
         };
-        var patch = new
+        return new V1NodeStatus
         {
-            status = new
+            Capacity = capacity,
+            Allocatable = capacity,
+            Conditions =
+            [
+                Condition("Ready", "True", "KubeletReady"),
+                Condition("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+                Condition("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+                Condition("PIDPressure", "False", "KubeletHasSufficientPID"),
+            ],
+            Addresses = [new V1NodeAddress { Type = "InternalIP", Address = "127.0.0.1" }, new V1NodeAddress { Type = "Hostname", Address = name }],
+            NodeInfo = new V1NodeSystemInfo
             {
-                capacity,
-                allocatable = capacity,
-                conditions = new[]
-                {
-                    Condition("Ready", "True", "KubeletReady"),
-                    Condition("MemoryPressure", "False", "KubeletHasSufficientMemory"),
-                    Condition("DiskPressure", "False", "KubeletHasNoDiskPressure"),
-                    Condition("PIDPressure", "False", "KubeletHasSufficientPID"),
-                },
-                addresses = new[] { new { type = "InternalIP", address = "127.0.0.1" }, new { type = "Hostname", address = name } },
-                nodeInfo = new
-                {
-                    kubeletVersion = "v1.20.2-pilotlight-sim", kubeProxyVersion = "", operatingSystem = "linux", architecture = "amd64",
-                    containerRuntimeVersion = "pilotlight-sim://1", osImage = "simulated", kernelVersion = "", machineID = "",
-                    systemUUID = "", bootID = "",
-                },
+                KubeletVersion = "v1.20.2-pilotlight-sim", KubeProxyVersion = "", OperatingSystem = "linux", Architecture = "amd64",
+                ContainerRuntimeVersion = "pilotlight-sim://1", OsImage = "simulated", KernelVersion = "", MachineID = "",
+                SystemUUID = "", BootID = "",
             },
         };
-        await _client.CoreV1.PatchNodeStatusAsync(MergePatch(patch), name, cancellationToken: ct).ConfigureAwait(false);
-        await RenewLeaseAsync(name, now, ct).ConfigureAwait(false);
     }
 
     private async Task RenewLeaseAsync(string name, DateTime now, CancellationToken ct)
@@ -377,7 +400,11 @@ public sealed class NodeSimulator : IAsyncDisposable
     /// <summary>
     /// Mirrors the shim's /ready into the pod's Ready condition, like a kubelet
     /// readiness probe (every 10 ms until first ready, then every 100 ms), and
-    /// restarts the processes if they die.
+    /// restarts the processes if they die. The user container's startup probe is
+    /// honoured simply: its httpGet is asked on every turn until it answers 2xx, and
+    /// when it has not within periodSeconds x failureThreshold of the processes'
+    /// start, both are restarted and the restart count goes up. Liveness probes
+    /// are not simulated.
     /// </summary>
     private async Task FollowReadinessAsync(V1Pod pod, string ip)
     {
@@ -406,6 +433,31 @@ public sealed class NodeSimulator : IAsyncDisposable
                 pair = replacement;
                 restarts++;
                 _logger.LogInformation("Restarted the processes of {Pod} ({Restarts} restarts)", pod.Metadata.Name, restarts);
+            }
+
+            if (pair.Startup is { } startup && !pair.StartupPassed && _options.Processes is { } options)
+            {
+                if (await AnswersAsync(startup.Uri).ConfigureAwait(false))
+                {
+                    pair.StartupPassed = true;
+                }
+                else if (TimeProvider.System.GetElapsedTime(pair.StartedAt) >= startup.Budget)
+                {
+                    // The startup probe's budget (startupTimeout) is spent: the kubelet kills the container and
+                    // starts it again. Here both processes restart, and the restart count goes up.
+                    await pair.StopAsync(TimeSpan.Zero).ConfigureAwait(false);
+                    var restarted = PodProcessPair.Start(pod, ip, options);
+                    if (!_processes.TryUpdate(pod.Metadata.Uid, restarted, pair))
+                    {
+                        await restarted.StopAsync(TimeSpan.Zero).ConfigureAwait(false);
+                        return;
+                    }
+
+                    pair = restarted;
+                    restarts++;
+                    _logger.LogInformation("Startup probe of {Pod} failed for {Budget}: restarted ({Restarts} restarts)", pod.Metadata.Name, startup.Budget, restarts);
+                    reported = null;
+                }
             }
 
             bool ready;
@@ -446,6 +498,19 @@ public sealed class NodeSimulator : IAsyncDisposable
             {
                 return;
             }
+        }
+    }
+
+    private async Task<bool> AnswersAsync(Uri uri)
+    {
+        try
+        {
+            using var response = await _probe.GetAsync(uri, _stop.Token).ConfigureAwait(false);
+            return response.IsSuccessStatusCode;
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+        {
+            return false;
         }
     }
 
@@ -519,8 +584,11 @@ public sealed class NodeSimulator : IAsyncDisposable
     {
         if (_processes.TryRemove(pod.Metadata.Uid, out var pair))
         {
-            var grace = TimeSpan.FromSeconds(Math.Min(pod.Spec.TerminationGracePeriodSeconds ?? 30, _options.MaxDrain.TotalSeconds));
-            await pair.StopAsync(grace).ConfigureAwait(false);
+            // Like a kubelet: preStop hooks, SIGTERM after each, SIGKILL once the deletion's grace period is over.
+            var seconds = pod.Metadata.DeletionGracePeriodSeconds ?? pod.Spec.TerminationGracePeriodSeconds ?? 30;
+            var grace = TimeSpan.FromSeconds(Math.Min(seconds, _options.MaxDrain.TotalSeconds));
+            var ip = pod.Status?.PodIP ?? PodIp(pod.Metadata.NamespaceProperty, pod.Metadata.Name) ?? "127.0.0.1";
+            await pair.TerminateAsync(pod, ip, grace, _hooks).ConfigureAwait(false);
         }
 
         try
@@ -537,7 +605,7 @@ public sealed class NodeSimulator : IAsyncDisposable
     private string NextIp()
     {
         var n = Interlocked.Increment(ref _nextIp);
-        return $"127.{_options.PodNetwork}.{(n >> 8) & 0xff}.{n & 0xff}";
+        return $"127.{_options.PodOctet}.{(n >> 8) & 0xff}.{n & 0xff}";
     }
 
     private static V1Patch MergePatch(object body) => new(JsonSerializer.Serialize(body, Json), V1Patch.PatchType.MergePatch);

@@ -37,6 +37,15 @@ internal sealed class PodProcessPair
 
     public Uri ReadyUri { get; }
 
+    /// <summary>The user container's startup probe: where it asks, and how long it may take in all (periodSeconds x failureThreshold).</summary>
+    public (Uri Uri, TimeSpan Budget)? Startup { get; private init; }
+
+    /// <summary>When these processes were started, as <see cref="TimeProvider.GetTimestamp"/> of the system clock.</summary>
+    public long StartedAt { get; } = TimeProvider.System.GetTimestamp();
+
+    /// <summary>True once the startup probe has had a 2xx (or there is none); the simulator then stops asking it.</summary>
+    public bool StartupPassed { get; set; }
+
     /// <summary>Starts the pod's processes on <paramref name="ip"/> with the environment the pod spec gives its containers.</summary>
     public static PodProcessPair Start(V1Pod pod, string ip, FunctionProcessOptions options)
     {
@@ -64,7 +73,12 @@ internal sealed class PodProcessPair
         shimEnv["PILOTLIGHT_UPSTREAM"] = $"http://{ip}:{userPort}";
         shimEnv["PILOTLIGHT_GPU_SIMULATE"] = "true";
         var shimProcess = ManagedProcess.Start("dotnet", [options.ShimDll], Path.Combine(options.LogDirectory, $"{name}.shim.log"), shimEnv);
-        return new PodProcessPair(server, shimProcess, new Uri($"http://{ip}:{shimPort}/ready"));
+        return new PodProcessPair(server, shimProcess, new Uri($"http://{ip}:{shimPort}/ready"))
+        {
+            Startup = function.StartupProbe is { HttpGet: { } get } probe && HttpGetUri(pod, get, ip) is { } uri
+                ? (uri, TimeSpan.FromSeconds((probe.PeriodSeconds ?? 10) * (probe.FailureThreshold ?? 3)))
+                : null,
+        };
     }
 
     /// <summary>Label of sandbox pods, which run the shim alone, in sandbox mode.</summary>
@@ -110,17 +124,68 @@ internal sealed class PodProcessPair
         Server?.Kill();
     }
 
+    /// <summary>The process that stands for a container of the pod: the shim for "runtime-shim" (or a sandbox's only container), the server for "function".</summary>
+    public ManagedProcess? ProcessOf(string container) => container switch
+    {
+        "function" => Server,
+        "runtime-shim" => Shim,
+        _ => Server is null ? Shim : null,
+    };
+
+    /// <summary>
+    /// Stops the pod as a kubelet does on deletion, all containers at once: a container with a preStop httpGet hook
+    /// gets it (against the pod IP, waited for at most the grace period) and only then SIGTERM; one without gets
+    /// SIGTERM at once (the shim starts draining). Whatever still runs when <paramref name="grace"/> is over from the
+    /// start gets SIGKILL. Exec hooks and containers the simulator does not run (metering) are skipped.
+    /// </summary>
+    public async Task TerminateAsync(V1Pod pod, string ip, TimeSpan grace, HttpClient hooks)
+    {
+        using var deadline = new CancellationTokenSource(grace);
+        var containers = pod.Spec.Containers.Select(c => (Container: c, Process: ProcessOf(c.Name))).Where(c => c.Process is not null).ToList();
+        await Task.WhenAll(containers.Select(async c =>
+        {
+            if (c.Container.Lifecycle?.PreStop?.HttpGet is { } get && HttpGetUri(pod, get, ip) is { } uri)
+            {
+                try
+                {
+                    using var _ = await hooks.GetAsync(uri, deadline.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
+                {
+                    // A kubelet goes on to SIGTERM when the hook fails or runs out of time too.
+                }
+            }
+
+            c.Process!.Terminate();
+        })).ConfigureAwait(false);
+        await StopAsync(deadline.Token).ConfigureAwait(false);
+    }
+
+    private static Uri? HttpGetUri(V1Pod pod, V1HTTPGetAction get, string ip)
+    {
+        var port = int.TryParse(get.Port?.Value, NumberStyles.None, CultureInfo.InvariantCulture, out var number)
+            ? number
+            : pod.Spec.Containers.SelectMany(c => c.Ports ?? []).FirstOrDefault(p => p.Name == get.Port?.Value)?.ContainerPort;
+        return port is { } p ? new Uri($"http://{ip}:{p}{get.Path ?? "/"}") : null;
+    }
+
     /// <summary>SIGTERM to both (the shim drains), then SIGKILL after <paramref name="grace"/>.</summary>
     public async Task StopAsync(TimeSpan grace)
     {
         Shim.Terminate();
         Server?.Terminate();
         using var timeout = new CancellationTokenSource(grace);
-        while (!(Shim.HasExited && Server?.HasExited != false) && !timeout.IsCancellationRequested)
+        await StopAsync(timeout.Token).ConfigureAwait(false);
+    }
+
+    /// <summary>Waits for both processes to exit until <paramref name="deadline"/>, then SIGKILLs what is left.</summary>
+    private async Task StopAsync(CancellationToken deadline)
+    {
+        while (!(Shim.HasExited && Server?.HasExited != false) && !deadline.IsCancellationRequested)
         {
             try
             {
-                await Task.Delay(100, timeout.Token).ConfigureAwait(false);
+                await Task.Delay(100, deadline).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {

@@ -167,6 +167,7 @@ free_port() {
 }
 
 kubeconfig=$work/kubeconfig
+kube_version=""
 start_apiserver() {
   local bin dir=$work/apiserver etcd_port peer_port api_port token i
   bin=$("$root/tests/control-plane/build.sh" 2>"$work/control-plane-build.log" | tail -n 1) || {
@@ -216,7 +217,8 @@ EOF
       monitoring_crds | kubectl --kubeconfig "$kubeconfig" apply -f - || return 1
       kubectl --kubeconfig "$kubeconfig" wait --for condition=Established --timeout 60s \
         crd/servicemonitors.monitoring.coreos.com crd/podmonitors.monitoring.coreos.com || return 1
-      echo "summary: kube-apiserver $("$bin/kube-apiserver" --version | awk '{print $2}') on 127.0.0.1:$api_port"
+      kube_version=$("$bin/kube-apiserver" --version | awk '{print $2}')
+      echo "summary: kube-apiserver $kube_version on 127.0.0.1:$api_port"
       return 0
     fi
     sleep 0.5
@@ -250,12 +252,17 @@ EOF
 }
 
 # apply MODE: every render (defaults with CRDs, then each good values file)
-# through kubectl apply --dry-run=MODE.
+# through kubectl apply --dry-run=MODE. Rendered for the server's Kubernetes
+# version, as helm install would: offline, helm assumes every built-in API
+# version (policy/v1 PodDisruptionBudget included, which 1.20 does not serve).
 apply_dry_run() {
   local mode=$1 f n=0 extra=()
   [ "$mode" = client ] && extra=(--validate=false)
-  render "$work/default-crds.yaml" --include-crds || return 1
-  for f in "$work/default-crds.yaml" "$work"/good-*.yaml; do
+  render "$work/default-crds.yaml" --include-crds --kube-version "$kube_version" || return 1
+  for f in "$here"/good/*.yaml; do
+    render "$work/cluster-$(basename "$f")" -f "$f" --kube-version "$kube_version" || return 1
+  done
+  for f in "$work/default-crds.yaml" "$work"/cluster-*.yaml; do
     echo "== $(basename "$f")"
     kubectl --kubeconfig "$kubeconfig" apply --dry-run="$mode" "${extra[@]}" -f - <"$f" || return 1
     n=$(( n + $(grep -c '^kind: ' "$f") ))

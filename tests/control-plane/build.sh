@@ -22,6 +22,13 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ] && have_all "$KUBEBUILDER_ASSETS"; then
 fi
 if have_all "$out/bin"; then echo "$out/bin"; exit 0; fi
 
+# One build at a time: a second caller (a parallel test run, make test while
+# make demo builds) waits for the first instead of deleting its sources.
+mkdir -p "$cache/control-plane"
+exec 9>"$cache/control-plane/.build.lock"
+flock 9
+if have_all "$out/bin"; then echo "$out/bin"; exit 0; fi
+
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
 log() { echo "build-control-plane: $*" >&2; }
 

@@ -73,6 +73,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-gateway" (include "pilotlight.fullname" .) -}}
 {{- end -}}
 
+{{- define "pilotlight.webhookName" -}}
+{{- printf "%s-webhook" (include "pilotlight.operatorName" .) | trunc 63 | trimSuffix "-" -}}
+{{- end }}
+
 {{- define "pilotlight.configName" -}}
 {{- printf "%s-config" (include "pilotlight.fullname" .) -}}
 {{- end -}}

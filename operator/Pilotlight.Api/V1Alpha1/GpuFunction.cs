@@ -18,8 +18,11 @@ namespace Pilotlight.Api.V1Alpha1;
 [PrinterColumn("REPLICAS", "integer", ".status.replicas")]
 [PrinterColumn("WARM", "integer", ".status.warmReplicas", Priority = 1)]
 [PrinterColumn("DESIRED", "integer", ".status.desiredReplicas", Priority = 1)]
+[PrinterColumn("ACCESS", "string", ".spec.access", Priority = 1, Description = "Private: callers RBAC allows to invoke it; Public: anyone who reaches the gateway")]
 [PrinterColumn("REASON", "string", ".status.conditions[?(@.type==\"Ready\")].reason", Priority = 1)]
+[PrinterColumn("SCALED-UP", "string", ".status.conditions[?(@.type==\"ScaledUp\")].reason", Priority = 1, Description = "Why not all desired replicas are ready (PodsReady when they are)")]
 [PrinterColumn("GPU-SECONDS", "number", ".status.usage.gpuSeconds", Priority = 1, Description = "GPU-seconds billed so far")]
+[PrinterColumn("LAST-SCHEDULE", "date", ".status.lastScheduleTime", Priority = 1, Description = "Scheduled time of the last tick of spec.schedule taken on")]
 [PrinterColumn("AGE", "date", ".metadata.creationTimestamp")]
 public sealed record GpuFunction : IKubernetesObject<V1ObjectMeta>, ISpec<GpuFunctionSpec>, IStatus<GpuFunctionStatus?>
 {
@@ -99,7 +102,11 @@ public sealed record GpuFunctionSpec
     [JsonPropertyName("prewarm")]
     public PrewarmPolicy? Prewarm { get; init; }
 
-    /// <summary>Longest a single request may run before the gateway answers 504.</summary>
+    /// <summary>
+    /// Longest one attempt of a request may run, from its dispatch to a pod until its answer has been
+    /// streamed back, before the gateway answers 504 (a hold while the function wakes does not count:
+    /// that is startupTimeout's); also how long a pod that must go drains the requests it has.
+    /// </summary>
     [JsonPropertyName("timeout")]
     [RegularExpression(Patterns.Duration), DefaultValue("300s")]
     public string Timeout { get; init; } = "300s";
@@ -112,11 +119,42 @@ public sealed record GpuFunctionSpec
     [RegularExpression(Patterns.Duration), DefaultValue("5m")]
     public string StartupTimeout { get; init; } = "5m";
 
+    /// <summary>
+    /// Who may invoke the function through the gateway. <c>Private</c> (the default): callers with a Kubernetes
+    /// bearer token for the gateway's audience (not an API-server token) who may <c>create</c>
+    /// <c>gpufunctions/invoke</c> on this function; the token is not passed on to the function. <c>Public</c>:
+    /// anyone who reaches the gateway, where the platform allows public functions (otherwise treated as Private).
+    /// </summary>
+    [JsonPropertyName("access")]
+    [DefaultValue(nameof(FunctionAccess.Private))]
+    public FunctionAccess Access { get; init; } = FunctionAccess.Private;
+
+    /// <summary>
+    /// Whether the caller's <c>Authorization</c> and <c>Cookie</c> headers reach the function's code. Off (the
+    /// default), the gateway removes them: a token presented to the gateway, or cookies of another function sharing
+    /// its origin, are not the function's to see. On, they pass as the caller sent them (a function that checks the
+    /// caller itself, or a web app with its own sessions).
+    /// </summary>
+    [JsonPropertyName("passCallerCredentials")]
+    [DefaultValue(false)]
+    public bool PassCallerCredentials { get; init; }
+
     /// <summary>Retries of failed invocations by the gateway; none when absent.</summary>
     [JsonPropertyName("retries")]
     public RetryPolicy? Retries { get; init; }
 
-    /// <summary>Invokes the function on a cron schedule through the gateway.</summary>
+    /// <summary>
+    /// Invokes the function on a cron schedule through the gateway (Modal's Cron): at
+    /// each tick the leading operator sends <c>POST path</c> (empty body, header
+    /// <c>X-Pilotlight-Schedule-Time</c>) as a client would, so the function wakes
+    /// from zero, and records the tick in <c>status.lastScheduleTime</c> before
+    /// sending and the answer in <c>status.lastScheduleResult</c>. Each tick is sent
+    /// at most once, across operator restarts and leader changes. A tick that came
+    /// while no operator led runs once when one leads again if it is at most 5
+    /// minutes old (only the latest such tick); an older one is recorded as
+    /// <c>Missed</c> and not run. Warm capacity is made ready ahead of each tick
+    /// (<c>prewarm.leadTime</c>).
+    /// </summary>
     [JsonPropertyName("schedule")]
     public InvocationSchedule? Schedule { get; init; }
 
@@ -187,6 +225,17 @@ public sealed record ComputeResources
     public ResourceQuantity? EphemeralStorage { get; init; }
 }
 
+/// <summary>Who may invoke a function (see <see cref="GpuFunctionSpec.Access"/>).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<FunctionAccess>))]
+public enum FunctionAccess
+{
+    /// <summary>Callers the gateway authenticates and RBAC allows to invoke this function.</summary>
+    Private,
+
+    /// <summary>Anyone who reaches the gateway, if the platform allows public functions.</summary>
+    Public,
+}
+
 /// <summary>How replicas follow demand (Knative KPA-style).</summary>
 public sealed record ScalingPolicy
 {
@@ -217,7 +266,10 @@ public sealed record ScalingPolicy
     [Range(1, 10000), DefaultValue(1)]
     public int MaxConcurrency { get; init; } = 1;
 
-    /// <summary>Time without a request before the function scales down to its minimum.</summary>
+    /// <summary>
+    /// Time from the last request finishing (with none in flight) before the function scales down to its
+    /// minimum; a request in flight always keeps its pod, however long it runs.
+    /// </summary>
     [JsonPropertyName("scaledownWindow")]
     [RegularExpression(Patterns.Duration), DefaultValue("60s")]
     public string ScaledownWindow { get; init; } = "60s";
@@ -282,15 +334,22 @@ public sealed record RetryPolicy
     public string MaxDelay { get; init; } = "60s";
 }
 
-/// <summary>A cron schedule on which the gateway invokes the function.</summary>
+/// <summary>A cron schedule on which the function is invoked through the gateway.</summary>
 public sealed record InvocationSchedule
 {
-    /// <summary>Five-field cron expression, e.g. <c>0 9 * * 1-5</c>.</summary>
+    /// <summary>
+    /// Five-field cron expression (minute hour day-of-month month day-of-week), e.g. <c>0 9 * * 1-5</c>,
+    /// or @hourly, @daily, @midnight, @weekly, @monthly, @yearly, @annually. Read by Cronos: when both
+    /// day-of-month and day-of-week are restricted, a day must match both (<c>0 0 13 * 5</c> is Friday the 13th).
+    /// </summary>
     [JsonPropertyName("cron")]
     [Required, RegularExpression(Patterns.Cron)]
     public required string Cron { get; init; }
 
-    /// <summary>IANA time zone the expression is read in.</summary>
+    /// <summary>
+    /// IANA time zone the expression is read in, e.g. <c>Europe/Berlin</c>. A wall-clock
+    /// time skipped by a daylight saving change runs at the end of the gap; one repeated runs once.
+    /// </summary>
     [JsonPropertyName("timeZone")]
     [DefaultValue("UTC"), MinLength(1)]
     public string TimeZone { get; init; } = "UTC";

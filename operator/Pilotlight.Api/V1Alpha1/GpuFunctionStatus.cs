@@ -62,6 +62,55 @@ public sealed record GpuFunctionStatus
     /// <summary>Usage accumulated over the function's lifetime.</summary>
     [JsonPropertyName("usage")]
     public UsageTotals? Usage { get; init; }
+
+    /// <summary>
+    /// The scheduled time of the last tick of <c>spec.schedule</c> the operator
+    /// took on: recorded before its request is sent, so no tick is sent twice,
+    /// across restarts and leader changes. Written by the schedule loop only.
+    /// </summary>
+    [JsonPropertyName("lastScheduleTime")]
+    public DateTime? LastScheduleTime { get; init; }
+
+    /// <summary>What became of the tick at <see cref="LastScheduleTime"/>. Written by the schedule loop only.</summary>
+    [JsonPropertyName("lastScheduleResult")]
+    public ScheduleResult? LastScheduleResult { get; init; }
+}
+
+/// <summary>
+/// The outcome of one scheduled invocation: the request <c>POST schedule.path</c>
+/// sent through the gateway at a tick of <c>spec.schedule</c>.
+/// </summary>
+public sealed record ScheduleResult
+{
+    /// <summary>The tick this result belongs to (its scheduled time).</summary>
+    [JsonPropertyName("scheduleTime")]
+    public DateTime? ScheduleTime { get; init; }
+
+    /// <summary>
+    /// <c>Pending</c> while the request runs (or if the operator stopped before its answer came),
+    /// <c>Succeeded</c> for a 2xx answer, <c>Failed</c> for any other answer or none,
+    /// <c>Missed</c> when the tick came while no operator led and was too old to run when one did.
+    /// </summary>
+    [JsonPropertyName("outcome")]
+    [System.ComponentModel.DataAnnotations.RegularExpression("^(Pending|Succeeded|Failed|Missed)$")]
+    public string? Outcome { get; init; }
+
+    /// <summary>The HTTP status code the gateway answered, when it answered.</summary>
+    [JsonPropertyName("statusCode")]
+    public int? StatusCode { get; init; }
+
+    /// <summary>Why the invocation failed or was not sent, when it did not succeed.</summary>
+    [JsonPropertyName("message")]
+    [System.ComponentModel.DataAnnotations.MaxLength(1024)]
+    public string? Message { get; init; }
+
+    /// <summary>When the request was sent.</summary>
+    [JsonPropertyName("startTime")]
+    public DateTime? StartTime { get; init; }
+
+    /// <summary>When its answer (or failure) came.</summary>
+    [JsonPropertyName("finishTime")]
+    public DateTime? FinishTime { get; init; }
 }
 
 /// <summary>

@@ -12,8 +12,19 @@ public static class FunctionConditions
     /// <summary>kstatus: the operator is still moving the function towards its spec.</summary>
     public const string Reconciling = "Reconciling";
 
-    /// <summary>kstatus: progress needs someone to act (a bad spec, no node fits).</summary>
+    /// <summary>
+    /// kstatus: the function cannot serve at all and progress needs someone to act: a bad spec, or no replica is
+    /// ready and its pods cannot be placed, cannot pull, crash, or did not start within <c>startupTimeout</c>. A
+    /// function that serves while extra replicas wait is never Stalled: <see cref="ScaledUp"/> says what is missing.
+    /// </summary>
     public const string Stalled = "Stalled";
+
+    /// <summary>
+    /// True when every desired replica is ready; False with the reason the missing ones are not (PodsStarting,
+    /// Unschedulable with the scheduler's message, ImagePullBackOff, CrashLoopBackOff, StartupTimeout) while the
+    /// function may well serve with the others. Shown by <c>kubectl get gfn -o wide</c>.
+    /// </summary>
+    public const string ScaledUp = "ScaledUp";
 
     /// <summary>Warm standby pods: True when the pool is at its target (present only when prewarm or a schedule asks for it).</summary>
     public const string Warm = "Warm";
@@ -24,11 +35,21 @@ public static class FunctionConditions
     /// <summary>Image pre-pull: True when the image is on every eligible node (present only with prewarm.prePull).</summary>
     public const string PrePulled = "PrePulled";
 
+    /// <summary>Reasons that mean a replica cannot start without someone acting: Warning Events, and Stalled when no replica serves.</summary>
+    public static bool IsProblem(string reason) =>
+        reason is Reasons.InvalidSpec or Reasons.Unschedulable or Reasons.ImagePullBackOff or Reasons.CrashLoopBackOff or Reasons.StartupTimeout;
+
     /// <summary>Reasons, stable across releases: alerting and tooling may match on them.</summary>
     public static class Reasons
     {
-        /// <summary>Every desired replica is ready.</summary>
+        /// <summary>Ready: replicas are ready to serve (ScaledUp says whether all desired ones are); ScaledUp: every desired replica is ready.</summary>
         public const string PodsReady = "PodsReady";
+
+        /// <summary>
+        /// A replica did not become ready within <c>startupTimeout</c> of its creation (a model that never loads, a
+        /// probe that never passes); the kubelet's startup probe restarts its container meanwhile.
+        /// </summary>
+        public const string StartupTimeout = "StartupTimeout";
 
         /// <summary>No replica is wanted; the first request wakes the function.</summary>
         public const string ScaledToZero = "ScaledToZero";
@@ -39,7 +60,7 @@ public static class FunctionConditions
         /// <summary>The spec cannot be served as written (e.g. a GPU type the catalog lacks).</summary>
         public const string InvalidSpec = "InvalidSpec";
 
-        /// <summary>The scheduler found no node for a replica; the message is the scheduler's.</summary>
+        /// <summary>The scheduler found no node for a replica (Stalled when none serves; else ScaledUp=False); the message is the scheduler's.</summary>
         public const string Unschedulable = "Unschedulable";
 
         /// <summary>The image cannot be pulled.</summary>

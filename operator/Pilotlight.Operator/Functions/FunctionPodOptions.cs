@@ -9,12 +9,40 @@ public sealed record FunctionPodOptions
     /// <summary>Port the shim serves invocations (and its readiness endpoint) on; users may not take it.</summary>
     public int ShimPort { get; init; } = 8099;
 
+    /// <summary>
+    /// Port of the shim's admin listener, which serves only the user container's preStop hook
+    /// (<c>/wait-for-drain</c>); never routed to by the gateway. Users may not take it.
+    /// </summary>
+    public int ShimAdminPort { get; init; } = 8022;
+
     /// <summary>Image of the metering sidecar.</summary>
     public string MeterImage { get; init; } = "pilotlight/meter:0.1.0";
 
     /// <summary>Port of the metering sidecar's Prometheus endpoint.</summary>
     public int MeterPort { get; init; } = 9102;
 
-    /// <summary>Extra seconds beyond the request timeout a pod gets to drain before it is killed.</summary>
+    /// <summary>
+    /// Extra seconds beyond the request timeout a pod gets before it is killed: the shim drains for up to
+    /// <c>timeout</c>, then the user's server has this long to exit on SIGTERM.
+    /// </summary>
     public int DrainGraceSeconds { get; init; } = 15;
+
+    /// <summary>
+    /// The Pod Security Standards profile function pods meet: <see cref="PodSecurityProfile.Baseline"/> (the default;
+    /// model server images that run as root still start) or <see cref="PodSecurityProfile.Restricted"/>.
+    /// </summary>
+    public PodSecurityProfile PodSecurity { get; init; } = PodSecurityProfile.Baseline;
+}
+
+/// <summary>A Pod Security Standards profile (kubernetes.io/docs/concepts/security/pod-security-standards).</summary>
+public enum PodSecurityProfile
+{
+    /// <summary>
+    /// No privilege escalation, the container runtime's default capabilities at most (none added), the runtime's
+    /// default seccomp profile; the user's container may run as root.
+    /// </summary>
+    Baseline,
+
+    /// <summary>Baseline, and the user's container must run as non-root with every capability dropped.</summary>
+    Restricted,
 }

@@ -4,6 +4,7 @@ using k8s;
 using k8s.Models;
 using Pilotlight.Api.Schema;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 
 namespace Pilotlight.Operator.Functions;
 
@@ -53,7 +54,7 @@ public static class FunctionPods
         var name = function.Metadata.Name;
         var podSpec = new V1PodSpec
         {
-            Containers = [MakeFunctionContainer(spec, placement), MakeShimContainer(spec, placement, options), MakeMeterContainer(function, placement, options)],
+            Containers = [MakeFunctionContainer(spec, placement, options), MakeShimContainer(spec, placement, options), MakeMeterContainer(function, placement, options)],
             InitContainers = placement.GpuCount > 0 ? [MakeToolsContainer(options)] : null,
             Volumes = [.. spec.Volumes ?? [], new V1Volume { Name = MeterVolume, EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = new ResourceQuantity("1Mi") } }],
             RuntimeClassName = spec.RuntimeClassName,
@@ -64,9 +65,15 @@ public static class FunctionPods
             Affinity = MakeAffinity(placement),
             RestartPolicy = "Always",
             EnableServiceLinks = false,
+            SecurityContext = new V1PodSecurityContext
+            {
+                SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
+                RunAsNonRoot = options.PodSecurity == PodSecurityProfile.Restricted ? true : null,
+            },
             // The metering sidecar sums CPU and memory over the pod's processes.
             ShareProcessNamespace = true,
-            TerminationGracePeriodSeconds = (long)DurationString.Parse(spec.Timeout).TotalSeconds + options.DrainGraceSeconds,
+            // The shim drains for up to `timeout`; the user's server then gets SIGTERM and DrainGraceSeconds to exit.
+            TerminationGracePeriodSeconds = DrainSeconds(spec) + options.DrainGraceSeconds,
         };
 
         var hash = TemplateHash(podSpec);
@@ -139,12 +146,53 @@ public static class FunctionPods
     /// <summary>The label selector of a function's pods, as status reports it.</summary>
     public static string Selector(GpuFunction function) => $"{FunctionLabels.Function}={function.Metadata.Name}";
 
-    private static V1Container MakeFunctionContainer(GpuFunctionSpec spec, FunctionPlacement placement)
+    /// <summary>Seconds the shim drains for when the pod must go: the function's <c>timeout</c>, rounded up.</summary>
+    public static long DrainSeconds(GpuFunctionSpec spec) =>
+        Math.Max(1, (long)Math.Ceiling(DurationString.Parse((spec ?? throw new ArgumentNullException(nameof(spec))).Timeout).TotalSeconds));
+
+    /// <summary>
+    /// The user container's startup probe: <c>healthPath</c> on <c>port</c>, answered 2xx within
+    /// <c>startupTimeout</c> or the kubelet restarts the container. Period: startupTimeout / 30, between 1 s and
+    /// 10 s; failureThreshold: as many periods as fit in startupTimeout (rounded up), so
+    /// periodSeconds x failureThreshold is startupTimeout to within one period.
+    /// </summary>
+    public static V1Probe StartupProbe(GpuFunctionSpec spec)
     {
-        var env = spec.Env?.ToList() ?? [];
-        if (placement.GpuCount == 0 && env.All(e => e.Name != "NVIDIA_VISIBLE_DEVICES"))
+        ArgumentNullException.ThrowIfNull(spec);
+        var budget = Math.Max(1, (int)Math.Ceiling(DurationString.Parse(spec.StartupTimeout).TotalSeconds));
+        var period = Math.Clamp(budget / 30, 1, 10);
+        return new V1Probe
         {
-            // Without this the NVIDIA runtime hands a container that requested no GPU all of the node's GPUs.
+            HttpGet = new V1HTTPGetAction { Path = spec.HealthPath, Port = spec.Port },
+            PeriodSeconds = period,
+            TimeoutSeconds = 1,
+            FailureThreshold = (budget + period - 1) / period,
+        };
+    }
+
+    /// <summary>
+    /// Liveness after startup, asked of the shim's admin port (<c>/live</c>) every 10 s, 5 s to answer, restarted
+    /// after 6 misses in a row (about a minute). The shim answers alive while the pod has a request in flight (a
+    /// model server busy with a long inference often cannot answer its health path, and the shim cuts any request
+    /// past the function's timeout) and otherwise asks the user's <c>healthPath</c>: so only an idle server that has
+    /// stopped answering for a minute (hung, deadlocked, a wedged GPU) is restarted, never one mid-inference.
+    /// </summary>
+    public static V1Probe LivenessProbe(FunctionPodOptions options) => new()
+    {
+        HttpGet = new V1HTTPGetAction { Path = "/live", Port = (options ?? throw new ArgumentNullException(nameof(options))).ShimAdminPort },
+        PeriodSeconds = 10,
+        TimeoutSeconds = 5,
+        FailureThreshold = 6,
+    };
+
+    private static V1Container MakeFunctionContainer(GpuFunctionSpec spec, FunctionPlacement placement, FunctionPodOptions options)
+    {
+        // Defence in depth: admission and the reconciler refuse reserved names, and the pod never carries them either.
+        var env = spec.Env?.Where(e => Admission.SpecRules.Reserved(e.Name) is null).ToList() ?? [];
+        if (placement.GpuCount == 0)
+        {
+            // Without this the NVIDIA runtime hands a container that requested no GPU all of the node's GPUs. Set in
+            // env, it also wins over the same name from an envFrom ConfigMap or Secret, whose keys admission cannot see.
             env.Add(new V1EnvVar { Name = "NVIDIA_VISIBLE_DEVICES", Value = "void" });
         }
 
@@ -161,6 +209,18 @@ public static class FunctionPods
             VolumeMounts = placement.GpuCount > 0
                 ? [.. spec.VolumeMounts ?? [], new V1VolumeMount { Name = MeterVolume, MountPath = SharedPath }]
                 : spec.VolumeMounts?.ToList(),
+            StartupProbe = StartupProbe(spec),
+            LivenessProbe = LivenessProbe(options),
+            SecurityContext = UserSecurityContext(options.PodSecurity),
+            // Knative's way: the user's server gets SIGTERM only once the shim has drained (or its drain time,
+            // the function's timeout, is over), so requests in flight finish.
+            Lifecycle = new V1Lifecycle
+            {
+                PreStop = new V1LifecycleHandler
+                {
+                    HttpGet = new V1HTTPGetAction { Path = "/wait-for-drain", Port = options.ShimAdminPort },
+                },
+            },
             // Only this container is given the pod's GPUs by the device plugin, so the
             // check that they are there, and the sample of their use, run here.
             ReadinessProbe = placement.GpuCount > 0
@@ -177,6 +237,14 @@ public static class FunctionPods
                 : null,
         };
     }
+
+    /// <summary>
+    /// The user's container under <paramref name="profile"/>: never a way to more privilege than it started with, and
+    /// under "restricted" no capabilities and no root (the user's image must then name a non-root user).
+    /// </summary>
+    internal static V1SecurityContext UserSecurityContext(PodSecurityProfile profile) => profile == PodSecurityProfile.Restricted
+        ? new V1SecurityContext { AllowPrivilegeEscalation = false, RunAsNonRoot = true, Capabilities = new V1Capabilities { Drop = ["ALL"] } }
+        : new V1SecurityContext { AllowPrivilegeEscalation = false };
 
     /// <summary>Copies the metering image's binary (which is also the GPU probe) onto the shared volume.</summary>
     internal static V1Container MakeToolsContainer(FunctionPodOptions options) => new()
@@ -253,8 +321,14 @@ public static class FunctionPods
             new V1EnvVar { Name = "PILOTLIGHT_REQUEST_TIMEOUT", Value = spec.Timeout },
             new V1EnvVar { Name = "PILOTLIGHT_GPU_COUNT", Value = placement.GpuCount.ToString(System.Globalization.CultureInfo.InvariantCulture) },
             new V1EnvVar { Name = "PILOTLIGHT_GPU_REPORT", Value = GpuReportPath },
+            new V1EnvVar { Name = "PILOTLIGHT_DRAIN_SECONDS", Value = DrainSeconds(spec).ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            new V1EnvVar { Name = "PILOTLIGHT_ADMIN_PORT", Value = options.ShimAdminPort.ToString(System.Globalization.CultureInfo.InvariantCulture) },
         ],
-        Ports = [new V1ContainerPort { Name = "http", ContainerPort = options.ShimPort, Protocol = "TCP" }],
+        Ports =
+        [
+            new V1ContainerPort { Name = "http", ContainerPort = options.ShimPort, Protocol = "TCP" },
+            new V1ContainerPort { Name = "admin", ContainerPort = options.ShimAdminPort, Protocol = "TCP" },
+        ],
         VolumeMounts = [new V1VolumeMount { Name = MeterVolume, MountPath = SharedPath, ReadOnlyProperty = true }],
         ReadinessProbe = new V1Probe
         {

@@ -1,3 +1,4 @@
+using Pilotlight.Contracts;
 using k8s.Models;
 
 namespace Pilotlight.Operator.Functions;
@@ -23,7 +24,8 @@ public static class FunctionRollout
 
     /// <summary>
     /// Plans one step towards <paramref name="desired"/> pods of <paramref name="currentHash"/>.
-    /// On scale-down, pods with the least <paramref name="load"/> (in-flight requests) leave first.
+    /// On scale-down, pods with the least <paramref name="load"/> (in-flight requests) leave first, and a
+    /// pod with a request in flight is chosen only when fewer idle pods than the surplus remain.
     /// </summary>
     public static RolloutPlan Plan(IReadOnlyList<V1Pod> pods, int desired, string currentHash, Func<V1Pod, int>? load = null)
     {
@@ -32,20 +34,22 @@ public static class FunctionRollout
 
         var current = live.Where(p => HashOf(p) == currentHash).ToList();
         var old = live.Where(p => HashOf(p) != currentHash).ToList();
-        var currentReady = current.Count(FunctionStatusBuilder.IsReady);
+        var currentReady = current.Count(PodReadiness.IsReady);
 
         // Old pods that serve nothing go at once; ready ones only while enough ready pods stay.
-        var oldReady = old.Where(FunctionStatusBuilder.IsReady).ToList();
+        var oldReady = old.Where(PodReadiness.IsReady).ToList();
         delete.AddRange(old.Except(oldReady));
         var readyToSpare = desired == 0 ? oldReady.Count : Math.Max(0, currentReady + oldReady.Count - desired);
-        delete.AddRange(oldReady.OrderBy(p => p.Metadata.CreationTimestamp).Take(readyToSpare));
+        delete.AddRange(oldReady.OrderBy(p => Busy(p, load)).ThenBy(p => p.Metadata.CreationTimestamp).Take(readyToSpare));
         var oldLeft = old.Count - old.Count(delete.Contains);
 
         if (current.Count > desired)
         {
-            // Not-ready pods first, then idle ones, then the newest (the least warmed up).
+            // Never a busy pod while idle ones remain (the autoscaler keeps desired at or above the
+            // busy pods); then not-ready pods first, then the least loaded, then the newest (the least warmed up).
             delete.AddRange(current
-                .OrderBy(FunctionStatusBuilder.IsReady)
+                .OrderBy(p => Busy(p, load))
+                .ThenBy(PodReadiness.IsReady)
                 .ThenBy(p => load?.Invoke(p) ?? 0)
                 .ThenByDescending(p => p.Metadata.CreationTimestamp)
                 .Take(current.Count - desired));
@@ -56,6 +60,8 @@ public static class FunctionRollout
         var room = oldLeft == 0 ? missing : Math.Max(0, desired + Surge - (current.Count + oldLeft));
         return new RolloutPlan(Math.Min(missing, room), delete);
     }
+
+    private static bool Busy(V1Pod pod, Func<V1Pod, int>? load) => load?.Invoke(pod) > 0;
 
     private static string? HashOf(V1Pod pod) =>
         pod.Metadata.Labels is { } labels && labels.TryGetValue(FunctionLabels.TemplateHash, out var hash) ? hash : null;

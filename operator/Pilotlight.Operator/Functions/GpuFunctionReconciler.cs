@@ -5,6 +5,7 @@ using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.ControllerRuntime;
 using Pilotlight.Operator.Gpu;
 
@@ -19,6 +20,9 @@ namespace Pilotlight.Operator.Functions;
 public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
 {
     private static readonly TimeSpan ExpectationTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>Pod creations of one reconcile in flight at once.</summary>
+    private const int CreateParallelism = 8;
     private readonly IKubernetes _client;
     private readonly Informer<V1Pod> _pods;
     private readonly Informer<V1Node> _nodes;
@@ -101,6 +105,23 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     /// <summary>When the function last had a request, for status.</summary>
     public Func<ObjectKey, DateTimeOffset?> LastRequest { get; init; } = _ => null;
 
+    /// <summary>What the platform lets a function use; a function outside it is InvalidSpec and gets no pod.</summary>
+    public Admission.AdmissionPolicy Admission { get; init; } = new();
+
+    /// <summary>
+    /// Everything that decides whether a function may run, and where: the admission webhook refuses on the same
+    /// problems, and this reconciler marks a function that got past it <c>InvalidSpec</c>.
+    /// </summary>
+    public static (FunctionPlacement? Placement, Schedules.FunctionSchedule? Schedule, IReadOnlyList<string> Problems) Validate(
+        GpuFunction function, GpuCatalog catalog, Admission.AdmissionPolicy policy, FunctionPodOptions pods)
+    {
+        ArgumentNullException.ThrowIfNull(function);
+        var (placement, problems) = FunctionPlacement.Resolve(function.Spec.Gpu, catalog);
+        var (schedule, prewarmProblems) = Prewarm.PrewarmSpec.Validate(function.Spec);
+        var rules = Pilotlight.Operator.Admission.SpecRules.Check(function, policy, pods).Select(p => p.ToString());
+        return (placement, schedule, [.. problems, .. prewarmProblems, .. rules]);
+    }
+
     /// <inheritdoc />
     public async Task<ReconcileResult> ReconcileAsync(GpuFunction function, CancellationToken cancellationToken)
     {
@@ -116,13 +137,11 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         var functionPods = pods.Except(placeholders).ToList();
         var serving = functionPods.Where(FunctionLabels.IsServing).ToList();
         var warm = functionPods.Where(FunctionLabels.IsWarm).ToList();
-        var (placement, problems) = FunctionPlacement.Resolve(function.Spec.Gpu, _catalog);
-        var (schedule, zone, prewarmProblems) = Prewarm.PrewarmSpec.Validate(function.Spec);
-        problems = [.. problems, .. prewarmProblems];
+        var (placement, schedule, problems) = Validate(function, _catalog, Admission, _podOptions);
         var desired = problems.Count == 0 ? DesiredReplicas(function) : 0;
         var now = _time.GetUtcNow();
         var warmTarget = problems.Count == 0
-            ? Prewarm.WarmPool.Target(function.Spec, desired, now, LastRequest(key), schedule, zone)
+            ? Prewarm.WarmPool.Target(function.Spec, desired, now, LastRequest(key), schedule)
             : new Prewarm.WarmTarget(0, "None", null);
         string? hash = null;
         string? quotaProblem = null;
@@ -136,10 +155,12 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
             if (Settled(key, pods))
             {
                 var load = PodLoad(key);
+                int Load(V1Pod p) => load.GetValueOrDefault(p.Metadata.Name);
                 var changes = new PodChanges();
 
-                // Claim ready warm pods before creating any: no pod start on the request path.
-                var claims = Prewarm.WarmPool.Plan(serving, warm, desired, warmTarget.Count, hash, []).Claim;
+                // Claim ready warm pods before creating any: no pod start on the request path. Those a gateway
+                // already sends requests to come first (gateways route to warm pods before the claim).
+                var claims = Prewarm.WarmPool.Plan(serving, warm, desired, warmTarget.Count, hash, [], Load).Claim;
                 foreach (var pod in claims)
                 {
                     await RelabelAsync(pod, FunctionLabels.RoleServing, changes, cancellationToken).ConfigureAwait(false);
@@ -147,17 +168,26 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
 
                 serving = [.. serving, .. claims];
                 warm = [.. warm.Except(claims)];
-                var plan = FunctionRollout.Plan(serving, desired, hash, p => load.GetValueOrDefault(p.Metadata.Name));
-                var pool = Prewarm.WarmPool.Plan(serving, warm, desired, warmTarget.Count, hash, plan.Delete);
+                var plan = FunctionRollout.Plan(serving, desired, hash, Load);
+                var pool = Prewarm.WarmPool.Plan(serving, warm, desired, warmTarget.Count, hash, plan.Delete, Load);
                 foreach (var pod in pool.Demote)
                 {
                     await RelabelAsync(pod, FunctionLabels.RoleWarm, changes, cancellationToken).ConfigureAwait(false);
                 }
 
-                quotaProblem = await ApplyAsync(function, template, plan.Create, [.. plan.Delete.Except(pool.Demote)], changes, cancellationToken).ConfigureAwait(false);
-                var warmTemplate = FunctionPods.AsWarm(template);
-                quotaProblem ??= await ApplyAsync(function, warmTemplate, pool.Create, pool.Delete, changes, cancellationToken).ConfigureAwait(false);
-                quotaProblem ??= await ReconcileReservationsAsync(function, placement, placeholders, changes, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    quotaProblem = await ApplyAsync(function, template, plan.Create, [.. plan.Delete.Except(pool.Demote)], changes, cancellationToken).ConfigureAwait(false);
+                    var warmTemplate = FunctionPods.AsWarm(template);
+                    quotaProblem ??= await ApplyAsync(function, warmTemplate, pool.Create, pool.Delete, changes, cancellationToken).ConfigureAwait(false);
+                    quotaProblem ??= await ReconcileReservationsAsync(function, placement, placeholders, changes, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    // Also when a call failed part way: what was created must not be created again from a stale cache.
+                    Expect(key, changes);
+                }
+
                 await RecordAsync(function, key, changes, claims.Count, cancellationToken).ConfigureAwait(false);
                 _quotaProblems[key] = quotaProblem;
             }
@@ -173,9 +203,8 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         // Status from what was observed at the start of this reconcile; the
         // pod events our changes cause bring the next one.
         var live = serving.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
-        var status = FunctionStatusBuilder.Build(
-            new FunctionObservation(function, live, desired, hash, problems, _catalog, NodeProducts(live)),
-            now.UtcDateTime, _endpointBase);
+        var observation = new FunctionObservation(function, live, desired, hash, problems, _catalog, NodeProducts(live));
+        var status = FunctionStatusBuilder.Build(observation, now.UtcDateTime, _endpointBase);
         if (LastRequest(key) is { } last)
         {
             status = status with { LastRequestTime = last.UtcDateTime };
@@ -203,6 +232,12 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         {
             // The DaemonSet's progress is not watched: look again shortly.
             after = Shorter(after, TimeSpan.FromSeconds(2));
+        }
+
+        if (FunctionStatusBuilder.NextStartupDeadline(observation, now.UtcDateTime) is { } deadline)
+        {
+            // A replica runs out of startupTimeout with no pod event to say so: look again then, to report it Stalled.
+            after = Shorter(after, deadline - now.UtcDateTime);
         }
 
         if (warmTarget.NextChange is { } change)
@@ -260,7 +295,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
 
     private List<V1Pod> OwnedPods(GpuFunction function) =>
         _pods.List(function.Metadata.NamespaceProperty)
-            .Where(p => p.Metadata.OwnerReferences?.Any(o => o.Controller == true && o.Uid == function.Metadata.Uid) == true)
+            .Where(p => FunctionOwnership.IsOwnedBy(p, function.Metadata.Uid))
             .ToList();
 
     private Dictionary<string, string> NodeProducts(IEnumerable<V1Pod> pods)
@@ -321,21 +356,49 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
             changes.Deleted.Add(pod.Metadata.Name);
         }
 
-        for (var i = 0; i < create; i++)
+        if (create == 0)
         {
+            return null;
+        }
+
+        // The pods of one step are created side by side (a burst at zero wants them all at once), a few at a time.
+        // Every creation runs to its end, whatever the others do, so each pod created is recorded; a quota refusal
+        // stops the creations not yet started and is returned; any other failure is thrown once all have ended.
+        string? refused = null;
+        Exception? failed = null;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = CreateParallelism, CancellationToken = ct };
+        await Parallel.ForEachAsync(Enumerable.Range(0, create), options, async (_, token) =>
+        {
+            if (Volatile.Read(ref refused) is not null || Volatile.Read(ref failed) is not null)
+            {
+                return;
+            }
+
             try
             {
-                var pod = await _client.CoreV1.CreateNamespacedPodAsync(template, function.Metadata.NamespaceProperty, cancellationToken: ct).ConfigureAwait(false);
-                changes.Created.Add(pod.Metadata.Name);
+                var pod = await _client.CoreV1.CreateNamespacedPodAsync(template, function.Metadata.NamespaceProperty, cancellationToken: token).ConfigureAwait(false);
+                lock (changes)
+                {
+                    changes.Created.Add(pod.Metadata.Name);
+                }
             }
             catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Forbidden && e.Response.Content.Contains("exceeded quota", StringComparison.Ordinal))
             {
                 // The namespace's ResourceQuota bounds everything the operator creates; say so instead of retrying hot.
-                return QuotaMessage(e.Response.Content);
+                Interlocked.CompareExchange(ref refused, QuotaMessage(e.Response.Content), null);
             }
+            catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
+            {
+                Interlocked.CompareExchange(ref failed, e, null);
+            }
+        }).ConfigureAwait(false);
+
+        if (refused is null && failed is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failed);
         }
 
-        return null;
+        return refused;
     }
 
     private static string QuotaMessage(string body)
@@ -468,13 +531,16 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         return (Math.Min(have.Status?.NumberReady ?? 0, current), have.Status?.DesiredNumberScheduled ?? 0);
     }
 
-    private async Task RecordAsync(GpuFunction function, ObjectKey key, PodChanges changes, int claimed, CancellationToken ct)
+    private void Expect(ObjectKey key, PodChanges changes)
     {
         if (changes.Created.Count + changes.Deleted.Count + changes.Roles.Count > 0)
         {
             _expectations[key] = new Expectation(changes.Created, changes.Deleted, changes.Roles, _time.GetUtcNow());
         }
+    }
 
+    private async Task RecordAsync(GpuFunction function, ObjectKey key, PodChanges changes, int claimed, CancellationToken ct)
+    {
         if (claimed > 0)
         {
             WarmClaims.WithLabels(key.Namespace ?? "", key.Name).Inc(claimed);
@@ -538,7 +604,9 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
 
     private async Task WriteStatusAsync(GpuFunction function, GpuFunctionStatus status, CancellationToken ct)
     {
-        if (!FunctionStatusBuilder.Differs(function.Status, status))
+        // lastSchedule* belong to the schedule loop: left out of this patch, so a stale cached copy is never written back.
+        status = Schedules.ScheduleRules.WithoutScheduleFields(status)!;
+        if (!FunctionStatusBuilder.Differs(Schedules.ScheduleRules.WithoutScheduleFields(function.Status), status))
         {
             return;
         }
@@ -559,11 +627,18 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         var after = status.Conditions!.First(c => c.Type == FunctionConditions.Ready);
         if (before?.Status != after.Status || before?.Reason != after.Reason)
         {
-            var warning = after.Reason is FunctionConditions.Reasons.InvalidSpec or FunctionConditions.Reasons.Unschedulable
-                or FunctionConditions.Reasons.ImagePullBackOff or FunctionConditions.Reasons.CrashLoopBackOff;
-            await (warning
+            await (FunctionConditions.IsProblem(after.Reason)
                 ? _events.WarningAsync(function, after.Reason, after.Message, ct)
                 : _events.NormalAsync(function, after.Reason, after.Message, ct)).ConfigureAwait(false);
+        }
+
+        // Extra replicas kept out while the function serves: Ready says nothing, so ScaledUp's own Warning does.
+        var scaleBefore = function.Status?.Conditions?.FirstOrDefault(c => c.Type == FunctionConditions.ScaledUp);
+        var scaleAfter = status.Conditions!.FirstOrDefault(c => c.Type == FunctionConditions.ScaledUp);
+        if (scaleAfter is { Status: "False" } && FunctionConditions.IsProblem(scaleAfter.Reason) && scaleAfter.Reason != after.Reason
+            && (scaleBefore?.Status != scaleAfter.Status || scaleBefore?.Reason != scaleAfter.Reason))
+        {
+            await _events.WarningAsync(function, scaleAfter.Reason, $"not all replicas ready: {scaleAfter.Message}", ct).ConfigureAwait(false);
         }
     }
 

@@ -1,5 +1,6 @@
 using k8s.Models;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.Operator.Functions;
 
 namespace Pilotlight.Operator.Prewarm;

@@ -2,14 +2,15 @@ using k8s.Models;
 using Pilotlight.Api.Schema;
 using Pilotlight.Api.V1Alpha1;
 using Pilotlight.Operator.Functions;
+using Pilotlight.Operator.Schedules;
 
 namespace Pilotlight.Operator.Prewarm;
 
 /// <summary>Checks of the prewarm and schedule fields that a schema cannot make.</summary>
 public static class PrewarmSpec
 {
-    /// <summary>The parsed schedule and its time zone, or the problems (for an InvalidSpec condition).</summary>
-    public static (CronSchedule? Schedule, TimeZoneInfo Zone, IReadOnlyList<string> Problems) Validate(GpuFunctionSpec spec)
+    /// <summary>The parsed schedule (null when there is none or it is invalid) and the problems (for an InvalidSpec condition).</summary>
+    public static (FunctionSchedule? Schedule, IReadOnlyList<string> Problems) Validate(GpuFunctionSpec spec)
     {
         var problems = new List<string>();
         foreach (var (field, value) in new[] { ("leadTime", spec.Prewarm?.LeadTime), ("keepWarmFor", spec.Prewarm?.KeepWarmFor) })
@@ -20,11 +21,6 @@ public static class PrewarmSpec
             }
         }
 
-        if (spec.Prewarm is { } p && p.WarmReplicas > spec.Scaling.MaxReplicas)
-        {
-            problems.Add($"prewarm.warmReplicas ({p.WarmReplicas}) is more than scaling.maxReplicas ({spec.Scaling.MaxReplicas})");
-        }
-
         if (spec.Prewarm is { ReservedReplicas: > 0 } && spec.Gpu is not { Count: > 0 })
         {
             problems.Add("prewarm.reservedReplicas reserves GPUs, but the function asks for none");
@@ -32,25 +28,12 @@ public static class PrewarmSpec
 
         if (spec.Schedule is not { } schedule)
         {
-            return (null, TimeZoneInfo.Utc, problems);
+            return (null, problems);
         }
 
-        var zone = TimeZoneInfo.Utc;
-        try
-        {
-            zone = TimeZoneInfo.FindSystemTimeZoneById(schedule.TimeZone);
-        }
-        catch (Exception e) when (e is TimeZoneNotFoundException or InvalidTimeZoneException)
-        {
-            problems.Add($"schedule.timeZone '{schedule.TimeZone}' is not a known IANA time zone");
-        }
-
-        if (!CronSchedule.TryParse(schedule.Cron, out var cron, out var error))
-        {
-            problems.Add($"schedule.cron: {error}");
-        }
-
-        return (cron, zone, problems);
+        FunctionSchedule.TryCreate(schedule, out var parsed, out var scheduleProblems);
+        problems.AddRange(scheduleProblems);
+        return (parsed, problems);
     }
 }
 

@@ -1,7 +1,9 @@
 using k8s.Models;
 using Pilotlight.Api.Schema;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.Operator.Functions;
+using Pilotlight.Operator.Schedules;
 
 namespace Pilotlight.Operator.Prewarm;
 
@@ -12,7 +14,7 @@ namespace Pilotlight.Operator.Prewarm;
 public sealed record WarmTarget(int Count, string Reason, DateTimeOffset? NextChange);
 
 /// <summary>One reconcile's steps for the warm pool.</summary>
-/// <param name="Claim">Ready warm pods to relabel as serving, oldest first.</param>
+/// <param name="Claim">Ready warm pods to relabel as serving: those the gateways report busy first, then the oldest.</param>
 /// <param name="Demote">Serving pods the rollout would delete, kept as warm pods instead.</param>
 /// <param name="Create">Warm pods to create.</param>
 /// <param name="Delete">Warm pods to delete (old template, failed, or surplus).</param>
@@ -25,7 +27,9 @@ public sealed record WarmPoolPlan(IReadOnlyList<V1Pod> Claim, IReadOnlyList<V1Po
 /// <summary>
 /// The warm pool, purely: how big it should be, which warm pods to claim when
 /// the autoscaler wants more serving replicas (so no pod is created on the
-/// request path), and how to refill it.
+/// request path), and how to refill it. A gateway may already be routing
+/// requests to a warm pod (it does not wait for the claim): such a pod is
+/// claimed first, and never deleted or demoted while the gateways report it busy.
 /// </summary>
 public static class WarmPool
 {
@@ -42,7 +46,7 @@ public static class WarmPool
     /// Never more than leaves room under <c>maxReplicas</c> beside <paramref name="desiredServing"/>.
     /// </summary>
     public static WarmTarget Target(GpuFunctionSpec spec, int desiredServing, DateTimeOffset now, DateTimeOffset? lastRequest,
-        CronSchedule? schedule, TimeZoneInfo zone)
+        FunctionSchedule? schedule)
     {
         var prewarm = spec.Prewarm;
         var count = prewarm?.WarmReplicas ?? 0;
@@ -62,8 +66,8 @@ public static class WarmPool
         if (schedule is not null)
         {
             var lead = prewarm is null ? DefaultLeadTime : DurationString.Parse(prewarm.LeadTime);
-            var previous = schedule.PreviousAtOrBefore(now, zone);
-            var upcoming = schedule.NextAfter(now, zone);
+            var previous = schedule.LatestAtOrBefore(now);
+            var upcoming = schedule.NextAfter(now);
             var inWindow = (previous is { } p && now < p + AfterTick) || (upcoming is { } u && now >= u - lead);
             if (inWindow)
             {
@@ -97,30 +101,36 @@ public static class WarmPool
     /// <param name="target">Warm pods wanted.</param>
     /// <param name="hash">The current template's hash.</param>
     /// <param name="scaleDown">Serving pods the rollout plans to delete.</param>
+    /// <param name="load">In-flight requests per pod as the gateways report them (none known when null).</param>
     public static WarmPoolPlan Plan(IReadOnlyList<V1Pod> serving, IReadOnlyList<V1Pod> warm, int desiredServing, int target, string hash,
-        IReadOnlyList<V1Pod> scaleDown)
+        IReadOnlyList<V1Pod> scaleDown, Func<V1Pod, int>? load = null)
     {
-        var delete = warm.Where(p => !Usable(p, hash)).ToList();
-        var usable = warm.Except(delete).ToList();
+        bool Busy(V1Pod p) => load?.Invoke(p) > 0;
+
+        // A busy pod of an old template is neither claimed nor counted in the pool: it finishes what it serves and goes once idle.
+        var finishing = warm.Where(p => !Usable(p, hash) && Busy(p) && Live(p)).ToList();
+        var delete = warm.Where(p => !Usable(p, hash)).Except(finishing).ToList();
+        var usable = warm.Except(delete).Except(finishing).ToList();
 
         var servingNow = serving.Count(p => Usable(p, hash));
         var missing = Math.Max(0, desiredServing - servingNow);
-        var claim = usable.Where(p => p.Metadata.DeletionTimestamp is null && FunctionStatusBuilder.IsReady(p))
-            .OrderBy(p => p.Metadata.CreationTimestamp)
+        var claim = usable.Where(p => p.Metadata.DeletionTimestamp is null && PodReadiness.IsReady(p))
+            .OrderByDescending(p => load?.Invoke(p) ?? 0)
+            .ThenBy(p => p.Metadata.CreationTimestamp)
             .Take(missing)
             .ToList();
         var pool = usable.Except(claim).ToList();
 
-        // A serving pod leaving on scale-down is already warm: keep it if the pool is short.
-        var demote = scaleDown.Where(p => Usable(p, hash) && FunctionStatusBuilder.IsReady(p))
+        // A serving pod leaving on scale-down is already warm: keep it if the pool is short (an idle one only).
+        var demote = scaleDown.Where(p => Usable(p, hash) && PodReadiness.IsReady(p) && !Busy(p))
             .Take(Math.Max(0, target - pool.Count))
             .ToList();
         var size = pool.Count + demote.Count;
 
         if (size > target)
         {
-            // Surplus: not-ready ones first, then the newest.
-            delete.AddRange(pool.OrderBy(FunctionStatusBuilder.IsReady).ThenByDescending(p => p.Metadata.CreationTimestamp).Take(size - target));
+            // Surplus: not-ready ones first, then the newest; never one a gateway is sending requests to.
+            delete.AddRange(pool.Where(p => !Busy(p)).OrderBy(PodReadiness.IsReady).ThenByDescending(p => p.Metadata.CreationTimestamp).Take(size - target));
         }
 
         return new WarmPoolPlan(claim, demote, Math.Max(0, target - size), delete);
@@ -128,7 +138,9 @@ public static class WarmPool
 
     /// <summary>Warm pods in the pool by readiness: (ready, all).</summary>
     public static (int Ready, int All) Count(IReadOnlyList<V1Pod> warm) =>
-        (warm.Count(p => p.Metadata.DeletionTimestamp is null && FunctionStatusBuilder.IsReady(p)), warm.Count(p => p.Metadata.DeletionTimestamp is null));
+        (warm.Count(p => p.Metadata.DeletionTimestamp is null && PodReadiness.IsReady(p)), warm.Count(p => p.Metadata.DeletionTimestamp is null));
+
+    private static bool Live(V1Pod pod) => pod.Status?.Phase is not ("Failed" or "Succeeded") && pod.Metadata.DeletionTimestamp is null;
 
     private static bool Usable(V1Pod pod, string hash) =>
         pod.Status?.Phase is not ("Failed" or "Succeeded")

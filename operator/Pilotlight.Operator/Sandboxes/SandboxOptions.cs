@@ -43,4 +43,31 @@ public sealed record SandboxOptions
 
     /// <summary>UID and GID the sandbox runs as.</summary>
     public long RunAsUser { get; init; } = 65532;
+
+    /// <summary>
+    /// Address ranges no sandbox may reach, whatever its <c>network.allowCidrs</c> say: every allowed range
+    /// carries them as <c>except</c> entries. The defaults are link-local (169.254.0.0/16, where clouds serve
+    /// node credentials at 169.254.169.254) and AWS's IPv6 metadata address; the platform adds its pod,
+    /// service and node ranges (<c>--sandbox-egress-deny</c>).
+    /// </summary>
+    public IReadOnlyList<string> EgressFloor { get; init; } = DefaultEgressFloor;
+
+    /// <summary>The ranges of <see cref="EgressFloor"/> that are always there.</summary>
+    public static IReadOnlyList<string> DefaultEgressFloor { get; } = ["169.254.0.0/16", "fd00:ec2::254/128"];
+
+    /// <summary>
+    /// What <c>network.allowCidrs</c> may name: each asked range must lie within one of these
+    /// (<c>--sandbox-egress-allowed</c>). The default allows any range, the internet included; a platform
+    /// that forbids <c>0.0.0.0/0</c> lists the ranges it does allow.
+    /// </summary>
+    public IReadOnlyList<string> AllowedEgress { get; init; } = ["0.0.0.0/0", "::/0"];
+
+    /// <summary>The largest <c>workspaceSize</c> a Sandbox or SandboxWarmPool may ask for (<c>--sandbox-max-workspace</c>).</summary>
+    public k8s.Models.ResourceQuantity MaxWorkspaceSize { get; init; } = new("10Gi");
+
+    /// <summary>
+    /// Ephemeral storage beyond the workspace (the container's writable layer, logs, /tmp) a sandbox gets when it
+    /// asks for none: its request and limit are the workspace size plus this. Every sandbox pod has both.
+    /// </summary>
+    public k8s.Models.ResourceQuantity ScratchStorage { get; init; } = new("1Gi");
 }

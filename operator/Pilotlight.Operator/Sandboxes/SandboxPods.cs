@@ -1,6 +1,7 @@
 using System.Globalization;
 using k8s.Models;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.Operator.Functions;
 
 namespace Pilotlight.Operator.Sandboxes;
@@ -11,9 +12,6 @@ namespace Pilotlight.Operator.Sandboxes;
 /// </summary>
 public static class SandboxPods
 {
-    /// <summary>Label naming the Sandbox a pod or policy belongs to.</summary>
-    public const string SandboxLabel = "pilotlight.dev/sandbox";
-
     /// <summary>The user's container, whose entrypoint is the agent.</summary>
     public const string SandboxContainer = "sandbox";
 
@@ -73,7 +71,7 @@ public static class SandboxPods
         var pod = MakePod(stand, runtimeClass, null, options);
         pod.Metadata.Name = null;
         pod.Metadata.GenerateName = $"{pool.Metadata.Name}-";
-        pod.Metadata.Labels.Remove(SandboxLabel);
+        pod.Metadata.Labels.Remove(SandboxAnnotations.SandboxLabel);
         pod.Metadata.Labels[PoolLabel] = pool.Metadata.Name;
         pod.Metadata.Labels[ShapeLabel] = Shape(pool.Spec.Image, pool.Spec.Resources, runtimeClass, pool.Spec.WorkspaceSize, options);
         pod.Metadata.OwnerReferences = [Owner(pool.ApiVersion, pool.Kind, pool.Metadata.Name, pool.Metadata.Uid)];
@@ -133,11 +131,9 @@ public static class SandboxPods
                 problems.Add($"env {env.Name}: sandboxes cannot read Secrets");
             }
 
-            if (env.Name.StartsWith("NVIDIA_", StringComparison.Ordinal) || env.Name.StartsWith("PILOTLIGHT_", StringComparison.Ordinal))
-            {
-                problems.Add($"env {env.Name} is set by the operator, not the sandbox");
-            }
         }
+
+        problems.AddRange(Admission.SpecRules.EnvProblems(spec.Env, spec.EnvFrom).Select(p => p.ToString()));
 
         if (spec.EnvFrom?.Any(e => e.SecretRef is not null) == true)
         {
@@ -147,6 +143,16 @@ public static class SandboxPods
         return problems;
     }
 
+    /// <summary>Ephemeral storage of a sandbox that asks for none: its workspace plus <see cref="SandboxOptions.ScratchStorage"/>.</summary>
+    public static ResourceQuantity DefaultEphemeralStorage(ResourceQuantity workspace, SandboxOptions options) =>
+        new((workspace.ToDecimal() + options.ScratchStorage.ToDecimal()).ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>Why <paramref name="workspace"/> cannot be had here, if it cannot.</summary>
+    public static string? WorkspaceProblem(ResourceQuantity? workspace, SandboxOptions options) =>
+        workspace is not null && workspace.ToDecimal() > options.MaxWorkspaceSize.ToDecimal()
+            ? $"spec.workspaceSize: {workspace} is more than this platform allows ({options.MaxWorkspaceSize})"
+            : null;
+
     /// <summary>The hardened pod of <paramref name="sandbox"/>.</summary>
     public static V1Pod MakePod(Sandbox sandbox, string? runtimeClass, FunctionPlacement? placement, SandboxOptions options)
     {
@@ -154,10 +160,9 @@ public static class SandboxPods
         var cpu = spec.Resources?.Cpu ?? new ResourceQuantity(options.DefaultResources.Cpu);
         var memory = spec.Resources?.Memory ?? new ResourceQuantity(options.DefaultResources.Memory);
         var limits = new Dictionary<string, ResourceQuantity> { ["cpu"] = cpu, ["memory"] = memory };
-        if (spec.Resources?.EphemeralStorage is { } storage)
-        {
-            limits["ephemeral-storage"] = storage;
-        }
+        // Always bounded: what the sandbox asked for, else its workspace plus the platform's scratch allowance (the
+        // workspace emptyDir counts against the pod's ephemeral storage too).
+        limits["ephemeral-storage"] = spec.Resources?.EphemeralStorage ?? DefaultEphemeralStorage(spec.WorkspaceSize, options);
 
         var gpus = placement?.GpuCount ?? 0;
         if (gpus > 0)
@@ -166,8 +171,7 @@ public static class SandboxPods
         }
 
         // Defence in depth: validation refuses these names, and the pod never carries them either.
-        var env = new List<V1EnvVar>((spec.Env ?? []).Where(e => !e.Name.StartsWith("NVIDIA_", StringComparison.Ordinal)
-            && !e.Name.StartsWith("PILOTLIGHT_", StringComparison.Ordinal)))
+        var env = new List<V1EnvVar>((spec.Env ?? []).Where(e => Admission.SpecRules.Reserved(e.Name) is null))
         {
             new() { Name = "PILOTLIGHT_MODE", Value = "sandbox" },
             new() { Name = "PILOTLIGHT_LISTEN_PORT", Value = options.AgentPort.ToString(CultureInfo.InvariantCulture) },
@@ -210,7 +214,7 @@ public static class SandboxPods
                 NamespaceProperty = sandbox.Metadata.NamespaceProperty,
                 Labels = new Dictionary<string, string>
                 {
-                    [SandboxLabel] = sandbox.Metadata.Name,
+                    [SandboxAnnotations.SandboxLabel] = sandbox.Metadata.Name,
                     [FunctionLabels.ManagedBy] = FunctionLabels.ManagedByValue,
                 },
                 OwnerReferences = [Owner(sandbox)],
@@ -326,14 +330,15 @@ public static class SandboxPods
 
     /// <summary>
     /// Deny everything but the gateway's connections to the agent, and egress to
-    /// <c>network.allowCidrs</c> (plus DNS when <c>network.allowDns</c>).
+    /// <c>network.allowCidrs</c> less the platform's floor (<see cref="SandboxEgress"/>), plus DNS when
+    /// <c>network.allowDns</c>.
     /// </summary>
     public static V1NetworkPolicy MakeNetworkPolicy(Sandbox sandbox, SandboxOptions options)
     {
         var egress = new List<V1NetworkPolicyEgressRule>();
-        if (sandbox.Spec.Network.AllowCidrs is { Count: > 0 } cidrs)
+        if (sandbox.Spec.Network.AllowCidrs is { Count: > 0 } cidrs && SandboxEgress.Peers(cidrs, options.EgressFloor) is { Count: > 0 } peers)
         {
-            egress.Add(new V1NetworkPolicyEgressRule { To = [.. cidrs.Select(c => new V1NetworkPolicyPeer { IpBlock = new V1IPBlock { Cidr = c } })] });
+            egress.Add(new V1NetworkPolicyEgressRule { To = [.. peers] });
         }
 
         if (sandbox.Spec.Network.AllowDns)
@@ -360,12 +365,12 @@ public static class SandboxPods
             {
                 Name = $"{sandbox.Metadata.Name}-sandbox",
                 NamespaceProperty = sandbox.Metadata.NamespaceProperty,
-                Labels = new Dictionary<string, string> { [SandboxLabel] = sandbox.Metadata.Name, [FunctionLabels.ManagedBy] = FunctionLabels.ManagedByValue },
+                Labels = new Dictionary<string, string> { [SandboxAnnotations.SandboxLabel] = sandbox.Metadata.Name, [FunctionLabels.ManagedBy] = FunctionLabels.ManagedByValue },
                 OwnerReferences = [Owner(sandbox)],
             },
             Spec = new V1NetworkPolicySpec
             {
-                PodSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { [SandboxLabel] = sandbox.Metadata.Name } },
+                PodSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { [SandboxAnnotations.SandboxLabel] = sandbox.Metadata.Name } },
                 PolicyTypes = ["Ingress", "Egress"],
                 Ingress =
                 [

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pilotlight.Api.Schema;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.ControllerRuntime;
 using Pilotlight.Operator.Functions;
 using Pilotlight.Operator.Gpu;
@@ -21,12 +22,6 @@ namespace Pilotlight.Operator.Sandboxes;
 /// </summary>
 public sealed class SandboxReconciler : IReconciler<Sandbox>
 {
-    /// <summary>Annotation the gateway keeps at the time of the sandbox's last exec, stdin or file operation.</summary>
-    public const string LastActivityAnnotation = "pilotlight.dev/last-activity";
-
-    /// <summary>Annotation the gateway sets when a caller terminates the sandbox.</summary>
-    public const string TerminateAnnotation = "pilotlight.dev/terminate-requested";
-
     private readonly IKubernetes _client;
     private readonly Informer<V1Pod> _pods;
     private readonly GpuCatalog _catalog;
@@ -34,7 +29,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
     private readonly EventRecorder _events;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<string, bool> _policies = new();
+    private readonly SandboxPolicies _policies;
     private readonly ConcurrentDictionary<string, (string Pod, DateTimeOffset At)> _claims = new();
 
     // Why each sandbox ended, by "namespace/name", remembered from the moment it is decided: the pod is deleted
@@ -46,11 +41,12 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
     private static readonly Prometheus.Counter SandboxClaims = Prometheus.Metrics.CreateCounter(
         "pilotlight_sandbox_warm_claims_total", "Sandboxes that started on a claimed warm pod instead of a new one.", "namespace");
 
-    /// <summary>A reconciler reading pods from <paramref name="pods"/>.</summary>
-    public SandboxReconciler(IKubernetes client, Informer<V1Pod> pods, GpuCatalog catalog, SandboxOptions options, EventRecorder events,
-        TimeProvider? time = null, ILogger? logger = null)
+    /// <summary>A reconciler reading pods from <paramref name="pods"/>, keeping policies through <paramref name="policies"/>.</summary>
+    public SandboxReconciler(IKubernetes client, Informer<V1Pod> pods, SandboxPolicies policies, GpuCatalog catalog, SandboxOptions options,
+        EventRecorder events, TimeProvider? time = null, ILogger? logger = null)
     {
         _client = client;
+        _policies = policies;
         _pods = pods;
         _catalog = catalog;
         _options = options;
@@ -71,7 +67,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         var ns = sandbox.Metadata.NamespaceProperty;
         // Its pod: the one it created (named after it) or a warm pod it claimed, labelled and owned either way.
         var pod = _pods.List(ns).FirstOrDefault(p =>
-            p.Metadata.Labels?.TryGetValue(SandboxPods.SandboxLabel, out var owner) == true && owner == sandbox.Metadata.Name
+            p.Metadata.Labels?.TryGetValue(SandboxAnnotations.SandboxLabel, out var owner) == true && owner == sandbox.Metadata.Name
             && p.Metadata.OwnerReferences?.Any(o => o.Uid == sandbox.Metadata.Uid) == true);
         if (pod is not null)
         {
@@ -142,7 +138,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
                 }
             }
 
-            var ready = pod is not null && FunctionStatusBuilder.IsReady(pod);
+            var ready = pod is not null && PodReadiness.IsReady(pod);
             var running = conflict
                 ? ("False", SandboxConditions.Reasons.PodConflict, $"a pod named {SandboxPods.PodName(sandbox)} exists and is not this sandbox's")
                 : ready
@@ -172,30 +168,50 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
     /// <inheritdoc />
     public Task DeletedAsync(ObjectKey key, CancellationToken cancellationToken)
     {
-        _policies.TryRemove($"{key.Namespace}/{key.Name}", out _);
         _endings.TryRemove($"{key.Namespace}/{key.Name}", out _);
         return Task.CompletedTask;
     }
 
-    private (string? RuntimeClass, FunctionPlacement? Placement, TimeSpan Timeout, TimeSpan? Idle, List<string> Problems) Validate(Sandbox sandbox)
+    private (string? RuntimeClass, FunctionPlacement? Placement, TimeSpan Timeout, TimeSpan? Idle, List<string> Problems) Validate(Sandbox sandbox) =>
+        Validate(sandbox, _options, _catalog);
+
+    /// <summary>
+    /// Everything that decides whether a sandbox may run, and how: the admission webhook refuses on the same
+    /// problems, and this reconciler marks a sandbox that got past it <c>InvalidSpec</c>.
+    /// </summary>
+    public static (string? RuntimeClass, FunctionPlacement? Placement, TimeSpan Timeout, TimeSpan? Idle, List<string> Problems) Validate(
+        Sandbox sandbox, SandboxOptions options, GpuCatalog catalog)
     {
+        ArgumentNullException.ThrowIfNull(sandbox);
+        ArgumentNullException.ThrowIfNull(options);
         var problems = new List<string>();
-        var (runtimeClass, runtimeProblem) = SandboxPods.RuntimeClass(sandbox, _options);
+        if (Admission.SpecRules.NameProblem(sandbox.Metadata?.Name) is { } name)
+        {
+            problems.Add($"metadata.name: {name}");
+        }
+
+        var (runtimeClass, runtimeProblem) = SandboxPods.RuntimeClass(sandbox, options);
         if (runtimeProblem is not null)
         {
             problems.Add(runtimeProblem);
         }
 
         problems.AddRange(SandboxPods.EnvProblems(sandbox.Spec));
+        problems.AddRange(SandboxEgress.Problems(sandbox.Spec.Network.AllowCidrs, options));
+        if (SandboxPods.WorkspaceProblem(sandbox.Spec.WorkspaceSize, options) is { } workspace)
+        {
+            problems.Add(workspace);
+        }
+
         FunctionPlacement? placement = null;
         if (sandbox.Spec.Gpu is { Count: > 0 } gpu)
         {
-            var (p, gpuProblems) = FunctionPlacement.Resolve(gpu, _catalog);
+            var (p, gpuProblems) = FunctionPlacement.Resolve(gpu, catalog);
             placement = p;
             problems.AddRange(gpuProblems);
         }
 
-        var timeout = _options.MaxTimeout;
+        var timeout = options.MaxTimeout;
         if (!DurationString.TryParse(sandbox.Spec.Timeout, out var asked) || asked <= TimeSpan.Zero)
         {
             problems.Add($"timeout '{sandbox.Spec.Timeout}' is not a positive duration");
@@ -225,7 +241,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
     private static (string Reason, string Message)? Ending(Sandbox sandbox, V1Pod? pod, SandboxStatus? previous, DateTime now, DateTime expiresAt,
         TimeSpan? idle, DateTime lastActivity)
     {
-        if (sandbox.Metadata.Annotations?.ContainsKey(TerminateAnnotation) == true)
+        if (sandbox.Metadata.Annotations?.ContainsKey(SandboxAnnotations.TerminateRequested) == true)
         {
             return (SandboxConditions.Reasons.Terminated, "terminated on request");
         }
@@ -268,7 +284,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
     {
         var created = sandbox.Metadata.CreationTimestamp ?? DateTime.MinValue;
         var last = pod?.Status?.StartTime is { } start && start > created ? start : created;
-        if (sandbox.Metadata.Annotations?.TryGetValue(LastActivityAnnotation, out var text) == true
+        if (sandbox.Metadata.Annotations?.TryGetValue(SandboxAnnotations.LastActivity, out var text) == true
             && DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at)
             && at.UtcDateTime > last)
         {
@@ -347,7 +363,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         var candidates = _pods.List(sandbox.Metadata.NamespaceProperty)
             .Where(p => p.Metadata.Labels?.ContainsKey(SandboxPods.PoolLabel) == true
                 && p.Metadata.Labels.TryGetValue(SandboxPods.ShapeLabel, out var s) && s == shape
-                && p.Metadata.DeletionTimestamp is null && FunctionStatusBuilder.IsReady(p))
+                && p.Metadata.DeletionTimestamp is null && PodReadiness.IsReady(p))
             .OrderBy(p => p.Metadata.CreationTimestamp)
             .ToList();
         foreach (var candidate in candidates)
@@ -357,7 +373,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
                 metadata = new Dictionary<string, object?>
                 {
                     ["resourceVersion"] = candidate.Metadata.ResourceVersion,
-                    ["labels"] = new Dictionary<string, string?> { [SandboxPods.SandboxLabel] = sandbox.Metadata.Name, [SandboxPods.PoolLabel] = null },
+                    ["labels"] = new Dictionary<string, string?> { [SandboxAnnotations.SandboxLabel] = sandbox.Metadata.Name, [SandboxPods.PoolLabel] = null },
                     ["annotations"] = new Dictionary<string, string> { ["pilotlight.dev/claimed-from"] = candidate.Metadata.Labels[SandboxPods.PoolLabel] },
                     ["ownerReferences"] = new[] { SandboxPods.Owner(sandbox) },
                 },
@@ -394,28 +410,8 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         }
     }
 
-    private async Task EnsurePolicyAsync(Sandbox sandbox, CancellationToken ct)
-    {
-        var key = $"{sandbox.Metadata.NamespaceProperty}/{sandbox.Metadata.Name}";
-        if (_policies.ContainsKey(key))
-        {
-            return;
-        }
-
-        var policy = SandboxPods.MakeNetworkPolicy(sandbox, _options);
-        try
-        {
-            await _client.NetworkingV1.CreateNamespacedNetworkPolicyAsync(policy, sandbox.Metadata.NamespaceProperty, cancellationToken: ct).ConfigureAwait(false);
-        }
-        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict)
-        {
-            // Exists (an earlier run made it): make sure it says what it should.
-            await _client.NetworkingV1.ReplaceNamespacedNetworkPolicyAsync(policy, policy.Metadata.Name, sandbox.Metadata.NamespaceProperty, cancellationToken: ct)
-                .ConfigureAwait(false);
-        }
-
-        _policies[key] = true;
-    }
+    private Task EnsurePolicyAsync(Sandbox sandbox, CancellationToken ct) =>
+        _policies.EnsureAsync(SandboxPods.MakeNetworkPolicy(sandbox, _options), sandbox, ct);
 
     private async Task DeletePodAsync(V1Pod? pod, CancellationToken ct)
     {
@@ -462,55 +458,5 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         {
             _logger.LogDebug("Sandbox {Namespace}/{Name} went away before its status was written", sandbox.Metadata.NamespaceProperty, sandbox.Metadata.Name);
         }
-    }
-}
-
-/// <summary>Sandbox condition types and their stable reasons.</summary>
-public static class SandboxConditions
-{
-    /// <summary>The agent is ready for exec and file operations.</summary>
-    public const string Ready = "Ready";
-
-    /// <summary>The sandbox has ended (terminal); its reason says why.</summary>
-    public const string Finished = "Finished";
-
-    /// <summary>kstatus: True while the pod is being started.</summary>
-    public const string Reconciling = "Reconciling";
-
-    /// <summary>kstatus: True when the sandbox cannot run (invalid spec, a conflicting pod) or its pod failed or vanished.</summary>
-    public const string Stalled = "Stalled";
-
-    /// <summary>Stable reasons.</summary>
-    public static class Reasons
-    {
-        /// <summary>The agent is ready (Ready), or the sandbox has not finished (Finished=False).</summary>
-        public const string Running = "Running";
-
-        /// <summary>The pod is being scheduled or started.</summary>
-        public const string PodStarting = "PodStarting";
-
-        /// <summary>The spec cannot be run (a runtime class not allowed, a bad duration, an unknown GPU type).</summary>
-        public const string InvalidSpec = "InvalidSpec";
-
-        /// <summary>A pod of the sandbox's name belongs to something else.</summary>
-        public const string PodConflict = "PodConflict";
-
-        /// <summary>Its timeout passed.</summary>
-        public const string Expired = "Expired";
-
-        /// <summary>No exec, stdin or file operation within idleTimeout.</summary>
-        public const string IdleTimeout = "IdleTimeout";
-
-        /// <summary>A caller terminated it through the gateway.</summary>
-        public const string Terminated = "Terminated";
-
-        /// <summary>Its pod failed; the pod is not recreated.</summary>
-        public const string PodFailed = "PodFailed";
-
-        /// <summary>Its pod was deleted outside the operator; it is not recreated.</summary>
-        public const string PodLost = "PodLost";
-
-        /// <summary>The agent exited by itself.</summary>
-        public const string Completed = "Completed";
     }
 }

@@ -2,6 +2,7 @@ using k8s;
 using k8s.Autorest;
 using k8s.Models;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.ControllerRuntime;
 using Pilotlight.Operator.Functions;
 
@@ -12,11 +13,38 @@ namespace Pilotlight.Operator.Sandboxes;
 /// pool's shape, fenced by a deny-all NetworkPolicy until a Sandbox claims one
 /// (and takes it out of the pool), replaced when claimed, failed or reshaped.
 /// </summary>
-public sealed class SandboxWarmPoolReconciler(IKubernetes client, Informer<V1Pod> pods, SandboxOptions options, EventRecorder events, TimeProvider time)
+public sealed class SandboxWarmPoolReconciler(IKubernetes client, Informer<V1Pod> pods, SandboxPolicies policies, SandboxOptions options, EventRecorder events,
+    TimeProvider time)
     : IReconciler<SandboxWarmPool>
 {
-    private readonly HashSet<string> _policies = [];
     private readonly Lock _gate = new();
+
+    /// <summary>What the admission webhook refuses a pool for, and this reconciler marks it InvalidSpec for.</summary>
+    public static IReadOnlyList<string> Validate(SandboxWarmPool pool, SandboxOptions options) => Resolve(pool, options).Problems;
+
+    private static (string? RuntimeClass, IReadOnlyList<string> Problems) Resolve(SandboxWarmPool pool, SandboxOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(pool);
+        var problems = new List<string>();
+        if (Admission.SpecRules.NameProblem(pool.Metadata?.Name) is { } name)
+        {
+            problems.Add($"metadata.name: {name}");
+        }
+
+        var stand = new Sandbox { Metadata = new V1ObjectMeta { Name = pool.Metadata?.Name }, Spec = new SandboxSpec { Image = pool.Spec.Image, RuntimeClassName = pool.Spec.RuntimeClassName } };
+        var (runtimeClass, problem) = SandboxPods.RuntimeClass(stand, options);
+        if (problem is not null)
+        {
+            problems.Add(problem);
+        }
+
+        if (SandboxPods.WorkspaceProblem(pool.Spec.WorkspaceSize, options) is { } workspace)
+        {
+            problems.Add(workspace);
+        }
+
+        return (runtimeClass, problems);
+    }
 
     /// <inheritdoc />
     public async Task<ReconcileResult> ReconcileAsync(SandboxWarmPool pool, CancellationToken cancellationToken)
@@ -27,8 +55,8 @@ public sealed class SandboxWarmPoolReconciler(IKubernetes client, Informer<V1Pod
         }
 
         var ns = pool.Metadata.NamespaceProperty;
-        var stand = new Sandbox { Metadata = new V1ObjectMeta { Name = pool.Metadata.Name }, Spec = new SandboxSpec { Image = pool.Spec.Image, RuntimeClassName = pool.Spec.RuntimeClassName } };
-        var (runtimeClass, problem) = SandboxPods.RuntimeClass(stand, options);
+        var (runtimeClass, problems) = Resolve(pool, options);
+        var problem = problems.Count > 0 ? string.Join("; ", problems) : null;
         var members = pods.List(ns)
             .Where(p => p.Metadata.Labels?.TryGetValue(SandboxPods.PoolLabel, out var name) == true && name == pool.Metadata.Name
                 && p.Metadata.OwnerReferences?.Any(o => o.Uid == pool.Metadata.Uid) == true)
@@ -49,7 +77,7 @@ public sealed class SandboxWarmPoolReconciler(IKubernetes client, Informer<V1Pod
             var stale = live.Where(p => p.Status?.Phase is "Failed" or "Succeeded"
                 || !(p.Metadata.Labels!.TryGetValue(SandboxPods.ShapeLabel, out var s) && s == shape)).ToList();
             live = [.. live.Except(stale)];
-            var surplus = live.OrderBy(FunctionStatusBuilder.IsReady).ThenByDescending(p => p.Metadata.CreationTimestamp)
+            var surplus = live.OrderBy(PodReadiness.IsReady).ThenByDescending(p => p.Metadata.CreationTimestamp)
                 .Take(Math.Max(0, live.Count - pool.Spec.Replicas)).ToList();
             await DeleteAsync([.. stale, .. surplus], cancellationToken).ConfigureAwait(false);
             live = [.. live.Except(surplus)];
@@ -67,7 +95,7 @@ public sealed class SandboxWarmPoolReconciler(IKubernetes client, Informer<V1Pod
                 await events.NormalAsync(pool, "CreatedPods", $"Created {missing} warm sandbox pod(s)", cancellationToken).ConfigureAwait(false);
             }
 
-            var readyCount = live.Count(FunctionStatusBuilder.IsReady);
+            var readyCount = live.Count(PodReadiness.IsReady);
             ready = readyCount >= pool.Spec.Replicas
                 ? ("True", "PoolReady", $"{readyCount}/{pool.Spec.Replicas} warm pods ready")
                 : ("False", "PoolFilling", $"{readyCount}/{pool.Spec.Replicas} warm pods ready");
@@ -87,7 +115,7 @@ public sealed class SandboxWarmPoolReconciler(IKubernetes client, Informer<V1Pod
                 },
             ],
             Replicas = live.Count,
-            ReadyReplicas = live.Count(FunctionStatusBuilder.IsReady),
+            ReadyReplicas = live.Count(PodReadiness.IsReady),
         };
         if (pool.Status is null || KubernetesJson.Serialize(pool.Status) != KubernetesJson.Serialize(status))
         {
@@ -109,7 +137,6 @@ public sealed class SandboxWarmPoolReconciler(IKubernetes client, Informer<V1Pod
     {
         lock (_gate)
         {
-            _policies.Remove($"{key.Namespace}/{key.Name}");
             _expected.Remove($"{key.Namespace}/{key.Name}");
         }
 
@@ -149,31 +176,8 @@ public sealed class SandboxWarmPoolReconciler(IKubernetes client, Informer<V1Pod
         }
     }
 
-    private async Task EnsurePolicyAsync(SandboxWarmPool pool, CancellationToken ct)
-    {
-        var key = $"{pool.Metadata.NamespaceProperty}/{pool.Metadata.Name}";
-        lock (_gate)
-        {
-            if (_policies.Contains(key))
-            {
-                return;
-            }
-        }
-
-        try
-        {
-            await client.NetworkingV1.CreateNamespacedNetworkPolicyAsync(SandboxPods.MakePoolPolicy(pool), pool.Metadata.NamespaceProperty, cancellationToken: ct)
-                .ConfigureAwait(false);
-        }
-        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict)
-        {
-        }
-
-        lock (_gate)
-        {
-            _policies.Add(key);
-        }
-    }
+    private Task EnsurePolicyAsync(SandboxWarmPool pool, CancellationToken ct) =>
+        policies.EnsureAsync(SandboxPods.MakePoolPolicy(pool), pool, ct);
 
     private async Task DeleteAsync(IEnumerable<V1Pod> doomed, CancellationToken ct)
     {

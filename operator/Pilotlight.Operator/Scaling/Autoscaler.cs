@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pilotlight.Api.V1Alpha1;
 using Pilotlight.ControllerRuntime;
+using Pilotlight.Contracts;
 using Prometheus;
 
 namespace Pilotlight.Operator.Scaling;
@@ -13,14 +14,14 @@ namespace Pilotlight.Operator.Scaling;
 /// gateways, decides each function's replica count with
 /// <see cref="ScaleDecider"/> and asks the function controller to reconcile
 /// the functions whose count changed. A gateway wakes a function at zero at
-/// once by stamping the <see cref="WakeAnnotation"/>; the reconcile that
-/// follows sees it without waiting for a tick.
+/// once by stamping the <see cref="WakeRequest.RequestedAnnotation"/>; the reconcile that
+/// follows sees it without waiting for a tick. Nothing scales down while any
+/// gateway goes unread, nor before every gateway has been read for a full
+/// stable window since this instance started leading; until its first tick a
+/// function keeps what its status says (desired and ready replicas).
 /// </summary>
-public sealed class Autoscaler : IController
+public sealed partial class Autoscaler : IController
 {
-    /// <summary>Annotation a gateway sets (RFC 3339 time) when a request arrives for a function with no ready pod.</summary>
-    public const string WakeAnnotation = "pilotlight.dev/wake-requested";
-
     private static readonly Gauge DesiredGauge = Metrics.CreateGauge("pilotlight_autoscaler_desired_replicas",
         "Replicas the autoscaler wants, per function.", "namespace", "function");
     private static readonly Gauge DemandGauge = Metrics.CreateGauge("pilotlight_autoscaler_in_flight",
@@ -28,12 +29,18 @@ public sealed class Autoscaler : IController
     private static readonly Gauge PanicGauge = Metrics.CreateGauge("pilotlight_autoscaler_panic",
         "1 while the function is in panic mode.", "namespace", "function");
 
+    private static readonly Gauge UnknownGauge = Metrics.CreateGauge("pilotlight_autoscaler_demand_unknown",
+        "1 while the last demand poll missed a gateway (nothing scales down then).");
+
     private readonly Informer<GpuFunction> _functions;
     private readonly IDemandSource _demand;
     private readonly AutoscalerSettings _settings;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+
     private readonly ConcurrentDictionary<ObjectKey, Entry> _entries = new();
+    private readonly Lock _gate = new();
+    private DateTimeOffset? _completeSince;
 
     /// <summary>An autoscaler over the functions in <paramref name="functions"/>.</summary>
     public Autoscaler(Informer<GpuFunction> functions, IDemandSource demand, AutoscalerSettings? settings = null,
@@ -52,25 +59,46 @@ public sealed class Autoscaler : IController
     /// <inheritdoc />
     public string Name => "autoscaler";
 
-    /// <inheritdoc />
-    public IReadOnlyList<IInformer> Informers => [_functions];
+    /// <summary>Informers the demand source reads (the gateway Service's Endpoints), run and synced with the autoscaler's own.</summary>
+    public IReadOnlyList<IInformer> DemandInformers { get; init; } = [];
 
-    /// <summary>Replicas the function should have now; a fresh wake request counts at once.</summary>
+    /// <inheritdoc />
+    public IReadOnlyList<IInformer> Informers => [_functions, .. DemandInformers];
+
+    /// <summary>
+    /// True once every gateway has answered every poll for a full stable window since this
+    /// instance started leading; until then nothing scales down (a restart or failover must not
+    /// read "no report yet" as "no demand").
+    /// </summary>
+    public bool DemandSettled
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _completeSince is { } since && _time.GetUtcNow() - since >= _settings.StableWindow;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Replicas the function should have now; a fresh wake request counts at once. Before the first
+    /// tick the function's own status seeds it (what the previous leader decided, and the pods that
+    /// are ready), so a reconcile that runs first never deletes serving pods.
+    /// </summary>
     public int DesiredReplicas(GpuFunction function)
     {
-        var key = ObjectKey.Of(function);
-        var entry = _entries.GetOrAdd(key, _ => new Entry());
+        var entry = EntryOf(function);
         lock (entry)
         {
             if (WakeTime(function) is { } wake && (entry.State.LastRequest is null || wake > entry.State.LastRequest))
             {
                 // A request is waiting for a function with no ready pod: decide now, not at the next tick.
                 entry.State = ScaleDecider.Decide(function.Spec.Scaling, entry.State with { LastRequest = wake }, entry.Samples,
-                    function.Status?.ReadyReplicas ?? 0, _time.GetUtcNow(), _settings);
-                entry.Initialized = true;
+                    function.Status?.ReadyReplicas ?? 0, _time.GetUtcNow(), _settings, new DemandNow(MayScaleDown: false, Waiting: WakeHeld(function)));
             }
 
-            return Math.Clamp(entry.Initialized ? entry.State.Desired : function.Spec.Scaling.MinReplicas,
+            return Math.Clamp(entry.State.Desired,
                 function.Spec.Scaling.MinReplicas, Math.Max(function.Spec.Scaling.MinReplicas, function.Spec.Scaling.MaxReplicas));
         }
     }
@@ -85,6 +113,14 @@ public sealed class Autoscaler : IController
     /// <inheritdoc />
     public async Task RunAsync(ControllerMetrics metrics, CancellationToken cancellationToken)
     {
+        // A new term: what this instance knew when it last led may be stale, and demand must be
+        // complete for a stable window again before anything scales down.
+        lock (_gate)
+        {
+            _entries.Clear();
+            _completeSince = null;
+        }
+
         while (!cancellationToken.IsCancellationRequested)
         {
             try
@@ -98,7 +134,7 @@ public sealed class Autoscaler : IController
             }
             catch (Exception ex)
             {
-                _logger.LogError(ex, "Autoscaler tick failed");
+                LogTickFailed(_logger, ex);
             }
         }
     }
@@ -106,33 +142,64 @@ public sealed class Autoscaler : IController
     /// <summary>One decision round over every function.</summary>
     public async Task TickAsync(CancellationToken cancellationToken)
     {
-        var demand = (await _demand.PollAsync(cancellationToken).ConfigureAwait(false)).ToDictionary(d => d.Key);
+        var report = await _demand.PollAsync(cancellationToken).ConfigureAwait(false);
+        var demand = report.Functions.ToDictionary(d => d.Key);
         var now = _time.GetUtcNow();
+        bool mayScaleDown;
+        lock (_gate)
+        {
+            // Scale-down needs a full stable window of complete reports: after a start, a failover or an
+            // unread gateway, the samples of that window undercount.
+            _completeSince = report.Complete ? _completeSince ?? now : null;
+            mayScaleDown = _completeSince is { } since && now - since >= _settings.StableWindow;
+        }
+
+        UnknownGauge.Set(report.Complete ? 0 : 1);
+        if (!report.Complete)
+        {
+            LogIncomplete(_logger, report.Unread.Count);
+        }
+
         foreach (var function in _functions.List())
         {
             var key = ObjectKey.Of(function);
-            var entry = _entries.GetOrAdd(key, _ => new Entry());
+            var entry = EntryOf(function);
             bool changed;
             lock (entry)
             {
                 var seen = demand.GetValueOrDefault(key);
                 entry.Samples.Add(new DemandSample(now, seen?.InFlight ?? 0));
                 entry.Samples.RemoveAll(s => s.At < now - _settings.StableWindow);
-                entry.PodLoad = seen?.Pods ?? [];
+                var load = seen?.Pods ?? [];
+                entry.PodLoad = report.Complete
+                    ? load
+                    // A gateway unread: its requests are unknown, so a pod busy at the last tick stays busy.
+                    : load.Concat(entry.PodLoad).GroupBy(p => p.Key).ToDictionary(g => g.Key, g => g.Max(p => p.Value));
                 if (seen?.LastRequest is { } last && (entry.State.LastRequest is null || last > entry.State.LastRequest))
                 {
                     entry.State = entry.State with { LastRequest = last };
                 }
 
+                if (seen?.LastFinished is { } finished && (entry.State.LastActive is null || finished > entry.State.LastActive))
+                {
+                    entry.State = entry.State with { LastActive = finished };
+                }
+
+                // A wake stamped after the last arrival this poll saw: its held requests may not be in the report
+                // yet. Only for a panic window: a later poll has them (or they went), and a stale stamp keeps nothing up.
+                var waiting = WakeTime(function) is { } woken && now - woken < _settings.PanicWindow
+                    && (seen?.LastRequest is null || woken > seen.LastRequest) ? WakeHeld(function) : 0;
                 if (WakeTime(function) is { } wake && (entry.State.LastRequest is null || wake > entry.State.LastRequest))
                 {
                     entry.State = entry.State with { LastRequest = wake };
                 }
 
-                var before = entry.Initialized ? entry.State.Desired : (int?)null;
-                entry.State = ScaleDecider.Decide(function.Spec.Scaling, entry.State, entry.Samples, function.Status?.ReadyReplicas ?? 0, now, _settings);
-                entry.Initialized = true;
-                changed = before != entry.State.Desired;
+                var before = entry.State.Desired;
+                var current = new DemandNow(seen?.InFlight ?? 0, entry.PodLoad.Count(p => p.Value > 0), mayScaleDown, waiting);
+                entry.State = ScaleDecider.Decide(function.Spec.Scaling, entry.State, entry.Samples, function.Status?.ReadyReplicas ?? 0, now,
+                    _settings, current);
+                changed = before != entry.State.Desired || !entry.Ticked;
+                entry.Ticked = true;
 
                 string ns = key.Namespace ?? "", name = key.Name;
                 DesiredGauge.WithLabels(ns, name).Set(entry.State.Desired);
@@ -142,7 +209,7 @@ public sealed class Autoscaler : IController
 
             if (changed)
             {
-                _logger.LogInformation("{Function}: desired replicas {Desired}", key, entry.State.Desired);
+                LogDesired(_logger, key, entry.State.Desired);
                 Changed?.Invoke(key);
             }
         }
@@ -156,18 +223,46 @@ public sealed class Autoscaler : IController
         }
     }
 
+    /// <summary>
+    /// The function's entry; a new one starts from the function's status: the replicas the last
+    /// leader decided (or that are ready, if more) and its last request time.
+    /// </summary>
+    private Entry EntryOf(GpuFunction function) => _entries.GetOrAdd(ObjectKey.Of(function), _ => new Entry
+    {
+        State = new ScaleState(
+            Math.Max(function.Status?.DesiredReplicas ?? 0, function.Status?.ReadyReplicas ?? 0),
+            null,
+            function.Status?.LastRequestTime is { } t ? new DateTimeOffset(DateTime.SpecifyKind(t, DateTimeKind.Utc)) : null),
+    });
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "{Function}: desired replicas {Desired}")]
+    private static partial void LogDesired(ILogger logger, ObjectKey function, int desired);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "Demand unknown: {Unread} gateway(s) unread; no function scales down this tick")]
+    private static partial void LogIncomplete(ILogger logger, int unread);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Autoscaler tick failed")]
+    private static partial void LogTickFailed(ILogger logger, Exception error);
+
     private static DateTimeOffset? WakeTime(GpuFunction function) =>
-        function.Metadata.Annotations?.TryGetValue(WakeAnnotation, out var value) == true
+        function.Metadata.Annotations?.TryGetValue(WakeRequest.RequestedAnnotation, out var value) == true
         && DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at) ? at : null;
+
+    /// <summary>The requests the last wake stamp said were held; 0 without (a gateway from before the count), or when unreadable.</summary>
+    private static int WakeHeld(GpuFunction function) =>
+        function.Metadata.Annotations?.TryGetValue(WakeRequest.HeldAnnotation, out var value) == true
+        && int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var held) ? held : 0;
 
     private sealed class Entry
     {
         public ScaleState State { get; set; } = new(0, null, null);
 
+        /// <summary>False until the first tick decided for this entry (which always tells the controller).</summary>
+        public bool Ticked { get; set; }
+
         public List<DemandSample> Samples { get; } = [];
 
         public IReadOnlyDictionary<string, int> PodLoad { get; set; } = new Dictionary<string, int>();
 
-        public bool Initialized { get; set; }
     }
 }

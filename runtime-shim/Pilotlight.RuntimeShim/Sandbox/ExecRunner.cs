@@ -12,13 +12,16 @@ namespace Pilotlight.RuntimeShim.Sandbox;
 /// <summary>
 /// <c>POST /exec</c>: runs one command in the workspace and streams its output as NDJSON, one line per chunk
 /// read from stdout or stderr (<c>{"stream":"stdout","data":"&lt;base64&gt;"}</c>), then
-/// <c>{"exit":n,"timedOut":false,"durationMs":n}</c>. On timeout, client disconnect or shutdown the whole
-/// process tree is killed. Output is read as it arrives, with back-pressure: a slow client slows the command.
+/// <c>{"exit":n,"timedOut":false,"durationMs":n}</c>. On timeout, client disconnect or shutdown while the command
+/// runs, everything the exec started is killed, processes that left its tree included (see
+/// <see cref="ChildProcesses.KillExec"/>); once the command has exited by itself, what it left running in the
+/// background is left alone. Output is read as it arrives, with back-pressure: a slow client slows the command.
 /// </summary>
 internal sealed class ExecRunner(
     SandboxOptions options,
     WorkspacePaths paths,
     SandboxActivity activity,
+    ChildProcesses children,
     TimeProvider time,
     ILogger<ExecRunner> log)
 {
@@ -37,14 +40,14 @@ internal sealed class ExecRunner(
     /// <summary>Request bodies larger than this (the JSON, stdin included) get 413.</summary>
     private long MaxRequestBytes => options.MaxFileBytes + (1 << 20);
 
-    private readonly ConcurrentDictionary<int, Process> _running = new();
+    private readonly ConcurrentDictionary<int, RunningExec> _running = new();
 
-    /// <summary>Kills every running exec's process tree; for shutdown.</summary>
+    /// <summary>Kills everything every running exec started; for shutdown.</summary>
     public void KillAll()
     {
-        foreach (var process in _running.Values)
+        foreach (var exec in _running.Values)
         {
-            TryKillTree(process);
+            TryKill(exec);
         }
     }
 
@@ -86,10 +89,14 @@ internal sealed class ExecRunner(
         }
 
         var program = request.Argv![0]!;
+        // Unguessable, so code in the sandbox cannot aim another exec's kill at processes it wants gone.
+        var execId = Guid.NewGuid().ToString("N");
+        start.Environment[ChildProcesses.ExecMarker] = execId;
         Process process;
+        ulong? startTime;
         try
         {
-            process = Process.Start(start) ?? throw new Win32Exception("no process was started");
+            process = children.Start(start, out startTime);
         }
         catch (Win32Exception e)
         {
@@ -99,19 +106,21 @@ internal sealed class ExecRunner(
 
         using (process)
         {
-            _running[process.Id] = process;
+            var exec = new RunningExec(process, startTime, execId);
+            _running[process.Id] = exec;
             activity.ExecStarted();
             var started = time.GetTimestamp();
             ExecResult? result = null;
             try
             {
-                result = await StreamAsync(context, process, request.Stdin, timeout, started);
+                result = await StreamAsync(context, exec, request.Stdin, timeout, started);
             }
             finally
             {
-                TryKillTree(process);
+                TryKill(exec);
                 _running.TryRemove(process.Id, out _);
                 activity.ExecFinished();
+                children.ReapOrphans();
                 if (result is null)
                 {
                     log.LogInformation("exec {Program}: client went away after {Duration} ms; killed", program, (long)time.GetElapsedTime(started).TotalMilliseconds);
@@ -129,8 +138,9 @@ internal sealed class ExecRunner(
     }
 
     /// <summary>Streams the output and the final line; null when the client went away first.</summary>
-    private async Task<ExecResult?> StreamAsync(HttpContext context, Process process, string? stdin, TimeSpan timeout, long started)
+    private async Task<ExecResult?> StreamAsync(HttpContext context, RunningExec exec, string? stdin, TimeSpan timeout, long started)
     {
+        var process = exec.Process;
         var aborted = context.RequestAborted;
         var timedOut = 0;
         long? exitedAt = null;
@@ -142,10 +152,10 @@ internal sealed class ExecRunner(
             if (IsRunning(process))
             {
                 Interlocked.Exchange(ref timedOut, 1);
-                TryKillTree(process);
+                TryKill(exec);
             }
         });
-        await using var onAbort = aborted.Register(() => TryKillTree(process));
+        await using var onAbort = aborted.Register(() => TryKill(exec));
         using var stop = new CancellationTokenSource();
 
         var channel = Channel.CreateBounded<OutputChunk>(new BoundedChannelOptions(16) { SingleReader = true, SingleWriter = false });
@@ -211,7 +221,7 @@ internal sealed class ExecRunner(
         }
         finally
         {
-            TryKillTree(process);
+            TryKill(exec);
             await stop.CancelAsync();
             await Task.WhenAll(completed, feeding, watching);
         }
@@ -405,17 +415,27 @@ internal sealed class ExecRunner(
         }
     }
 
-    /// <summary>Kills the process and all its descendants; false when it had already exited.</summary>
-    private static bool TryKillTree(Process process)
+    /// <summary>
+    /// While the exec's command runs, kills it and everything it started (its tree and whatever carries its
+    /// marker); false when the command had already exited, whose background processes are then left running.
+    /// </summary>
+    private bool TryKill(RunningExec exec)
     {
-        if (!IsRunning(process))
+        if (!IsRunning(exec.Process))
         {
             return false;
         }
 
+        if (OperatingSystem.IsLinux())
+        {
+            var killed = children.KillExec(exec.Process.Id, exec.StartTime, exec.Id);
+            log.LogDebug("exec {Id}: killed {Count} processes", exec.Id, killed);
+            return true;
+        }
+
         try
         {
-            process.Kill(entireProcessTree: true);
+            exec.Process.Kill(entireProcessTree: true);
         }
         catch (Exception e) when (e is InvalidOperationException or Win32Exception or AggregateException or NotSupportedException)
         {
@@ -430,6 +450,9 @@ internal sealed class ExecRunner(
         log.LogInformation("exec {Program}: refused ({Status}): {Reason}", program ?? "(none)", status, error);
         return SandboxAgent.Error(context, status, error);
     }
+
+    /// <summary>One exec in flight: its command's process, that process's start time in /proc, and the exec's marker id.</summary>
+    private sealed record RunningExec(Process Process, ulong? StartTime, string Id);
 
     private enum OutputStream
     {

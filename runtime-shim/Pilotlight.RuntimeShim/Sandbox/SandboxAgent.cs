@@ -22,6 +22,7 @@ internal sealed class SandboxAgent(
         services.AddSingleton(options);
         services.AddSingleton(new WorkspacePaths(options.Workspace));
         services.AddSingleton<SandboxActivity>();
+        services.AddSingleton<ChildProcesses>();
         services.AddSingleton<ExecRunner>();
         services.AddSingleton<SandboxFiles>();
         services.AddSingleton<SandboxAgent>();

@@ -10,7 +10,11 @@ namespace Pilotlight.RuntimeShim.Sandbox;
 /// same exit code, so the pod ends Succeeded or Failed and the Sandbox Completed or PodFailed. Without a command the
 /// agent alone keeps the sandbox up, waiting for exec calls.
 /// </summary>
-internal sealed class SandboxMainProcess(SandboxOptions options, IHostApplicationLifetime lifetime, ILogger<SandboxMainProcess> log)
+internal sealed class SandboxMainProcess(
+    SandboxOptions options,
+    ChildProcesses children,
+    IHostApplicationLifetime lifetime,
+    ILogger<SandboxMainProcess> log)
 {
     private Process? _process;
 
@@ -38,7 +42,7 @@ internal sealed class SandboxMainProcess(SandboxOptions options, IHostApplicatio
 
         try
         {
-            _process = Process.Start(start) ?? throw new InvalidOperationException("no process was started");
+            _process = children.Start(start, out _);
         }
         catch (Exception e) when (e is Win32Exception or InvalidOperationException)
         {

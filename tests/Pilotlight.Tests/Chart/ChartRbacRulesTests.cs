@@ -25,7 +25,11 @@ public class ChartRbacRulesTests
         "core | events | create",
         "core | nodes | list watch",
         "apps | daemonsets | get create patch delete",
-        "networking.k8s.io | networkpolicies | create update",
+        "networking.k8s.io | networkpolicies | create update get list watch delete",
+        "pilotlight.dev | gpufunctions/invoke | create",
+        "authentication.k8s.io | tokenreviews | create",
+        "authorization.k8s.io | subjectaccessreviews | create",
+        "admissionregistration.k8s.io | validatingwebhookconfigurations | get update | names pilotlight-operator-webhook",
     ];
 
     /// <summary>The gateway's ClusterRole.</summary>
@@ -43,6 +47,12 @@ public class ChartRbacRulesTests
     [
         "coordination.k8s.io | leases | create",
         "coordination.k8s.io | leases | get update | names pilotlight-operator",
+    ];
+
+    /// <summary>The operator's Role in the release namespace for finding every gateway pod (--gateway-service).</summary>
+    private static readonly string[] GatewayDiscoveryRules =
+    [
+        "core | endpoints | list watch",
     ];
 
     private static string[] Lines(IEnumerable<V1PolicyRule>? rules) =>
@@ -85,8 +95,58 @@ public class ChartRbacRulesTests
         Assert.That(chart.RulesOf(ChartRbac.OperatorUser).Where(r => r.Source.StartsWith("Role/", StringComparison.Ordinal)).Select(r => r.Namespace),
             Is.All.EqualTo(Helm.Namespace), "bound by a RoleBinding in the release namespace");
 
-        var withoutElection = await ChartRbac.RenderAsync(["operator.leaderElection.enabled=false", "operator.replicas=1"]);
-        Assert.That(withoutElection.Objects.OfType<V1Role>(), Is.Empty);
+        var withoutElection = await ChartRbac.RenderAsync(["operator.leaderElection.enabled=false", "operator.replicas=1", "admission.webhook.enabled=false",
+            "invokeKeys.enabled=false"]);
+        Assert.That(withoutElection.Objects.OfType<V1Role>().Select(r => r.Metadata.Name), Is.EqualTo(new[] { "pilotlight-operator-gateways" }));
+    }
+
+    [Test]
+    public async Task Users_get_pilotlight_through_the_built_in_roles_and_an_invoker_role()
+    {
+        var rendered = k8s.KubernetesYaml.LoadAllFromString(await Helm.TemplateAsync(showOnly: ["templates/user-roles.yaml"])).OfType<V1ClusterRole>()
+            .ToDictionary(r => r.Metadata.Name);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(Lines(rendered["pilotlight-invoker"].Rules), Is.EqualTo(new[] { "pilotlight.dev | gpufunctions/invoke | create" }), "invoke, and nothing else");
+            Assert.That(rendered["pilotlight-aggregate-edit"].Metadata.Labels, Does.ContainKey("rbac.authorization.k8s.io/aggregate-to-edit")
+                .And.ContainKey("rbac.authorization.k8s.io/aggregate-to-admin"));
+            Assert.That(Lines(rendered["pilotlight-aggregate-edit"].Rules), Has.Some.EqualTo("pilotlight.dev | gpufunctions/invoke sandboxes/exec | create"));
+            Assert.That(rendered["pilotlight-aggregate-view"].Metadata.Labels, Does.ContainKey("rbac.authorization.k8s.io/aggregate-to-view"));
+            Assert.That(Lines(rendered["pilotlight-aggregate-view"].Rules), Is.EqualTo(new[] { "pilotlight.dev | gpufunctions sandboxes sandboxwarmpools | get list watch" }),
+                "viewers see, and neither invoke nor exec");
+        });
+    }
+
+    [Test]
+    public async Task The_webhook_role_reaches_only_its_own_secret_and_configuration()
+    {
+        var chart = await ChartRbac.RenderAsync();
+        var role = chart.Role("pilotlight-operator-webhook");
+        Assert.That(Lines(role.Rules), Is.EqualTo(new[] { "core | secrets | create", "core | secrets | get update | names pilotlight-operator-webhook-tls" }));
+        Assert.Multiple(() =>
+        {
+            Assert.That(chart.Allowing(ChartRbac.OperatorUser, new ApiRequest("get", "", "secrets", null, Helm.Namespace, "pilotlight-operator-webhook-tls")), Is.Not.Null);
+            Assert.That(chart.Allowing(ChartRbac.OperatorUser, new ApiRequest("get", "", "secrets", null, Helm.Namespace, "someone-elses")), Is.Null, "no other Secret");
+            Assert.That(chart.Allowing(ChartRbac.OperatorUser, new ApiRequest("create", "", "secrets", null, "team-a", null)), Is.Null, "not in tenants' namespaces");
+            Assert.That(chart.Allowing(ChartRbac.OperatorUser, new ApiRequest("update", "admissionregistration.k8s.io", "validatingwebhookconfigurations", null, null, "other-webhook")), Is.Null,
+                "no other webhook configuration");
+        });
+
+        var without = await ChartRbac.RenderAsync(["admission.webhook.enabled=false"]);
+        Assert.That(Lines(without.ClusterRole("pilotlight-operator").Rules), Does.Not.Contain(OperatorRules[^1]));
+    }
+
+    [Test]
+    public async Task The_gateway_discovery_role_reads_endpoints_in_the_release_namespace_only()
+    {
+        var chart = await ChartRbac.RenderAsync();
+        var role = chart.Role("pilotlight-operator-gateways");
+        Assert.That(role.Metadata.NamespaceProperty, Is.EqualTo(Helm.Namespace));
+        Assert.That(Lines(role.Rules), Is.EqualTo(GatewayDiscoveryRules));
+        Assert.That(chart.Allowing(ChartRbac.OperatorUser, new ApiRequest("watch", "", "endpoints", null, Helm.Namespace, null)), Is.Not.Null);
+        Assert.That(chart.Allowing(ChartRbac.OperatorUser, new ApiRequest("list", "", "endpoints", null, "team-a", null)), Is.Null,
+            "not in other namespaces");
     }
 
     [Test]
@@ -94,8 +154,14 @@ public class ChartRbacRulesTests
     {
         var chart = await ChartRbac.RenderAsync();
         Assert.That(chart.RulesOf(ChartRbac.OperatorUser).Select(r => r.Source).Distinct(),
-            Is.EquivalentTo(new[] { "ClusterRole/pilotlight-operator", "Role/pilotlight-system/pilotlight-operator-leader-election" }));
-        Assert.That(chart.RulesOf(ChartRbac.GatewayUser).Select(r => r.Source).Distinct(), Is.EquivalentTo(new[] { "ClusterRole/pilotlight-gateway" }));
+            Is.EquivalentTo(new[]
+            {
+                "ClusterRole/pilotlight-operator", "Role/pilotlight-system/pilotlight-operator-leader-election", "Role/pilotlight-system/pilotlight-operator-gateways",
+                "Role/pilotlight-system/pilotlight-operator-webhook",
+                "ClusterRole/pilotlight-operator-invoke-keys", "Role/pilotlight-system/pilotlight-operator-invoke-keys",
+            }));
+        Assert.That(chart.RulesOf(ChartRbac.GatewayUser).Select(r => r.Source).Distinct(),
+            Is.EquivalentTo(new[] { "ClusterRole/pilotlight-gateway", "Role/pilotlight-system/pilotlight-gateway-invoke-keys" }));
         Assert.That(chart.RulesOf("system:serviceaccount:other:pilotlight-operator"), Is.Empty);
     }
 

@@ -53,7 +53,16 @@ public class ChartRbacTests
                 "operator renews its Lease");
             Assert.That(await MayAsync(ChartRbac.OperatorUser, "update", "coordination.k8s.io", "leases", Helm.Namespace, "someone-else"), Is.False,
                 "operator touches no other Lease");
-            Assert.That(await MayAsync(ChartRbac.OperatorUser, "get", "", "secrets", "any"), Is.False, "operator reads no Secrets");
+            Assert.That(await MayAsync(ChartRbac.OperatorUser, "watch", "", "endpoints", Helm.Namespace), Is.True, "operator finds the gateway pods");
+            Assert.That(await MayAsync(ChartRbac.OperatorUser, "list", "", "endpoints", "any"), Is.False, "operator reads no other namespace's Endpoints");
+            Assert.That(await MayAsync(ChartRbac.OperatorUser, "get", "", "secrets", "any"), Is.False, "operator gets no Secret by name");
+            Assert.That(await MayAsync(ChartRbac.OperatorUser, "watch", "", "secrets", "any"), Is.True, "operator watches invoke-key Secrets (by label)");
+            Assert.That(await MayAsync(ChartRbac.OperatorUser, "update", "", "secrets", "any"), Is.False, "operator writes no tenant's Secret");
+            Assert.That(await MayAsync(ChartRbac.GatewayUser, "list", "", "secrets", "any"), Is.False, "gateway lists no Secrets");
+            Assert.That(await MayAsync(ChartRbac.GatewayUser, "get", "", "secrets", Helm.Namespace), Is.False, "gateway reads no Secret, not even in its namespace");
+            Assert.That(await MayAsync(ChartRbac.GatewayUser, "watch", "", "configmaps", Helm.Namespace, "pilotlight-invoke-keys"), Is.True,
+                "gateway watches the invoke-key verifiers");
+            Assert.That(await MayAsync(ChartRbac.GatewayUser, "watch", "", "configmaps", Helm.Namespace), Is.False, "gateway watches no other ConfigMap");
             Assert.That(await MayAsync(ChartRbac.OperatorUser, "update", "pilotlight.dev", "gpufunctions", "any"), Is.False, "operator does not write specs");
             Assert.That(await MayAsync(ChartRbac.GatewayUser, "create", "authorization.k8s.io", "subjectaccessreviews"), Is.True, "gateway asks SubjectAccessReviews");
             Assert.That(await MayAsync(ChartRbac.GatewayUser, "create", "", "pods", "any"), Is.False, "gateway creates no pods");
@@ -119,10 +128,10 @@ internal static class ChartRbacAudit
         // see it repaired at the function's next reconcile: no test does.
         (Operator, new("", "services", "patch"), "repairs a drifted Service; no scenario edits one"),
 
-        // SandboxReconciler creates a sandbox's NetworkPolicy and, when one of that name already
-        // exists (made by an earlier operator process: after a restart or a change of leader),
-        // replaces it so it says what it should. The suite runs one operator that never restarts.
-        (Operator, new("networking.k8s.io", "networkpolicies", "update"), "replaces a policy left by an earlier operator process; the suite's operator never restarts"),
+        // The operator's scheduled requests go through the gateway with the operator's token; the gateway asks a
+        // SubjectAccessReview whether that user may create gpufunctions/invoke. A check inside the gateway's request,
+        // never the operator's own (ScheduleTests fails without the rule: the gateway answers 403).
+        (Operator, new("pilotlight.dev", "gpufunctions/invoke", "create"), "checked by the gateway's SubjectAccessReview, not requested"),
     ];
 
     /// <summary>Requests the operator or the gateway makes knowing they may be refused, and handles the 403.</summary>

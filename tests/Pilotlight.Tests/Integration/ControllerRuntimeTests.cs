@@ -219,4 +219,43 @@ public class ControllerRuntimeTests
         Assert.That(b.Host.IsLeader, Is.True);
         Assert.That(first.Count(ns, "two"), Is.Zero);
     }
+
+    [Test]
+    public async Task A_graceful_stop_with_the_default_options_hands_leadership_to_the_other_replica_within_seconds()
+    {
+        // The chart's path: default election timings, ReleaseOnShutdown on (the default).
+        var ns = await _plane.CreateNamespaceAsync("handover");
+        var election = new LeaderElectionOptions(ns, "pilotlight-operator");
+        var first = new RecordingReconciler(_client);
+        var second = new RecordingReconciler(_client);
+        using var firstClient = _plane.CreateClient();
+        using var secondClient = _plane.CreateClient();
+
+        var a = new RunningHost(firstClient, ns, first, new ControllerHostOptions { Identity = "a", LeaderElection = election });
+        await Eventually.HoldsAsync(() => a.Host.IsLeader, Timeout, "a leads");
+        var b = new RunningHost(secondClient, ns, second, new ControllerHostOptions { Identity = "b", LeaderElection = election });
+        await Eventually.HoldsAsync(() => b.Informer.HasSynced, Timeout, "b is a synced follower");
+        Assert.That(b.Host.IsLeader, Is.False);
+
+        await a.DisposeAsync();
+        var released = await _client.CoordinationV1.ReadNamespacedLeaseAsync("pilotlight-operator", ns);
+        Assert.That(released.Spec.HolderIdentity, Is.EqualTo("").Or.EqualTo("b"), "released (or already taken over), never null");
+
+        // Well inside the 15 s lease: without the release b would wait for expiry (or, with a null holder, forever).
+        await Eventually.HoldsAsync(() => b.Host.IsLeader, election.LeaseDuration - election.RetryPeriod * 2, "b leads within seconds of a's graceful stop");
+        await CreateAsync(_client, Function(ns, "after-handover"));
+        await Eventually.HoldsAsync(() => second.Count(ns, "after-handover") == 1, Timeout, "the new leader reconciles");
+
+        // What the API server stores for a released Lease: holder "" (not absent), renew time and the 1 s duration.
+        await b.DisposeAsync();
+        var stored = await _client.CoordinationV1.ReadNamespacedLeaseAsync("pilotlight-operator", ns);
+        Assert.That(stored.Spec.HolderIdentity, Is.Not.Null.And.Empty);
+        Assert.That(stored.Spec.RenewTime, Is.Not.Null);
+        Assert.That(stored.Spec.AcquireTime, Is.Not.Null);
+        Assert.That(stored.Spec.LeaseDurationSeconds, Is.EqualTo(1));
+
+        // And a candidate that starts later takes the released Lease at once.
+        await using var c = new RunningHost(firstClient, ns, new RecordingReconciler(_client), new ControllerHostOptions { Identity = "c", LeaderElection = election });
+        await Eventually.HoldsAsync(() => c.Host.IsLeader, election.LeaseDuration - election.RetryPeriod * 2, "a later candidate takes the released Lease");
+    }
 }

@@ -1,6 +1,7 @@
 using System.Net;
 using k8s;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.Gateway;
 using Pilotlight.Operator.Functions;
 
@@ -12,44 +13,14 @@ namespace Pilotlight.Tests.Integration;
 /// runtime shim and the sample model server on loopback IPs.
 /// </summary>
 [TestFixture, Category("Integration"), Parallelizable(ParallelScope.Self)]
-public class GatewayTests
+public class GatewayTests() : ServingFixture(5, "gw")
 {
-    private const string PoolLabel = "pilotlight.dev/test-pool";
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
-    private ControlPlane _plane = null!;
-    private Kubernetes _client = null!;
-    private NodeSimulator _sim = null!;
-    private Kubectl _kubectl = null!;
-    private HttpClient _http = null!;
-    private string _gateway = "";
-    private string _pool = "";
 
     [OneTimeSetUp]
     public async Task SetUpAsync()
     {
-        var shared = await SharedOperator.GetAsync();
-        _plane = shared.Plane;
-        _gateway = shared.GatewayUrl;
-        _client = _plane.CreateClient();
-        _kubectl = new Kubectl(_plane.KubeconfigPath);
-        _sim = new NodeSimulator(_client, new NodeSimulatorOptions
-        {
-            PodNetwork = 5,
-            Processes = FunctionProcessOptions.FromRepository(Path.Combine(_plane.Directory, "pods")),
-        });
-        await _sim.StartAsync();
-        _pool = $"gw-{Guid.NewGuid():N}"[..10];
-        await _sim.AddNodeAsync($"{_pool}-l4", GpuNodePreset.L4, new Dictionary<string, string> { [PoolLabel] = _pool });
-        _http = new HttpClient { Timeout = TimeSpan.FromMinutes(2) };
-    }
-
-    [OneTimeTearDown]
-    public async Task TearDownAsync()
-    {
-        _http.Dispose();
-        await _sim.DeleteNodesAsync();
-        await _sim.DisposeAsync();
-        _client.Dispose();
+        await AddPoolNodeAsync(GpuNodePreset.L4);
     }
 
     private string Manifest(string name, int maxConcurrency = 2, string timeout = "30s", int computeMs = 20, string startupTimeout = "1m",
@@ -72,23 +43,23 @@ public class GatewayTests
           timeout: {timeout}
           startupTimeout: {startupTimeout}
           nodeSelector:
-            {PoolLabel}: {(pool == "" ? _pool : pool)}
+            {PoolLabel}: {(pool == "" ? Pool : pool)}
         """;
 
     private async Task<string> DeployAsync(string name, string manifest)
     {
-        var ns = await _plane.CreateNamespaceAsync(name);
-        (await _kubectl.ApplyAsync(manifest, ns)).EnsureSuccess();
+        var ns = await Plane.CreateNamespaceAsync(name);
+        (await Kubectl.ApplyAsync(manifest, ns)).EnsureSuccess();
         await Eventually.HoldsAsync(async () => (await GetAsync(ns, name)).Status?.Conditions?.Any(c => c.Type == "Ready") == true,
             Timeout, $"{name} has status");
         return ns;
     }
 
     private Task<GpuFunction> GetAsync(string ns, string name) =>
-        _client.CustomObjects.GetNamespacedCustomObjectAsync<GpuFunction>(Group.Name, Group.Version, ns, "gpufunctions", name);
+        Client.CustomObjects.GetNamespacedCustomObjectAsync<GpuFunction>(Group.Name, Group.Version, ns, "gpufunctions", name);
 
     private async Task<int> PodCountAsync(string ns, string name) =>
-        (await _client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{FunctionLabels.Function}={name}")).Items.Count;
+        (await Client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{FunctionLabels.Function}={name}")).Items.Count;
 
     [Test]
     public async Task A_request_to_a_function_at_zero_is_held_until_a_pod_is_ready_then_it_scales_back_to_zero()
@@ -98,7 +69,7 @@ public class GatewayTests
 
         // Ten at once: every one is held, then answered, and marked cold.
         var colds = await Task.WhenAll(Enumerable.Range(0, 10).Select(i =>
-            _http.PostAsync($"{_gateway}/{ns}/wake/predict?x={i}", new StringContent($"ping {i}"))));
+            Http.PostAsync($"{GatewayUrl}/{ns}/wake/predict?x={i}", new StringContent($"ping {i}"))));
         for (var i = 0; i < colds.Length; i++)
         {
             using var cold = colds[i];
@@ -107,19 +78,19 @@ public class GatewayTests
             Assert.That(await cold.Content.ReadAsStringAsync(), Does.Contain($"ping {i}"));
         }
 
-        using (var warm = await _http.PostAsync($"{_gateway}/{ns}/wake/predict", new StringContent("again")))
+        using (var warm = await Http.PostAsync($"{GatewayUrl}/{ns}/wake/predict", new StringContent("again")))
         {
             Assert.That(warm.StatusCode, Is.EqualTo(HttpStatusCode.OK));
             Assert.That(warm.Headers.GetValues("X-Pilotlight-Cold-Start"), Is.EqualTo(new[] { "false" }));
         }
 
         // A new gateway learns the ready pods from its watch and serves warm, without the operator.
-        await using (var fresh = GatewayApp.Build(_client, $"http://127.0.0.1:{ControlPlane.FreePort()}", registry: Prometheus.Metrics.NewCustomRegistry(), logging: _ => { }))
+        await using (var fresh = GatewayApp.Build(Client, $"http://127.0.0.1:{ControlPlane.FreePort()}", registry: Prometheus.Metrics.NewCustomRegistry(), logging: _ => { }))
         {
             await fresh.StartAsync();
             var url = fresh.Urls.First();
-            await Eventually.HoldsAsync(async () => (await _http.GetAsync($"{url}/readyz")).IsSuccessStatusCode, Timeout, "fresh gateway synced");
-            using var viaFresh = await _http.PostAsync($"{url}/{ns}/wake/predict", new StringContent("fresh"));
+            await Eventually.HoldsAsync(async () => (await Http.GetAsync($"{url}/readyz")).IsSuccessStatusCode, Timeout, "fresh gateway synced");
+            using var viaFresh = await Http.PostAsync($"{url}/{ns}/wake/predict", new StringContent("fresh"));
             Assert.That(viaFresh.StatusCode, Is.EqualTo(HttpStatusCode.OK));
             Assert.That(viaFresh.Headers.GetValues("X-Pilotlight-Cold-Start"), Is.EqualTo(new[] { "false" }));
             await fresh.StopAsync();
@@ -129,13 +100,13 @@ public class GatewayTests
         Assert.That(fn.Status!.LastRequestTime, Is.Not.Null);
 
         // scaledownWindow 5s without a request: back to zero, pods gone.
+        // The status says so once the reconcile after the last pod's deletion has written it.
         await Eventually.HoldsAsync(async () =>
         {
             var now = await GetAsync(ns, "wake");
-            return now.Status?.DesiredReplicas == 0 && await PodCountAsync(ns, "wake") == 0;
-        }, Timeout, "scaled back to zero");
-        var idle = await GetAsync(ns, "wake");
-        Assert.That(idle.Status!.Conditions!.Single(c => c.Type == "Ready").Reason, Is.EqualTo(FunctionConditions.Reasons.ScaledToZero));
+            return now.Status?.DesiredReplicas == 0 && await PodCountAsync(ns, "wake") == 0
+                && now.Status.Conditions?.SingleOrDefault(c => c.Type == "Ready")?.Reason == FunctionConditions.Reasons.ScaledToZero;
+        }, Timeout, "scaled back to zero, and the status says so");
     }
 
     [Test]
@@ -143,7 +114,7 @@ public class GatewayTests
     {
         // maxConcurrency 1 and 3 s per request: 4 concurrent requests want 4 pods; maxReplicas 3 caps them.
         var ns = await DeployAsync("burst", Manifest("burst", maxConcurrency: 1, computeMs: 3000).Replace("maxReplicas: 2", "maxReplicas: 3"));
-        var burst = Enumerable.Range(0, 4).Select(i => _http.PostAsync($"{_gateway}/{ns}/burst/predict", new StringContent($"b{i}"))).ToList();
+        var burst = Enumerable.Range(0, 4).Select(i => Http.PostAsync($"{GatewayUrl}/{ns}/burst/predict", new StringContent($"b{i}"))).ToList();
 
         await Eventually.HoldsAsync(async () => (await GetAsync(ns, "burst")).Status?.DesiredReplicas == 3, Timeout, "scaled to maxReplicas");
         foreach (var response in await Task.WhenAll(burst))
@@ -155,29 +126,76 @@ public class GatewayTests
         Assert.That(await PodCountAsync(ns, "burst"), Is.LessThanOrEqualTo(3));
     }
 
+    /// <summary>Requests the gateway holds for a function now, from its queue-depth gauge.</summary>
+    private async Task<int> HeldAsync(string gateway, string ns, string name)
+    {
+        var prefix = $"pilotlight_gateway_queue_depth{{namespace=\"{ns}\",function=\"{name}\"}} ";
+        var line = (await Http.GetStringAsync($"{gateway}/metrics")).Split('\n').FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal));
+        return line is null ? 0 : (int)double.Parse(line[prefix.Length..], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Test]
+    public async Task Two_hundred_requests_held_at_zero_are_served_in_arrival_order()
+    {
+        // The function's pool has no node until all 200 wait: each is sent once the one before it is held.
+        const int Requests = 200;
+        var pool = $"fifo-{Guid.NewGuid():N}"[..12];
+        var ns = await DeployAsync("fifo", Manifest("fifo", maxConcurrency: 1, computeMs: 5, startupTimeout: "5m", pool: pool)
+            .Replace("maxReplicas: 2", "maxReplicas: 1"));
+        async Task<(HttpStatusCode Status, string Body)> SendAsync(int n)
+        {
+            using var response = await Http.PostAsync($"{GatewayUrl}/{ns}/fifo/predict?ms=5", new StringContent($"seq {n}"));
+            return (response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+
+        var sent = new List<Task<(HttpStatusCode Status, string Body)>>();
+        for (var n = 0; n < Requests; n++)
+        {
+            sent.Add(SendAsync(n));
+            var held = n + 1;
+            await Eventually.GetAsync(async () => await HeldAsync(GatewayUrl, ns, "fifo") >= held ? new object() : null, Timeout,
+                $"request {n} held", TimeSpan.FromMilliseconds(5));
+        }
+
+        Assert.That(await HeldAsync(GatewayUrl, ns, "fifo"), Is.EqualTo(Requests));
+        await Sim.AddNodeAsync($"{pool}-l4", GpuNodePreset.L4, new Dictionary<string, string> { [PoolLabel] = pool });
+
+        var answers = await Task.WhenAll(sent).WaitAsync(TimeSpan.FromMinutes(2));
+        for (var n = 0; n < Requests; n++)
+        {
+            Assert.That(answers[n].Status, Is.EqualTo(HttpStatusCode.OK), answers[n].Body);
+            Assert.That(answers[n].Body, Does.Contain($"seq {n}\""));
+        }
+
+        // maxConcurrency 1 on one pod: the server began them one by one, in the order they arrived. (Read at the
+        // server: the order the client's continuations ran in says less on a loaded machine.)
+        var began = answers.Select(a => System.Text.Json.JsonDocument.Parse(a.Body).RootElement.GetProperty("started").GetInt32()).ToList();
+        Assert.That(began, Is.Ordered.Ascending.And.Unique, "served in the order they arrived");
+    }
+
     [Test]
     public async Task When_a_pod_crashes_requests_go_to_the_other_pod_and_the_function_recovers()
     {
         var ns = await DeployAsync("crash", Manifest("crash").Replace("minReplicas: 0", "minReplicas: 2"));
         await Eventually.HoldsAsync(async () => (await GetAsync(ns, "crash")).Status?.ReadyReplicas == 2, Timeout, "two ready pods");
-        var pods = (await _client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{FunctionLabels.Function}=crash")).Items;
+        var pods = (await Client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{FunctionLabels.Function}=crash")).Items;
         var victim = pods[0].Metadata.Name;
-        Assert.That((await _http.PostAsync($"{_gateway}/{ns}/crash/predict", new StringContent("warm"))).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That((await Http.PostAsync($"{GatewayUrl}/{ns}/crash/predict", new StringContent("warm"))).StatusCode, Is.EqualTo(HttpStatusCode.OK));
 
-        Assert.That(_sim.CrashPod(ns, victim), Is.True);
+        Assert.That(Sim.CrashPod(ns, victim), Is.True);
 
         // The gateway still lists the dead pod until the watch says otherwise: refused connections go elsewhere.
         for (var i = 0; i < 20; i++)
         {
-            using var response = await _http.PostAsync($"{_gateway}/{ns}/crash/predict", new StringContent($"after {i}"));
+            using var response = await Http.PostAsync($"{GatewayUrl}/{ns}/crash/predict", new StringContent($"after {i}"));
             Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), await response.Content.ReadAsStringAsync());
             Assert.That(await response.Content.ReadAsStringAsync(), Does.Not.Contain(victim));
         }
 
         await Eventually.HoldsAsync(async () =>
         {
-            var pod = await _client.CoreV1.ReadNamespacedPodAsync(victim, ns);
-            return pod.Status.ContainerStatuses.Any(c => c.RestartCount > 0) && FunctionStatusBuilder.IsReady(pod);
+            var pod = await Client.CoreV1.ReadNamespacedPodAsync(victim, ns);
+            return pod.Status.ContainerStatuses.Any(c => c.RestartCount > 0) && PodReadiness.IsReady(pod);
         }, Timeout, "the crashed pod restarted and is Ready again");
         await Eventually.HoldsAsync(async () => (await GetAsync(ns, "crash")).Status?.ReadyReplicas == 2, Timeout, "two ready pods again");
     }
@@ -188,7 +206,7 @@ public class GatewayTests
         // maxConcurrency 1, 2 s per request: two concurrent requests bring a second pod;
         // then one request at a time keeps one pod busy while the other goes.
         var ns = await DeployAsync("drain", Manifest("drain", maxConcurrency: 1, computeMs: 2000));
-        var pairTask = Task.WhenAll(Enumerable.Range(0, 2).Select(i => _http.PostAsync($"{_gateway}/{ns}/drain/predict", new StringContent($"p{i}"))));
+        var pairTask = Task.WhenAll(Enumerable.Range(0, 2).Select(i => Http.PostAsync($"{GatewayUrl}/{ns}/drain/predict", new StringContent($"p{i}"))));
         await Eventually.HoldsAsync(async () => await PodCountAsync(ns, "drain") == 2, Timeout, "two pods for two concurrent requests");
         Assert.That((await pairTask).Select(r => r.StatusCode), Is.All.EqualTo(HttpStatusCode.OK));
 
@@ -196,7 +214,7 @@ public class GatewayTests
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(40);
         while (DateTime.UtcNow < deadline && ((await GetAsync(ns, "drain")).Status?.Replicas != 1 || statuses.Count < 3))
         {
-            using var response = await _http.PostAsync($"{_gateway}/{ns}/drain/predict", new StringContent("one at a time"));
+            using var response = await Http.PostAsync($"{GatewayUrl}/{ns}/drain/predict", new StringContent("one at a time"));
             statuses.Add(response.StatusCode);
         }
 
@@ -207,7 +225,7 @@ public class GatewayTests
     [Test]
     public async Task Unknown_functions_get_404()
     {
-        using var response = await _http.GetAsync($"{_gateway}/nowhere/nothing/predict");
+        using var response = await Http.GetAsync($"{GatewayUrl}/nowhere/nothing/predict");
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
     }
 
@@ -215,7 +233,7 @@ public class GatewayTests
     public async Task A_request_past_the_functions_timeout_gets_504()
     {
         var ns = await DeployAsync("slow", Manifest("slow", timeout: "2s", computeMs: 10000));
-        using var response = await _http.PostAsync($"{_gateway}/{ns}/slow/predict", new StringContent("x"));
+        using var response = await Http.PostAsync($"{GatewayUrl}/{ns}/slow/predict", new StringContent("x"));
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.GatewayTimeout));
         Assert.That(await response.Content.ReadAsStringAsync(), Does.Contain("timeout"));
     }
@@ -225,17 +243,17 @@ public class GatewayTests
     {
         // Nothing can schedule (no H100 in the pool), so requests are held.
         var ns = await DeployAsync("stuck", Manifest("stuck", gpu: "{type: H100}", startupTimeout: "3s"));
-        await using var small = GatewayApp.Build(_client, $"http://127.0.0.1:{ControlPlane.FreePort()}", new GatewayOptions { QueueLimit = 2 },
+        await using var small = GatewayApp.Build(Client, $"http://127.0.0.1:{ControlPlane.FreePort()}", new GatewayOptions { QueueLimit = 2 },
             Prometheus.Metrics.NewCustomRegistry(), logging: _ => { });
         await small.StartAsync();
         var url = small.Urls.First();
-        await Eventually.HoldsAsync(async () => (await _http.GetAsync($"{url}/readyz")).IsSuccessStatusCode, Timeout, "small gateway synced");
+        await Eventually.HoldsAsync(async () => (await Http.GetAsync($"{url}/readyz")).IsSuccessStatusCode, Timeout, "small gateway synced");
 
-        var held = Enumerable.Range(0, 2).Select(_ => _http.GetAsync($"{url}/{ns}/stuck/predict")).ToList();
-        await Eventually.HoldsAsync(async () => (await _http.GetStringAsync($"{url}/metrics")).Contains(
+        var held = Enumerable.Range(0, 2).Select(_ => Http.GetAsync($"{url}/{ns}/stuck/predict")).ToList();
+        await Eventually.HoldsAsync(async () => (await Http.GetStringAsync($"{url}/metrics")).Contains(
             $"pilotlight_gateway_queue_depth{{namespace=\"{ns}\",function=\"stuck\"}} 2", StringComparison.Ordinal), Timeout, "two held");
 
-        using (var rejected = await _http.GetAsync($"{url}/{ns}/stuck/predict"))
+        using (var rejected = await Http.GetAsync($"{url}/{ns}/stuck/predict"))
         {
             Assert.That(rejected.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
             Assert.That(rejected.Headers.RetryAfter, Is.Not.Null);

@@ -32,6 +32,8 @@ public class GitOpsTests
             return objects.Count == files.Count && objects.All(o => o.ObservedGeneration == o.Generation) ? objects : null;
         }, Timeout, "every sample reconciled (observedGeneration caught up)");
 
+        await AssertSchedulesAcceptedAsync(plane, ns);
+
         var again = (await kubectl.RunAsync(Apply())).EnsureSuccess();
         Assert.That(again.StandardOutput, Does.Contain("serverside-applied"));
         var second = await ListAsync(kubectl, ns);
@@ -44,6 +46,28 @@ public class GitOpsTests
                 Assert.That(after.Generation, Is.EqualTo(before.Generation), $"{before.Key}: the second apply is a no-op");
                 Assert.That(after.Spec, Is.EqualTo(before.Spec), $"{before.Key}: spec unchanged");
                 Assert.That(after.SpecOwners, Is.EqualTo(new[] { Manager }), $"{before.Key}: only the applier owns spec fields");
+            }
+        });
+    }
+
+    /// <summary>The samples that advertise a schedule carry one the operator runs: valid, in their zone, not refused as InvalidSpec.</summary>
+    private static async Task AssertSchedulesAcceptedAsync(ControlPlane plane, string ns)
+    {
+        using var client = plane.CreateClient();
+        using var list = await client.CustomObjects.ListNamespacedCustomObjectWithHttpMessagesAsync<Pilotlight.ControllerRuntime.CustomResourceList<Pilotlight.Api.V1Alpha1.GpuFunction>>(
+            Pilotlight.Api.V1Alpha1.Group.Name, Pilotlight.Api.V1Alpha1.Group.Version, ns, "gpufunctions");
+        var functions = list.Body;
+        var scheduled = functions.Items.Where(f => f.Spec.Schedule is not null).ToList();
+        Assert.That(scheduled, Is.Not.Empty, "a sample shows spec.schedule");
+        Assert.Multiple(() =>
+        {
+            foreach (var f in scheduled)
+            {
+                var ready = f.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready");
+                Assert.That(ready?.Reason, Is.Not.EqualTo("InvalidSpec"), $"{f.Metadata.Name}: {ready?.Message}");
+                Assert.That(Pilotlight.Operator.Schedules.FunctionSchedule.TryCreate(f.Spec.Schedule!, out var schedule, out var problems), Is.True,
+                    string.Join("; ", problems));
+                Assert.That(schedule!.NextAfter(DateTimeOffset.UtcNow), Is.Not.Null, $"{f.Metadata.Name}: the schedule fires");
             }
         });
     }

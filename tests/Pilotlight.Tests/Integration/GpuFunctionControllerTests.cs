@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using k8s;
 using k8s.Models;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.ControllerRuntime;
 using Pilotlight.Operator;
 using Pilotlight.Operator.Functions;
@@ -78,11 +79,12 @@ public class GpuFunctionControllerTests
     private async Task<IList<V1Pod>> PodsAsync(string ns, string name) =>
         (await _client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{FunctionLabels.Function}={name}")).Items;
 
-    private Task<V1Condition> ReadyConditionAsync(string ns, string name, Func<V1Condition, bool> until, string what) =>
+    private Task<V1Condition> ReadyConditionAsync(string ns, string name, Func<V1Condition, bool> until, string what,
+        string type = FunctionConditions.Ready) =>
         Eventually.GetAsync(async () =>
         {
             var fn = await GetAsync(ns, name);
-            var ready = fn.Status?.Conditions?.FirstOrDefault(c => c.Type == FunctionConditions.Ready);
+            var ready = fn.Status?.Conditions?.FirstOrDefault(c => c.Type == type);
             return ready is not null && fn.Status!.ObservedGeneration == fn.Metadata.Generation && until(ready) ? ready : null;
         }, Timeout, what);
 
@@ -93,7 +95,8 @@ public class GpuFunctionControllerTests
         var pool = await PoolAsync(ns, ("h100", GpuNodePreset.H100.WithGpus(2)), ("a100", GpuNodePreset.A100x80GB.WithGpus(2)), ("l4", GpuNodePreset.L4));
 
         await ApplyAsync(ns, Manifest("llm", pool, "{type: H100, count: 2, fallbacks: [A100-80GB]}", replicas: 2));
-        await ReadyConditionAsync(ns, "llm", c => c.Status == "True", "llm Ready");
+        // Ready is True once one replica serves; ScaledUp once both are ready.
+        await ReadyConditionAsync(ns, "llm", c => c.Status == "True", "llm scaled up", FunctionConditions.ScaledUp);
 
         var pods = await PodsAsync(ns, "llm");
         Assert.That(pods.Select(p => p.Spec.NodeName).Order(), Is.EqualTo(new[] { $"{ns}-a100", $"{ns}-h100" }),
@@ -109,8 +112,9 @@ public class GpuFunctionControllerTests
         Assert.That(unschedulable.Status, Is.EqualTo("False"));
         Assert.That(unschedulable.Message, Does.Contain("Insufficient nvidia.com/gpu"));
 
-        var events = await _client.CoreV1.ListNamespacedEventAsync(ns, fieldSelector: "involvedObject.name=late");
-        Assert.That(events.Items, Has.Some.Matches<Corev1Event>(e => e!.Reason == FunctionConditions.Reasons.Unschedulable && e.Type == "Warning"));
+        // The Event follows the status write that the condition came with.
+        await Eventually.HoldsAsync(async () => (await _client.CoreV1.ListNamespacedEventAsync(ns, fieldSelector: "involvedObject.name=late")).Items
+            .Any(e => e.Reason == FunctionConditions.Reasons.Unschedulable && e.Type == "Warning"), TimeSpan.FromSeconds(30), "a Warning Event Unschedulable for late");
     }
 
     [Test]
@@ -138,7 +142,7 @@ public class GpuFunctionControllerTests
                 pods[e.Object.Metadata.Name] = e.Object;
             }
 
-            var ready = pods.Values.Count(FunctionStatusBuilder.IsReady);
+            var ready = pods.Values.Count(PodReadiness.IsReady);
             InterlockedMin(ref minReady, ready);
         });
         using var watching = new CancellationTokenSource();
@@ -149,7 +153,7 @@ public class GpuFunctionControllerTests
         await Eventually.HoldsAsync(async () =>
         {
             var now = await PodsAsync(ns, "img");
-            return now.Count == 2 && now.All(p => p.Spec.Containers[0].Image == "example/llm:2" && FunctionStatusBuilder.IsReady(p));
+            return now.Count == 2 && now.All(p => p.Spec.Containers[0].Image == "example/llm:2" && PodReadiness.IsReady(p));
         }, Timeout, "two ready pods of the new image only");
         await ReadyConditionAsync(ns, "img", c => c.Reason == FunctionConditions.Reasons.PodsReady, "rollout complete");
         await watching.CancelAsync();

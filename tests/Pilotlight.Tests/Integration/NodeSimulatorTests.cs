@@ -97,7 +97,7 @@ public class NodeSimulatorTests
 
         Assert.That(pod.Spec.NodeName, Is.EqualTo($"{_pool}-h100"));
         Assert.That(pod.Status.Phase, Is.EqualTo("Running"));
-        Assert.That(pod.Status.PodIP, Does.StartWith("127.2."));
+        Assert.That(pod.Status.PodIP, Does.StartWith($"127.{new NodeSimulatorOptions { PodNetwork = 2 }.PodOctet}."));
         Assert.That(pod.Status.ContainerStatuses.Single().Ready, Is.True);
     }
 

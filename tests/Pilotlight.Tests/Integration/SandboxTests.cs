@@ -5,6 +5,7 @@ using System.Text.Json;
 using k8s;
 using k8s.Models;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.Gateway;
 using Pilotlight.Operator.Sandboxes;
 
@@ -18,44 +19,16 @@ namespace Pilotlight.Tests.Integration;
 /// (the shim in sandbox mode) as a real process.
 /// </summary>
 [TestFixture, Category("Integration"), Parallelizable(ParallelScope.Self)]
-public class SandboxTests
+public class SandboxTests() : ServingFixture(9, "sbx", TimeSpan.FromMinutes(1))
 {
-    private const string PoolLabel = "pilotlight.dev/test-pool";
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
-    private ControlPlane _plane = null!;
-    private string _gateway = "";
-    private IKubernetes _client = null!;
-    private Kubectl _kubectl = null!;
-    private NodeSimulator _sim = null!;
-    private HttpClient _http = null!;
 
     [OneTimeSetUp]
     public async Task SetUpAsync()
     {
-        var shared = await SharedOperator.GetAsync();
-        _plane = shared.Plane;
-        _gateway = shared.GatewayUrl;
-        _client = _plane.CreateClient();
-        _kubectl = new Kubectl(_plane.KubeconfigPath);
-        _sim = new NodeSimulator(_client, new NodeSimulatorOptions
-        {
-            PodNetwork = 9,
-            Processes = FunctionProcessOptions.FromRepository(Path.Combine(_plane.Directory, "pods")),
-        });
-        await _sim.StartAsync();
         // A CPU node for sandboxes: the simulated GPU nodes carry a taint that sandboxes without GPUs do not tolerate.
-        await _sim.AddNodeAsync($"sbx-{Guid.NewGuid():N}"[..12], GpuNodePreset.CpuOnly);
-        (await _kubectl.RunAsync(["apply", "-f", Path.Combine(RepositoryRoot.Path, "samples", "rbac", "sandbox-user.yaml")])).EnsureSuccess();
-        _http = new HttpClient { Timeout = TimeSpan.FromMinutes(1) };
-    }
-
-    [OneTimeTearDown]
-    public async Task TearDownAsync()
-    {
-        _http.Dispose();
-        await _sim.DeleteNodesAsync();
-        await _sim.DisposeAsync();
-        _client.Dispose();
+        await Sim.AddNodeAsync($"sbx-{Guid.NewGuid():N}"[..12], GpuNodePreset.CpuOnly);
+        (await Kubectl.RunAsync(["apply", "-f", Path.Combine(RepositoryRoot.Path, "samples", "rbac", "sandbox-user.yaml")])).EnsureSuccess();
     }
 
     private static string Manifest(string name, string extra = "") => $"""
@@ -68,14 +41,14 @@ public class SandboxTests
         """;
 
     private Task<Sandbox> GetAsync(string ns, string name) =>
-        _client.CustomObjects.GetNamespacedCustomObjectAsync<Sandbox>(Group.Name, Group.Version, ns, "sandboxes", name);
+        Client.CustomObjects.GetNamespacedCustomObjectAsync<Sandbox>(Group.Name, Group.Version, ns, "sandboxes", name);
 
     private static V1Condition? Condition(Sandbox s, string type) => s.Status?.Conditions?.FirstOrDefault(c => c.Type == type);
 
     private async Task<string> CreateAsync(string prefix, string name, string extra = "")
     {
-        var ns = await _plane.CreateNamespaceAsync(prefix);
-        (await _kubectl.ApplyAsync(Manifest(name, extra), ns)).EnsureSuccess();
+        var ns = await Plane.CreateNamespaceAsync(prefix);
+        (await Kubectl.ApplyAsync(Manifest(name, extra), ns)).EnsureSuccess();
         return ns;
     }
 
@@ -85,22 +58,39 @@ public class SandboxTests
     private async Task<V1Condition> FinishedAsync(string ns, string name) => await Eventually.GetAsync(async () =>
         Condition(await GetAsync(ns, name), SandboxConditions.Finished) is { Status: "True" } c ? c : null, Timeout, $"sandbox {name} finished");
 
-    private async Task GrantAsync(string ns, string user) => await _client.RbacAuthorizationV1.CreateNamespacedRoleBindingAsync(new V1RoleBinding
+    private async Task GrantAsync(string ns, string user)
     {
-        Metadata = new V1ObjectMeta { Name = $"sandbox-user-{user}" },
-        RoleRef = new V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "ClusterRole", Name = "pilotlight-sandbox-user" },
-        Subjects = [new Rbacv1Subject { Kind = "User", Name = user, ApiGroup = "rbac.authorization.k8s.io" }],
-    }, ns);
+        await Client.RbacAuthorizationV1.CreateNamespacedRoleBindingAsync(new V1RoleBinding
+        {
+            Metadata = new V1ObjectMeta { Name = $"sandbox-user-{user}" },
+            RoleRef = new V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "ClusterRole", Name = "pilotlight-sandbox-user" },
+            Subjects = [new Rbacv1Subject { Kind = "User", Name = user, ApiGroup = "rbac.authorization.k8s.io" }],
+        }, ns);
+
+        // The API server's authorizer learns of the binding from its own cache, a moment later on a loaded machine; a call
+        // made before then is refused (and the gateway keeps that answer for its decision TTL).
+        await Eventually.HoldsAsync(async () => (await Client.AuthorizationV1.CreateSubjectAccessReviewAsync(new V1SubjectAccessReview
+        {
+            Spec = new V1SubjectAccessReviewSpec
+            {
+                User = user,
+                ResourceAttributes = new V1ResourceAttributes
+                {
+                    Group = Group.Name, Resource = "sandboxes", Subresource = "exec", Verb = "create", NamespaceProperty = ns,
+                },
+            },
+        })).Status.Allowed, Timeout, $"{user} may exec in {ns}");
+    }
 
     private async Task<HttpResponseMessage> CallAsync(HttpMethod method, string ns, string name, string operation, string? user, HttpContent? body = null)
     {
-        using var request = new HttpRequestMessage(method, $"{_gateway}/_sandbox/{ns}/{name}/{operation}") { Content = body };
+        using var request = new HttpRequestMessage(method, $"{GatewayUrl}/_sandbox/{ns}/{name}/{operation}") { Content = body };
         if (user is not null)
         {
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _plane.UserToken(user));
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Plane.UserToken(user));
         }
 
-        return await _http.SendAsync(request);
+        return await Anonymous.SendAsync(request);
     }
 
     private static StringContent Json(object value) => new(JsonSerializer.Serialize(value), Encoding.UTF8, "application/json");
@@ -126,7 +116,7 @@ public class SandboxTests
     {
         var ns = await CreateAsync("sbx-hard", "hard", "  network: {allowCidrs: [10.20.0.0/16], allowDns: true}");
         await WaitReadyAsync(ns, "hard");
-        var pod = await _client.CoreV1.ReadNamespacedPodAsync("hard", ns);
+        var pod = await Client.CoreV1.ReadNamespacedPodAsync("hard", ns);
         var c = pod.Spec.Containers.Single(x => x.Name == SandboxPods.SandboxContainer);
 
         Assert.Multiple(() =>
@@ -145,7 +135,7 @@ public class SandboxTests
             Assert.That(pod.Spec.Volumes.Single(v => v.Name == "workspace").EmptyDir.SizeLimit.ToString(), Is.EqualTo("1Gi"));
         });
 
-        var policy = await _client.NetworkingV1.ReadNamespacedNetworkPolicyAsync("hard-sandbox", ns);
+        var policy = await Client.NetworkingV1.ReadNamespacedNetworkPolicyAsync("hard-sandbox", ns);
         Assert.That(policy.Spec.PolicyTypes, Is.EquivalentTo(new[] { "Ingress", "Egress" }));
         Assert.That(policy.Spec.Ingress.Single().Ports.Single().Port.Value, Is.EqualTo("8099"));
         Assert.That(policy.Spec.Ingress.Single().FromProperty.Single().PodSelector.MatchLabels["app.kubernetes.io/name"], Is.EqualTo("pilotlight-gateway"));
@@ -157,7 +147,7 @@ public class SandboxTests
         {
             try
             {
-                return await _client.NetworkingV1.ReadNamespacedNetworkPolicyAsync("closed-sandbox", closed);
+                return await Client.NetworkingV1.ReadNamespacedNetworkPolicyAsync("closed-sandbox", closed);
             }
             catch (k8s.Autorest.HttpOperationException)
             {
@@ -167,6 +157,113 @@ public class SandboxTests
         Assert.That(fenced.Spec.PolicyTypes, Does.Contain("Egress"), "egress is policed");
         Assert.That(fenced.Spec.Egress ?? [], Is.Empty, "and no egress rule allows anything by default");
     }
+
+    [Test]
+    public async Task Allowing_the_whole_internet_still_excepts_metadata_pod_and_service_ranges()
+    {
+        var ns = await CreateAsync("sbx-egress", "pip", "  network: {allowCidrs: [0.0.0.0/0, \"::/0\"]}");
+        var policy = await PolicyAsync(ns, "pip-sandbox");
+
+        var blocks = policy.Spec.Egress.SelectMany(e => e.To).Select(t => t.IpBlock).OfType<V1IPBlock>().ToDictionary(b => b.Cidr);
+        Assert.That(blocks.Keys, Is.EquivalentTo(new[] { "0.0.0.0/0", "::/0" }));
+        Assert.That(blocks["0.0.0.0/0"].Except, Is.EquivalentTo(new[] { "169.254.0.0/16", "10.244.0.0/16", "10.96.0.0/12" }));
+        Assert.That(blocks["::/0"].Except, Is.EquivalentTo(new[] { "fd00:ec2::254/128" }));
+    }
+
+    [Test]
+    public async Task A_deleted_or_edited_sandbox_policy_is_restored()
+    {
+        var ns = await CreateAsync("sbx-drift", "kept", "  network: {allowCidrs: [203.0.113.0/24]}");
+        var original = await PolicyAsync(ns, "kept-sandbox");
+
+        // A namespace member opens the sandbox to everything: any peer in, any address out.
+        original.Spec.Ingress = [new V1NetworkPolicyIngressRule()];
+        original.Spec.Egress = [new V1NetworkPolicyEgressRule()];
+        await Client.NetworkingV1.ReplaceNamespacedNetworkPolicyAsync(original, "kept-sandbox", ns);
+        var restored = await Eventually.GetAsync(async () =>
+        {
+            var p = await Client.NetworkingV1.ReadNamespacedNetworkPolicyAsync("kept-sandbox", ns);
+            return p.Spec.Egress.SelectMany(e => e.To ?? []).Any(t => t.IpBlock?.Cidr == "203.0.113.0/24") ? p : null;
+        }, Timeout, "the edited policy restored");
+        Assert.That(restored.Spec.Ingress.Single().FromProperty, Is.Not.Empty, "ingress only from the gateway again");
+
+        // And deletes it.
+        await Client.NetworkingV1.DeleteNamespacedNetworkPolicyAsync("kept-sandbox", ns);
+        var recreated = await Eventually.GetAsync(async () =>
+        {
+            var p = await TryPolicyAsync(ns, "kept-sandbox");
+            return p is not null && p.Metadata.Uid != restored.Metadata.Uid ? p : null;
+        }, Timeout, "the deleted policy recreated");
+        Assert.That(recreated.Metadata.OwnerReferences.Single().Uid, Is.EqualTo((await GetAsync(ns, "kept")).Metadata.Uid));
+        var events = await Client.CoreV1.ListNamespacedEventAsync(ns, fieldSelector: "involvedObject.name=kept");
+        Assert.That(events.Items.Select(e => e.Reason), Does.Contain(SandboxPolicies.RestoredReason));
+    }
+
+    [Test]
+    public async Task A_policy_taken_in_advance_under_a_pools_name_is_replaced()
+    {
+        var ns = await Plane.CreateNamespaceAsync("sbx-squat");
+        // Someone claims the pool's policy name first, with a policy that lets everything reach the pool's pods.
+        await Client.NetworkingV1.CreateNamespacedNetworkPolicyAsync(new V1NetworkPolicy
+        {
+            Metadata = new V1ObjectMeta { Name = "early-sandbox-pool" },
+            Spec = new V1NetworkPolicySpec
+            {
+                PodSelector = new V1LabelSelector(),
+                PolicyTypes = ["Ingress"],
+                Ingress = [new V1NetworkPolicyIngressRule()],
+            },
+        }, ns);
+        (await Kubectl.ApplyAsync("""
+            apiVersion: pilotlight.dev/v1alpha1
+            kind: SandboxWarmPool
+            metadata: {name: early}
+            spec: {image: "python:3.12-slim", replicas: 1}
+            """, ns)).EnsureSuccess();
+        var pool = await Client.CustomObjects.GetNamespacedCustomObjectAsync<SandboxWarmPool>(Group.Name, Group.Version, ns, "sandboxwarmpools", "early");
+
+        var fence = await Eventually.GetAsync(async () =>
+        {
+            var p = await Client.NetworkingV1.ReadNamespacedNetworkPolicyAsync("early-sandbox-pool", ns);
+            return p.Metadata.OwnerReferences?.Any(o => o.Uid == pool.Metadata.Uid) == true ? p : null;
+        }, Timeout, "the pool's own policy in place of the squatter's");
+        Assert.That((fence.Spec.Ingress?.Count ?? 0, fence.Spec.Egress?.Count ?? 0), Is.EqualTo((0, 0)));
+        Assert.That(fence.Spec.PodSelector.MatchLabels[SandboxPods.PoolLabel], Is.EqualTo("early"));
+        var events = await Client.CoreV1.ListNamespacedEventAsync(ns, fieldSelector: "involvedObject.name=early");
+        Assert.That(events.Items.Select(e => e.Reason), Does.Contain(SandboxPolicies.TakenOverReason));
+    }
+
+    [Test]
+    public async Task A_workspace_over_the_cap_is_an_invalid_spec_and_every_pod_has_bounded_ephemeral_storage()
+    {
+        var ns = await CreateAsync("sbx-ws", "huge", "  workspaceSize: 500Gi");
+        var ready = await Eventually.GetAsync(async () =>
+            Condition(await GetAsync(ns, "huge"), SandboxConditions.Ready) is { Reason: SandboxConditions.Reasons.InvalidSpec } c ? c : null,
+            Timeout, "InvalidSpec");
+        Assert.That(ready.Message, Does.Contain("spec.workspaceSize"));
+        Assert.That((await Client.CoreV1.ListNamespacedPodAsync(ns)).Items, Is.Empty);
+
+        (await Kubectl.ApplyAsync(Manifest("small", "  workspaceSize: 2Gi"), ns)).EnsureSuccess();
+        await WaitReadyAsync(ns, "small");
+        var c = (await Client.CoreV1.ReadNamespacedPodAsync("small", ns)).Spec.Containers.Single(x => x.Name == SandboxPods.SandboxContainer);
+        Assert.That((c.Resources.Requests["ephemeral-storage"].ToDecimal(), c.Resources.Limits["ephemeral-storage"].ToDecimal()),
+            Is.EqualTo((3m * 1024 * 1024 * 1024, 3m * 1024 * 1024 * 1024)), "the workspace plus 1Gi of scratch, requested and limited");
+    }
+
+    private async Task<V1NetworkPolicy?> TryPolicyAsync(string ns, string name)
+    {
+        try
+        {
+            return await Client.NetworkingV1.ReadNamespacedNetworkPolicyAsync(name, ns);
+        }
+        catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
+    private Task<V1NetworkPolicy> PolicyAsync(string ns, string name) =>
+        Eventually.GetAsync(() => TryPolicyAsync(ns, name), Timeout, $"NetworkPolicy {name}");
 
     [Test]
     public async Task A_runtime_class_outside_the_allowlist_is_an_invalid_spec_and_starts_nothing()
@@ -179,7 +276,7 @@ public class SandboxTests
         var invalid = await GetAsync(ns, "runc");
         Assert.That((Condition(invalid, SandboxConditions.Stalled)?.Status, Condition(invalid, SandboxConditions.Stalled)?.Reason),
             Is.EqualTo(("True", SandboxConditions.Reasons.InvalidSpec)), "kstatus reads it as Failed");
-        Assert.That((await _client.CoreV1.ListNamespacedPodAsync(ns)).Items, Is.Empty);
+        Assert.That((await Client.CoreV1.ListNamespacedPodAsync(ns)).Items, Is.Empty);
     }
 
     [Test]
@@ -200,10 +297,10 @@ public class SandboxTests
             Assert.That(await bob.Content.ReadAsStringAsync(), Does.Contain("bob may not create sandboxes/exec"));
         }
 
-        using (var forged = new HttpRequestMessage(HttpMethod.Post, $"{_gateway}/_sandbox/{ns}/work/exec") { Content = Json(new { argv = new[] { "true" } }) })
+        using (var forged = new HttpRequestMessage(HttpMethod.Post, $"{GatewayUrl}/_sandbox/{ns}/work/exec") { Content = Json(new { argv = new[] { "true" } }) })
         {
             forged.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "not-a-token");
-            using var response = await _http.SendAsync(forged);
+            using var response = await Anonymous.SendAsync(forged);
             Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
         }
 
@@ -243,13 +340,13 @@ public class SandboxTests
             Assert.That(big.StatusCode, Is.EqualTo(HttpStatusCode.Created), await big.Content.ReadAsStringAsync());
         }
 
-        using (var tooBig = new HttpRequestMessage(HttpMethod.Put, $"{_gateway}/_sandbox/{ns}/work/files?path=huge.bin"))
+        using (var tooBig = new HttpRequestMessage(HttpMethod.Put, $"{GatewayUrl}/_sandbox/{ns}/work/files?path=huge.bin"))
         {
-            tooBig.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _plane.UserToken("alice"));
+            tooBig.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Plane.UserToken("alice"));
             tooBig.Headers.ExpectContinue = true;
             tooBig.Content = new StreamContent(new Zeros(SandboxApi.MaxBodyBytes + 1));
             tooBig.Content.Headers.ContentLength = SandboxApi.MaxBodyBytes + 1;
-            using var refused = await _http.SendAsync(tooBig);
+            using var refused = await Anonymous.SendAsync(tooBig);
             Assert.That(refused.StatusCode, Is.EqualTo(HttpStatusCode.RequestEntityTooLarge));
             Assert.That(await refused.Content.ReadAsStringAsync(), Does.Contain("over the limit"), "a clear error, not a broken connection");
         }
@@ -263,7 +360,7 @@ public class SandboxTests
         Assert.That((cat, catExit), Is.EqualTo(("print(6 * 7)\n", (int?)0)), "exec runs in the workspace the files went to");
 
         var activity = await GetAsync(ns, "work");
-        Assert.That(activity.Metadata.Annotations, Does.ContainKey(SandboxReconciler.LastActivityAnnotation));
+        Assert.That(activity.Metadata.Annotations, Does.ContainKey(SandboxAnnotations.LastActivity));
 
         using (var terminate = await CallAsync(HttpMethod.Post, ns, "work", "terminate", "alice"))
         {
@@ -272,7 +369,7 @@ public class SandboxTests
 
         var finished = await FinishedAsync(ns, "work");
         Assert.That(finished.Reason, Is.EqualTo(SandboxConditions.Reasons.Terminated));
-        await Eventually.HoldsAsync(async () => (await _client.CoreV1.ListNamespacedPodAsync(ns)).Items.Count == 0, Timeout, "the pod is gone");
+        await Eventually.HoldsAsync(async () => (await Client.CoreV1.ListNamespacedPodAsync(ns)).Items.Count == 0, Timeout, "the pod is gone");
         using var afterwards = await CallAsync(HttpMethod.Post, ns, "work", "exec", "alice", Json(new { argv = new[] { "true" } }));
         Assert.That(afterwards.StatusCode, Is.EqualTo(HttpStatusCode.Gone));
     }
@@ -286,12 +383,12 @@ public class SandboxTests
         var sandbox = await GetAsync(ns, "short");
         Assert.That(Condition(sandbox, SandboxConditions.Ready)!.Status, Is.EqualTo("False"));
         Assert.That(sandbox.Status!.ExpiresAt, Is.EqualTo(sandbox.Metadata.CreationTimestamp!.Value.AddSeconds(6)));
-        await Eventually.HoldsAsync(async () => (await _client.CoreV1.ListNamespacedPodAsync(ns)).Items.Count == 0, Timeout, "the pod is gone");
+        await Eventually.HoldsAsync(async () => (await Client.CoreV1.ListNamespacedPodAsync(ns)).Items.Count == 0, Timeout, "the pod is gone");
 
-        (await _kubectl.ApplyAsync(Manifest("gone", "  timeout: 4s\n  expiryPolicy: Delete"), ns)).EnsureSuccess();
+        (await Kubectl.ApplyAsync(Manifest("gone", "  timeout: 4s\n  expiryPolicy: Delete"), ns)).EnsureSuccess();
         await Eventually.HoldsAsync(async () =>
         {
-            var list = await _client.CustomObjects.ListNamespacedCustomObjectAsync<SandboxList>(Group.Name, Group.Version, ns, "sandboxes");
+            var list = await Client.CustomObjects.ListNamespacedCustomObjectAsync<SandboxList>(Group.Name, Group.Version, ns, "sandboxes");
             return list.Items.All(s => s.Metadata.Name != "gone");
         }, Timeout, "the expired Sandbox is deleted");
     }
@@ -320,9 +417,9 @@ public class SandboxTests
     [Test]
     public async Task A_sandbox_claims_a_matching_warm_pod_and_the_pool_refills()
     {
-        var ns = await _plane.CreateNamespaceAsync("sbx-pool");
+        var ns = await Plane.CreateNamespaceAsync("sbx-pool");
         await GrantAsync(ns, "alice");
-        (await _kubectl.ApplyAsync("""
+        (await Kubectl.ApplyAsync("""
             apiVersion: pilotlight.dev/v1alpha1
             kind: SandboxWarmPool
             metadata: {name: py}
@@ -330,17 +427,17 @@ public class SandboxTests
             """, ns)).EnsureSuccess();
         var warm = await Eventually.GetAsync(async () =>
         {
-            var pods = (await _client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{SandboxPods.PoolLabel}=py")).Items;
+            var pods = (await Client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{SandboxPods.PoolLabel}=py")).Items;
             return pods.Count == 1 && pods[0].Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true ? pods[0] : null;
         }, Timeout, "one ready warm pod");
-        var fence = await _client.NetworkingV1.ReadNamespacedNetworkPolicyAsync("py-sandbox-pool", ns);
+        var fence = await Client.NetworkingV1.ReadNamespacedNetworkPolicyAsync("py-sandbox-pool", ns);
         Assert.That((fence.Spec.Ingress?.Count ?? 0, fence.Spec.Egress?.Count ?? 0), Is.EqualTo((0, 0)), "an unclaimed pod is reachable by nothing");
 
-        (await _kubectl.ApplyAsync(Manifest("claimer"), ns)).EnsureSuccess();
+        (await Kubectl.ApplyAsync(Manifest("claimer"), ns)).EnsureSuccess();
         await WaitReadyAsync(ns, "claimer");
         var sandbox = await GetAsync(ns, "claimer");
         Assert.That(sandbox.Status!.PodName, Is.EqualTo(warm.Metadata.Name), "the warm pod, not a new one");
-        var claimed = await _client.CoreV1.ReadNamespacedPodAsync(warm.Metadata.Name, ns);
+        var claimed = await Client.CoreV1.ReadNamespacedPodAsync(warm.Metadata.Name, ns);
         Assert.That(claimed.Metadata.Labels, Does.Not.ContainKey(SandboxPods.PoolLabel));
         Assert.That(claimed.Metadata.OwnerReferences.Single().Uid, Is.EqualTo(sandbox.Metadata.Uid));
         var (stdout, _, exit) = await ExecAsync(ns, "claimer", "alice", "/bin/sh", "-c", "echo claimed");
@@ -348,12 +445,12 @@ public class SandboxTests
 
         await Eventually.HoldsAsync(async () =>
         {
-            var pods = (await _client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{SandboxPods.PoolLabel}=py")).Items;
+            var pods = (await Client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{SandboxPods.PoolLabel}=py")).Items;
             return pods.Count == 1 && pods[0].Metadata.Name != warm.Metadata.Name;
         }, Timeout, "the pool refilled");
 
         // Another shape starts a pod of its own and leaves the pool alone.
-        (await _kubectl.ApplyAsync(Manifest("other", "  resources: {cpu: \"2\", memory: 2Gi}"), ns)).EnsureSuccess();
+        (await Kubectl.ApplyAsync(Manifest("other", "  resources: {cpu: \"2\", memory: 2Gi}"), ns)).EnsureSuccess();
         await WaitReadyAsync(ns, "other");
         Assert.That((await GetAsync(ns, "other")).Status!.PodName, Is.EqualTo("other"));
     }
@@ -368,7 +465,7 @@ public class SandboxTests
         Assert.That(new[] { SandboxConditions.Reconciling, SandboxConditions.Stalled }.Select(t => Condition(completed, t)?.Status),
             Is.EqualTo(new[] { "False", "False" }), "a sandbox that ended normally is Current for kstatus");
 
-        (await _kubectl.ApplyAsync(Manifest("broken", "  command: [/bin/sh, -c, \"sleep 1; exit 4\"]"), ns)).EnsureSuccess();
+        (await Kubectl.ApplyAsync(Manifest("broken", "  command: [/bin/sh, -c, \"sleep 1; exit 4\"]"), ns)).EnsureSuccess();
         var broken = await FinishedAsync(ns, "broken");
         Assert.That(broken.Reason, Is.EqualTo(SandboxConditions.Reasons.PodFailed));
         Assert.That(broken.Message, Does.Contain("exit code 4"));
@@ -379,20 +476,20 @@ public class SandboxTests
     {
         var ns = await CreateAsync("sbx-fail", "crash");
         await WaitReadyAsync(ns, "crash");
-        Assert.That(_sim.CrashPod(ns, "crash"), Is.True);
+        Assert.That(Sim.CrashPod(ns, "crash"), Is.True);
         var failed = await FinishedAsync(ns, "crash");
         Assert.That(failed.Reason, Is.EqualTo(SandboxConditions.Reasons.PodFailed));
         Assert.That(failed.Message, Does.Contain("exit code"));
         Assert.That(Condition(await GetAsync(ns, "crash"), SandboxConditions.Stalled)?.Status, Is.EqualTo("True"), "a failed pod is Stalled for kstatus");
 
-        (await _kubectl.ApplyAsync(Manifest("lost"), ns)).EnsureSuccess();
+        (await Kubectl.ApplyAsync(Manifest("lost"), ns)).EnsureSuccess();
         await WaitReadyAsync(ns, "lost");
-        await _client.CoreV1.DeleteNamespacedPodAsync("lost", ns);
+        await Client.CoreV1.DeleteNamespacedPodAsync("lost", ns);
         var lost = await FinishedAsync(ns, "lost");
         Assert.That(lost.Reason, Is.EqualTo(SandboxConditions.Reasons.PodLost));
-        await Eventually.HoldsAsync(async () => (await _client.CoreV1.ListNamespacedPodAsync(ns)).Items.All(p => p.Metadata.Name != "lost"),
+        await Eventually.HoldsAsync(async () => (await Client.CoreV1.ListNamespacedPodAsync(ns)).Items.All(p => p.Metadata.Name != "lost"),
             Timeout, "no replacement pod");
-        var events = await _client.CoreV1.ListNamespacedEventAsync(ns, fieldSelector: "reason=PodFailed");
+        var events = await Client.CoreV1.ListNamespacedEventAsync(ns, fieldSelector: "reason=PodFailed");
         Assert.That(events.Items, Is.Not.Empty);
     }
 }

@@ -1,8 +1,14 @@
 using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Headers;
 using k8s;
 using k8s.Models;
 using Pilotlight.Api.V1Alpha1;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Logging;
 using Pilotlight.ControllerRuntime;
+using Pilotlight.Operator;
 using Pilotlight.Operator.Functions;
 using Pilotlight.Operator.Usage;
 
@@ -90,6 +96,64 @@ public class UsageTests
         await stop.CancelAsync();
         await watching;
         await sim.DeleteNodesAsync();
+    }
+
+    [Test]
+    public async Task Usage_answers_only_callers_who_may_get_the_function()
+    {
+        var shared = await SharedOperator.GetAsync();
+        var plane = shared.Plane;
+        using var admin = plane.CreateClient();
+        var ns = await plane.CreateNamespaceAsync("usage-auth");
+        var other = await plane.CreateNamespaceAsync("usage-other");
+        foreach (var (where, user) in new[] { (ns, "alice"), (other, "bob") })
+        {
+            await admin.RbacAuthorizationV1.CreateNamespacedRoleAsync(new V1Role
+            {
+                Metadata = new V1ObjectMeta { Name = "function-reader" },
+                Rules = [new V1PolicyRule { ApiGroups = [Group.Name], Resources = ["gpufunctions"], Verbs = ["get"] }],
+            }, where);
+            await admin.RbacAuthorizationV1.CreateNamespacedRoleBindingAsync(new V1RoleBinding
+            {
+                Metadata = new V1ObjectMeta { Name = "function-reader" },
+                RoleRef = new V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "Role", Name = "function-reader" },
+                Subjects = [new Rbacv1Subject { Kind = "User", Name = user, ApiGroup = "rbac.authorization.k8s.io" }],
+            }, where);
+        }
+
+        // The operator's endpoints as Program.cs serves them, acting as the operator's ServiceAccount.
+        using var operatorClient = plane.CreateClient(ChartRbac.OperatorUser);
+        using var access = new UsageAccess(operatorClient);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        var url = $"http://127.0.0.1:{ControlPlane.FreePort()}";
+        builder.WebHost.UseUrls(url);
+        await using var web = builder.Build();
+        OperatorWeb.Map(web, new UsageApi(operatorClient, shared.Journal, TimeProvider.System), access);
+        await web.StartAsync();
+        using var http = new HttpClient();
+
+        async Task<HttpStatusCode> AskAsync(string? user, string token = "")
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"{url}/usage?namespace={ns}&function=any");
+            if (user is not null || token.Length > 0)
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", user is null ? token : plane.UserToken(user));
+            }
+
+            using var response = await http.SendAsync(request);
+            return response.StatusCode;
+        }
+
+        var (none, forged, elsewhere, allowed) = (await AskAsync(null), await AskAsync(null, "forged"), await AskAsync("bob"), await AskAsync("alice"));
+        Assert.Multiple(() =>
+        {
+            Assert.That(none, Is.EqualTo(HttpStatusCode.Unauthorized), "no token");
+            Assert.That(forged, Is.EqualTo(HttpStatusCode.Unauthorized), "a token the API server does not know");
+            Assert.That(elsewhere, Is.EqualTo(HttpStatusCode.Forbidden), "may read functions, but in another namespace");
+            Assert.That(allowed, Is.EqualTo(HttpStatusCode.OK), "may get functions there");
+        });
+        await web.StopAsync();
     }
 
     [Test]

@@ -4,11 +4,13 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
+using System.Net.WebSockets;
 using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
@@ -77,6 +79,60 @@ public sealed class RuntimeShimTests
         finish.SetResult();
         using var reader = new StreamReader(body);
         Assert.That(await reader.ReadToEndAsync().WaitAsync(Patience), Is.EqualTo("second"));
+    }
+
+    [Test]
+    public async Task AnHttp2RequestGoesToTheUpstreamOverH2cAndItsTrailersComeBack()
+    {
+        // An upstream that speaks only HTTP/2 over cleartext, as a gRPC server may.
+        await using var upstream = await FakeUpstream.StartAsync(HttpProtocols.Http2);
+        upstream.Handler = async context =>
+        {
+            context.Response.DeclareTrailer("x-done");
+            await context.Response.WriteAsync($"{context.Request.Protocol};");
+            await context.Response.Body.FlushAsync();
+            context.Response.AppendTrailer("x-done", "yes");
+        };
+        await using var shim = await Shim.StartAsync(upstream);
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/h2") { Version = HttpVersion.Version20, VersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        using var response = await shim.Client.SendAsync(request).WaitAsync(Patience);
+
+        Assert.That(response.Version, Is.EqualTo(HttpVersion.Version20), "the shim's port takes h2c");
+        Assert.That(await response.Content.ReadAsStringAsync(), Is.EqualTo("HTTP/2;"));
+        Assert.That(response.TrailingHeaders.TryGetValues("x-done", out var done) ? done.Single() : "(none)", Is.EqualTo("yes"));
+
+        // HTTP/1.1 on the same port still works.
+        using var plain = await shim.Client.GetAsync("/health-of-h1").WaitAsync(Patience);
+        Assert.That(plain.Version, Is.EqualTo(HttpVersion.Version11));
+    }
+
+    [Test]
+    public async Task AWebSocketUpgradePassesThroughAndCountsAsInFlightUntilItCloses()
+    {
+        await using var upstream = await FakeUpstream.StartAsync();
+        upstream.Handler = async context =>
+        {
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            var buffer = new byte[1024];
+            var received = await socket.ReceiveAsync(buffer, CancellationToken.None);
+            await socket.SendAsync(buffer.AsMemory(0, received.Count), WebSocketMessageType.Text, true, CancellationToken.None);
+            received = await socket.ReceiveAsync(buffer, CancellationToken.None);
+            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None);
+        };
+        await using var shim = await Shim.StartAsync(upstream);
+
+        using var client = new ClientWebSocket();
+        var url = new Uri(new Uri(shim.Client.BaseAddress!.ToString().Replace("http://", "ws://", StringComparison.Ordinal)), "/ws");
+        await client.ConnectAsync(url, CancellationToken.None).WaitAsync(Patience);
+        await client.SendAsync(Encoding.UTF8.GetBytes("ping"), WebSocketMessageType.Text, true, CancellationToken.None);
+        var buffer = new byte[1024];
+        var echo = await client.ReceiveAsync(buffer, CancellationToken.None).WaitAsync(Patience);
+        Assert.That(Encoding.UTF8.GetString(buffer, 0, echo.Count), Is.EqualTo("ping"));
+        Assert.That((await shim.StatsAsync()).InFlight, Is.EqualTo(1), "an open WebSocket holds its slot");
+
+        await client.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None).WaitAsync(Patience);
+        await WaitUntilAsync(async () => (await shim.StatsAsync()).InFlight == 0);
     }
 
     [Test]
@@ -320,6 +376,121 @@ public sealed class RuntimeShimTests
     }
 
     [Test]
+    public async Task ThePreStopHookWaitsForTheRequestsInFlightAndNewOnesAreRefused()
+    {
+        await using var upstream = await FakeUpstream.StartAsync();
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        string? upstreamSaw = null;
+        upstream.Handler = async context =>
+        {
+            if (context.Request.Path != "/long")
+            {
+                upstreamSaw = context.Request.Path;
+                await context.Response.WriteAsync("upstream");
+                return;
+            }
+
+            arrived.TrySetResult();
+            await release.Task;
+            await context.Response.WriteAsync("finished");
+        };
+        var adminPort = FreePort();
+        await using var shim = await Shim.StartAsync(upstream, o => o with { MaxConcurrency = 2, AdminPort = adminPort });
+        using var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{adminPort}"), Timeout = TimeSpan.FromSeconds(30) };
+
+        // The invocation port forwards the path like any other: no request through the gateway can drain a pod.
+        using (var forwarded = await shim.Client.GetAsync("/wait-for-drain"))
+        {
+            Assert.That(await forwarded.Content.ReadAsStringAsync(), Is.EqualTo("upstream"));
+            Assert.That(upstreamSaw, Is.EqualTo("/wait-for-drain"));
+        }
+
+        using (var other = await admin.GetAsync("/stats"))
+        {
+            Assert.That(other.StatusCode, Is.EqualTo(HttpStatusCode.NotFound), "the admin port serves the preStop hook only");
+        }
+
+        var inFlight = shim.Client.GetAsync("/long");
+        await arrived.Task.WaitAsync(Patience);
+        var preStop = admin.GetAsync("/wait-for-drain");
+        await WaitUntilAsync(async () => (await shim.StatsAsync()).Draining);
+
+        var (readyStatus, readyText) = await shim.GetTextAsync("/ready");
+        Assert.That((readyStatus, readyText.Trim()), Is.EqualTo((HttpStatusCode.ServiceUnavailable, "draining")), "readiness fails at once");
+        using (var refused = await shim.Client.GetAsync("/new"))
+        {
+            Assert.That(refused.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+            Assert.That(refused.Headers.GetValues("X-Pilotlight-Refused"), Is.EqualTo(new[] { "draining" }), "the gateway retries it on another pod");
+        }
+
+        Assert.That(preStop.IsCompleted, Is.False, "the hook answers only once the request in flight has finished");
+
+        release.SetResult();
+        using var response = await inFlight.WaitAsync(Patience);
+        Assert.That((response.StatusCode, await response.Content.ReadAsStringAsync()), Is.EqualTo((HttpStatusCode.OK, "finished")));
+        using var hook = await preStop.WaitAsync(Patience);
+        Assert.That((hook.StatusCode, (await hook.Content.ReadAsStringAsync()).Trim()), Is.EqualTo((HttpStatusCode.OK, "drained")));
+    }
+
+    [Test]
+    public async Task LivenessIsAnsweredByTheShimAliveWhileBusyAndFromTheHealthPathWhenIdle()
+    {
+        await using var upstream = await FakeUpstream.StartAsync();
+        var arrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        upstream.Handler = async context =>
+        {
+            // A single-threaded model server: while it computes, its health path does not answer 2xx.
+            upstream.HealthStatus = StatusCodes.Status503ServiceUnavailable;
+            arrived.TrySetResult();
+            await release.Task;
+            await context.Response.WriteAsync("finished");
+        };
+        var adminPort = FreePort();
+        await using var shim = await Shim.StartAsync(upstream, o => o with { AdminPort = adminPort });
+        using var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{adminPort}"), Timeout = TimeSpan.FromSeconds(30) };
+
+        using (var idle = await admin.GetAsync("/live"))
+        {
+            Assert.That(idle.StatusCode, Is.EqualTo(HttpStatusCode.OK), "idle and its health path answers");
+        }
+
+        var inFlight = shim.Client.GetAsync("/long");
+        await arrived.Task.WaitAsync(Patience);
+        using (var busy = await admin.GetAsync("/live"))
+        {
+            Assert.That((busy.StatusCode, (await busy.Content.ReadAsStringAsync()).Trim()), Is.EqualTo((HttpStatusCode.OK, "alive: 1 in flight")),
+                "a server mid-inference is alive although its health path fails");
+        }
+
+        release.SetResult();
+        (await inFlight.WaitAsync(Patience)).Dispose();
+        await WaitUntilAsync(async () => (await shim.StatsAsync()).InFlight == 0);
+        using var hung = await admin.GetAsync("/live");
+        Assert.That(hung.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable), "idle and its health path fails: the kubelet restarts it");
+    }
+
+    [Test]
+    public void TheAdminPortIsOptionalAndNeverTheListenPort()
+    {
+        var none = ShimOptions.FromEnvironment(new Hashtable { ["PILOTLIGHT_UPSTREAM"] = "http://127.0.0.1:8080" });
+        var some = ShimOptions.FromEnvironment(new Hashtable { ["PILOTLIGHT_UPSTREAM"] = "http://127.0.0.1:8080", ["PILOTLIGHT_ADMIN_PORT"] = "8022", ["PILOTLIGHT_DRAIN_SECONDS"] = "600" });
+        var same = ShimOptions.FromEnvironment(new Hashtable { ["PILOTLIGHT_UPSTREAM"] = "http://127.0.0.1:8080", ["PILOTLIGHT_ADMIN_PORT"] = "8099" });
+
+        Assert.That(none.Options!.AdminPort, Is.Null);
+        Assert.That((some.Options!.AdminPort, some.Options.DrainTimeout), Is.EqualTo(((int?)8022, TimeSpan.FromMinutes(10))));
+        Assert.That(same.Error, Does.StartWith("PILOTLIGHT_ADMIN_PORT=8099:"));
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [Test]
     public async Task DrainGivesUpAfterTheDrainTime()
     {
         await using var upstream = await FakeUpstream.StartAsync();
@@ -508,13 +679,14 @@ public sealed class RuntimeShimTests
 
         public Uri Address { get; private set; } = null!;
 
-        public static async Task<FakeUpstream> StartAsync()
+        public static async Task<FakeUpstream> StartAsync(HttpProtocols protocols = HttpProtocols.Http1)
         {
             var upstream = new FakeUpstream();
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
-            builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+            builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = protocols));
             var app = builder.Build();
+            app.UseWebSockets();
             app.Run(context => context.Request.Path == "/healthz"
                 ? WriteHealth(context, upstream.HealthStatus)
                 : upstream.Handler(context));
@@ -560,7 +732,7 @@ public sealed class RuntimeShimTests
             options = configure?.Invoke(options) ?? options;
             var app = ShimApp.Build(options, [], time);
             await app.StartAsync();
-            var client = new HttpClient { BaseAddress = new Uri(app.Urls.Single()), Timeout = TimeSpan.FromSeconds(30) };
+            var client = new HttpClient { BaseAddress = new Uri(app.Urls.Single(u => (options.AdminPort is not { } admin || !u.EndsWith($":{admin}", StringComparison.Ordinal)) && !u.Contains("h2c-handoff", StringComparison.Ordinal))), Timeout = TimeSpan.FromSeconds(30) };
             return new Shim(app, client);
         }
 

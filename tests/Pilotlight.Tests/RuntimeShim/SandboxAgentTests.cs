@@ -448,7 +448,7 @@ public sealed class SandboxAgentTests
         await app.StartAsync();
         try
         {
-            using var client = new HttpClient { BaseAddress = new Uri(app.Urls.Single()) };
+            using var client = new HttpClient { BaseAddress = new Uri(app.Urls.Single(u => !u.Contains("h2c-handoff", StringComparison.Ordinal))) };
             using var ready = await client.GetAsync("/ready");
             Assert.That(ready.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
             Assert.That(await ready.Content.ReadAsStringAsync(), Does.Contain("upstream /healthz: connection refused"));

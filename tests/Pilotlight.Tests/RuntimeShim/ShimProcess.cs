@@ -7,11 +7,27 @@ internal static class ShimProcess
 {
     /// <summary>
     /// Starts the shim with only <paramref name="env"/> among the <c>PILOTLIGHT_*</c> variables; stderr is redirected
-    /// for the caller to read, stdout is drained.
+    /// for the caller to read, stdout is drained. <paramref name="launcher"/>, if given, is a command line the shim
+    /// runs under (e.g. <c>setpriv</c> with its options, to run it as another user).
     /// </summary>
-    public static Process Start(Dictionary<string, string> env)
+    public static Process Start(Dictionary<string, string> env, IReadOnlyList<string>? launcher = null)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        var info = new ProcessStartInfo(launcher is { Count: > 0 } ? launcher[0] : "dotnet")
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in launcher?.Skip(1) ?? [])
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        if (launcher is { Count: > 0 })
+        {
+            info.ArgumentList.Add("dotnet");
+        }
+
         info.ArgumentList.Add("exec");
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Pilotlight.RuntimeShim.dll"));
         foreach (var name in info.Environment.Keys.Where(k => k.StartsWith("PILOTLIGHT_", StringComparison.Ordinal)).ToList())

@@ -1,5 +1,6 @@
 using k8s.Models;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.Operator.Functions;
 using Pilotlight.Operator.Gpu;
 
@@ -222,4 +223,64 @@ public sealed class FunctionPodsTests
         Assert.That(UserContainer(pod).ReadinessProbe, Is.Null);
         Assert.That(UserContainer(pod).VolumeMounts, Is.Null);
     }
+
+    private static V1Container ShimContainer(V1Pod pod) => pod.Spec.Containers.Single(c => c.Name == FunctionPods.ShimContainer);
+
+    private static string? ShimEnv(V1Pod pod, string name) => ShimContainer(pod).Env.SingleOrDefault(e => e.Name == name)?.Value;
+
+    [Test]
+    public void APodThatMustGoFinishesItsRequestsFirst()
+    {
+        var pod = Make(new GpuFunctionSpec { Image = "x", Timeout = "10m" });
+        var preStop = UserContainer(pod).Lifecycle?.PreStop?.HttpGet;
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(ShimEnv(pod, "PILOTLIGHT_DRAIN_SECONDS"), Is.EqualTo("600"), "the shim drains for the function's timeout");
+            Assert.That(ShimEnv(pod, "PILOTLIGHT_ADMIN_PORT"), Is.EqualTo("8022"));
+            Assert.That(preStop?.Path, Is.EqualTo("/wait-for-drain"), "the user container is stopped only once the shim has drained");
+            Assert.That(preStop?.Port?.Value, Is.EqualTo("8022"), "on the shim's admin port, which the gateway never forwards to");
+            Assert.That(ShimContainer(pod).Ports.Select(p => p.ContainerPort), Is.EquivalentTo(new[] { 8099, 8022 }));
+            Assert.That(pod.Spec.TerminationGracePeriodSeconds, Is.EqualTo(600 + Options.DrainGraceSeconds), "drain plus time for the server to exit");
+        });
+    }
+
+    [TestCase("1.5s", "2", 17L)]
+    [TestCase("300s", "300", 315L)]
+    public void DrainTimeRoundsTheTimeoutUp(string timeout, string drain, long grace)
+    {
+        var pod = Make(new GpuFunctionSpec { Image = "x", Timeout = timeout });
+
+        Assert.That((ShimEnv(pod, "PILOTLIGHT_DRAIN_SECONDS"), pod.Spec.TerminationGracePeriodSeconds), Is.EqualTo((drain, (long?)grace)));
+    }
+
+    [TestCase("5s", 1, 5)]
+    [TestCase("1m", 2, 30)]
+    [TestCase("5m", 10, 30)]
+    [TestCase("30m", 10, 180)]
+    [TestCase("7s", 1, 7)]
+    [TestCase("95s", 3, 32)]
+    public void TheStartupProbeIsBoundedByStartupTimeout(string startupTimeout, int period, int threshold)
+    {
+        var pod = Make(new GpuFunctionSpec { Image = "x", Port = 9000, HealthPath = "/health", StartupTimeout = startupTimeout });
+        var probe = UserContainer(pod).StartupProbe;
+
+        Assert.That(probe.HttpGet.Path, Is.EqualTo("/health"));
+        Assert.That(probe.HttpGet.Port.Value, Is.EqualTo("9000"));
+        Assert.That((probe.PeriodSeconds, probe.FailureThreshold), Is.EqualTo(((int?)period, (int?)threshold)));
+        var budget = DurationSeconds(startupTimeout);
+        Assert.That(period * threshold, Is.InRange(budget, budget + period - 1), "periodSeconds x failureThreshold is startupTimeout to within one period");
+    }
+
+    [Test]
+    public void AHungServerIsRestartedByItsLivenessProbeWhichTheShimAnswers()
+    {
+        var probe = UserContainer(Make(new GpuFunctionSpec { Image = "x", Port = 9000, HealthPath = "/health" })).LivenessProbe;
+
+        // The shim's admin port, not the user's server: a server busy with a long request is not restarted.
+        Assert.That((probe.HttpGet.Path, probe.HttpGet.Port.Value, probe.PeriodSeconds, probe.TimeoutSeconds, probe.FailureThreshold),
+            Is.EqualTo(("/live", "8022", (int?)10, (int?)5, (int?)6)));
+    }
+
+    private static int DurationSeconds(string text) => (int)Pilotlight.Api.Schema.DurationString.Parse(text).TotalSeconds;
 }

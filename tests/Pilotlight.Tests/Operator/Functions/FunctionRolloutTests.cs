@@ -1,4 +1,5 @@
 using k8s.Models;
+using Pilotlight.Contracts;
 using Pilotlight.Operator.Functions;
 
 namespace Pilotlight.Tests.Operator.Functions;
@@ -51,7 +52,7 @@ public sealed class FunctionRolloutTests
         {
             var plan = FunctionRollout.Plan(pods, 2, "new");
             pods.RemoveAll(plan.Delete.Contains);
-            Assert.That(pods.Count(FunctionStatusBuilder.IsReady), Is.GreaterThanOrEqualTo(2), $"ready count dropped at step {step}");
+            Assert.That(pods.Count(PodReadiness.IsReady), Is.GreaterThanOrEqualTo(2), $"ready count dropped at step {step}");
             for (var i = 0; i < plan.Create; i++)
             {
                 pods.Add(Pod("new", false));
@@ -60,7 +61,7 @@ public sealed class FunctionRolloutTests
             Assert.That(pods, Has.Count.LessThanOrEqualTo(2 + FunctionRollout.Surge), $"surged past one at step {step}");
 
             // Pods become ready before the next reconcile.
-            pods = pods.Select(p => FunctionStatusBuilder.IsReady(p) ? p : Pod(p.Metadata.Labels[FunctionLabels.TemplateHash], true)).ToList();
+            pods = pods.Select(p => PodReadiness.IsReady(p) ? p : Pod(p.Metadata.Labels[FunctionLabels.TemplateHash], true)).ToList();
         }
 
         Assert.That(pods.Select(p => p.Metadata.Labels[FunctionLabels.TemplateHash]), Is.EqualTo(new[] { "new", "new" }));
@@ -97,4 +98,68 @@ public sealed class FunctionRolloutTests
     }
 
     private static bool Same(RolloutPlan a, RolloutPlan b) => a.Create == b.Create && a.Delete.SequenceEqual(b.Delete);
+}
+
+/// <summary>Scale-down never picks a pod with a request in flight while the desired count covers the busy pods.</summary>
+public sealed class FunctionRolloutLoadTests
+{
+    private static V1Pod Pod(string name, bool ready = true, int ageSeconds = 100) => new()
+    {
+        Metadata = new V1ObjectMeta
+        {
+            Name = name,
+            CreationTimestamp = DateTime.UnixEpoch.AddSeconds(1000 - ageSeconds),
+            Labels = new Dictionary<string, string> { [FunctionLabels.TemplateHash] = "h" },
+        },
+        Status = new V1PodStatus
+        {
+            Phase = "Running",
+            Conditions = [new V1PodCondition { Type = "Ready", Status = ready ? "True" : "False" }],
+        },
+    };
+
+    // pods: name:load[:notready][:age], desired, the pods expected to go.
+    [TestCase("a:0 b:1 c:0", 1, "a c")]
+    [TestCase("a:1 b:1 c:0", 2, "c")]
+    [TestCase("a:3 b:0", 1, "b")]
+    [TestCase("a:1 b:0:notready c:0", 2, "b")]
+    [TestCase("a:0:notready b:2 c:1", 2, "a")]
+    [TestCase("a:1:notready b:0", 1, "b")] // a starting pod the gateway already sends to (probed ready) is busy too
+    [TestCase("a:0:young b:0:old c:5", 1, "a b")]
+    [TestCase("a:2 b:1 c:4", 3, "")]
+    [TestCase("a:2 b:1 c:4", 0, "a b c")] // zero only when the autoscaler says so, which it never does with requests in flight
+    public void Busy_pods_are_never_chosen_while_desired_covers_them(string pods, int desired, string expected)
+    {
+        var all = pods.Split(' ').Select(spec =>
+        {
+            var parts = spec.Split(':');
+            var age = parts.Contains("young") ? 10 : parts.Contains("old") ? 500 : 100;
+            return (Pod: Pod(parts[0], ready: !parts.Contains("notready"), ageSeconds: age), Load: int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+        }).ToList();
+        var load = all.ToDictionary(p => p.Pod.Metadata.Name, p => p.Load);
+
+        var plan = FunctionRollout.Plan(all.Select(p => p.Pod).ToList(), desired, "h", p => load[p.Metadata.Name]);
+
+        Assert.That(plan.Delete.Select(p => p.Metadata.Name).Order(), Is.EqualTo(expected.Split(' ', StringSplitOptions.RemoveEmptyEntries).Order()));
+        var busy = all.Count(p => p.Load > 0);
+        if (desired >= busy)
+        {
+            Assert.That(plan.Delete.Where(p => load[p.Metadata.Name] > 0), Is.Empty, "a busy pod was chosen");
+        }
+    }
+
+    [Test]
+    public void A_busy_pod_of_an_old_template_stays_while_an_idle_one_can_go()
+    {
+        var busyOld = Pod("old-busy", ageSeconds: 500);
+        var idleOld = Pod("old-idle", ageSeconds: 400);
+        busyOld.Metadata.Labels[FunctionLabels.TemplateHash] = "old";
+        idleOld.Metadata.Labels[FunctionLabels.TemplateHash] = "old";
+        var fresh = Pod("new");
+        var load = new Dictionary<string, int> { ["old-busy"] = 1, ["old-idle"] = 0, ["new"] = 0 };
+
+        var plan = FunctionRollout.Plan([busyOld, idleOld, fresh], 2, "h", p => load[p.Metadata.Name]);
+
+        Assert.That(plan.Delete.Select(p => p.Metadata.Name), Is.EqualTo(new[] { "old-idle" }));
+    }
 }

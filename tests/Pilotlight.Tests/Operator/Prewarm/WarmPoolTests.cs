@@ -1,7 +1,9 @@
 using k8s.Models;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.Operator.Functions;
 using Pilotlight.Operator.Prewarm;
+using Pilotlight.Operator.Schedules;
 
 namespace Pilotlight.Tests.Operator.Prewarm;
 
@@ -46,6 +48,46 @@ public class WarmPoolTests
     }
 
     [Test]
+    public void A_warm_pod_the_gateways_report_busy_is_claimed_before_older_idle_ones()
+    {
+        var warm = new[] { Pod("w-old", "warm", age: 30), Pod("w-busy", "warm", age: 1), Pod("w-mid", "warm", age: 10) };
+
+        var plan = WarmPool.Plan([], warm, desiredServing: 1, target: 2, Hash, [], p => p.Metadata.Name == "w-busy" ? 1 : 0);
+
+        Assert.That(plan.Claim.Select(p => p.Metadata.Name), Is.EqualTo(new[] { "w-busy" }), "the pod already serving is the one to relabel");
+        Assert.That(plan.Delete, Is.Empty);
+        Assert.That(plan.Create, Is.Zero);
+    }
+
+    [Test]
+    public void A_busy_warm_pod_is_never_deleted_as_surplus_nor_as_an_old_template()
+    {
+        var warm = new[] { Pod("busy-new", "warm", age: 1), Pod("idle-old", "warm", age: 30), Pod("busy-stale", "warm", hash: "old", age: 99), Pod("idle-stale", "warm", hash: "old", age: 98) };
+        int Load(V1Pod p) => p.Metadata.Name.StartsWith("busy", StringComparison.Ordinal) ? 1 : 0;
+
+        var plan = WarmPool.Plan([], warm, desiredServing: 0, target: 0, Hash, [], Load);
+
+        Assert.That(plan.Delete.Select(p => p.Metadata.Name), Is.EquivalentTo(new[] { "idle-old", "idle-stale" }),
+            "surplus and stale go only when idle; the busy ones finish what they serve");
+        Assert.That(plan.Claim, Is.Empty);
+
+        var claim = WarmPool.Plan([], warm, desiredServing: 2, target: 0, Hash, [], Load);
+        Assert.That(claim.Claim.Select(p => p.Metadata.Name), Is.EqualTo(new[] { "busy-new", "idle-old" }), "a stale pod is never claimed, busy or not");
+    }
+
+    [Test]
+    public void A_busy_serving_pod_is_never_demoted()
+    {
+        var busy = Pod("s-busy", "serving");
+        var idle = Pod("s-idle", "serving");
+
+        var plan = WarmPool.Plan([busy, idle], [], desiredServing: 0, target: 2, Hash, [busy, idle], p => p == busy ? 1 : 0);
+
+        Assert.That(plan.Demote.Select(p => p.Metadata.Name), Is.EqualTo(new[] { "s-idle" }));
+        Assert.That(plan.Create, Is.EqualTo(1));
+    }
+
+    [Test]
     public void Only_ready_warm_pods_of_the_current_template_are_claimed_and_stale_ones_go()
     {
         var warm = new[] { Pod("starting", "warm", ready: false), Pod("stale", "warm", hash: "old", age: 99) };
@@ -87,7 +129,7 @@ public class WarmPoolTests
     [Test]
     public void Nothing_is_warm_for_a_function_that_asks_for_none()
     {
-        var target = WarmPool.Target(Spec(null), 0, T0, lastRequest: T0.AddSeconds(-5), null, TimeZoneInfo.Utc);
+        var target = WarmPool.Target(Spec(null), 0, T0, lastRequest: T0.AddSeconds(-5), null);
         Assert.That(target.Count, Is.Zero, "recent traffic keeps pods warm only for functions with a prewarm block");
         Assert.That(target.NextChange, Is.Null);
     }
@@ -97,31 +139,31 @@ public class WarmPoolTests
     {
         var spec = Spec(new PrewarmPolicy { KeepWarmFor = "10m" });
 
-        var recent = WarmPool.Target(spec, 0, T0, lastRequest: T0.AddMinutes(-4), null, TimeZoneInfo.Utc);
+        var recent = WarmPool.Target(spec, 0, T0, lastRequest: T0.AddMinutes(-4), null);
         Assert.That((recent.Count, recent.Reason), Is.EqualTo((1, "RecentTraffic")));
         Assert.That(recent.NextChange, Is.EqualTo(new DateTimeOffset(T0.AddMinutes(6))));
 
-        var old = WarmPool.Target(spec, 0, T0, lastRequest: T0.AddMinutes(-11), null, TimeZoneInfo.Utc);
+        var old = WarmPool.Target(spec, 0, T0, lastRequest: T0.AddMinutes(-11), null);
         Assert.That(old.Count, Is.Zero);
 
-        var off = WarmPool.Target(Spec(new PrewarmPolicy { KeepWarmFor = "0s" }), 0, T0, T0.AddSeconds(-1), null, TimeZoneInfo.Utc);
+        var off = WarmPool.Target(Spec(new PrewarmPolicy { KeepWarmFor = "0s" }), 0, T0, T0.AddSeconds(-1), null);
         Assert.That(off.Count, Is.Zero);
     }
 
     [Test]
     public void Warm_pods_are_bounded_by_maxReplicas_beside_the_serving_ones()
     {
-        var target = WarmPool.Target(Spec(new PrewarmPolicy { WarmReplicas = 3 }, maxReplicas: 4), desiredServing: 2, T0, null, null, TimeZoneInfo.Utc);
+        var target = WarmPool.Target(Spec(new PrewarmPolicy { WarmReplicas = 3 }, maxReplicas: 4), desiredServing: 2, T0, null, null);
         Assert.That((target.Count, target.Reason), Is.EqualTo((2, "Configured")));
     }
 
     [Test]
     public void A_schedule_warms_from_leadTime_before_each_tick_until_a_minute_after()
     {
-        Assert.That(CronSchedule.TryParse("0 9 * * *", out var cron, out _), Is.True);
+        Assert.That(FunctionSchedule.TryCreate(new InvocationSchedule { Cron = "0 9 * * *" }, out var cron, out _), Is.True);
         var spec = Spec(new PrewarmPolicy { LeadTime = "2m", KeepWarmFor = "0s" }, schedule: new InvocationSchedule { Cron = "0 9 * * *" });
         WarmTarget At(int hour, int minute, int second = 0) =>
-            WarmPool.Target(spec, 0, new DateTimeOffset(T0.Date.AddHours(hour).AddMinutes(minute).AddSeconds(second)), null, cron, TimeZoneInfo.Utc);
+            WarmPool.Target(spec, 0, new DateTimeOffset(T0.Date.AddHours(hour).AddMinutes(minute).AddSeconds(second)), null, cron);
 
         var before = At(8, 57);
         Assert.That(before.Count, Is.Zero);
@@ -137,15 +179,14 @@ public class WarmPoolTests
         var spec = new GpuFunctionSpec
         {
             Image = "m:1",
-            Prewarm = new PrewarmPolicy { WarmReplicas = 20, ReservedReplicas = 1 },
+            Prewarm = new PrewarmPolicy { ReservedReplicas = 1 },
             Scaling = new ScalingPolicy { MaxReplicas = 5 },
             Schedule = new InvocationSchedule { Cron = "61 * * * *", TimeZone = "Mars/Olympus_Mons" },
         };
 
-        var (schedule, _, problems) = PrewarmSpec.Validate(spec);
+        var (schedule, problems) = PrewarmSpec.Validate(spec);
 
         Assert.That(schedule, Is.Null);
-        Assert.That(problems, Has.Some.Contains("warmReplicas (20) is more than scaling.maxReplicas (5)"));
         Assert.That(problems, Has.Some.Contains("reservedReplicas reserves GPUs"));
         Assert.That(problems, Has.Some.Contains("Mars/Olympus_Mons"));
         Assert.That(problems, Has.Some.StartsWith("schedule.cron"));

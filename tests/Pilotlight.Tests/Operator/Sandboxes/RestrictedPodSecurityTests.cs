@@ -157,8 +157,8 @@ public class RestrictedPodSecurityTests
 
         Assert.That(hostile, Is.EquivalentTo(new[]
         {
-            "env NVIDIA_VISIBLE_DEVICES is set by the operator, not the sandbox",
-            "env PILOTLIGHT_WORKSPACE is set by the operator, not the sandbox",
+            "spec.env[0].name: 'NVIDIA_VISIBLE_DEVICES': variables starting with NVIDIA_ are set by the operator",
+            "spec.env[1].name: 'PILOTLIGHT_WORKSPACE': variables starting with PILOTLIGHT_ are set by the operator",
             "env TOKEN: sandboxes cannot read Secrets",
             "envFrom: sandboxes cannot read Secrets",
         }));

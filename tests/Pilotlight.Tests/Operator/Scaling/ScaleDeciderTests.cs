@@ -1,4 +1,5 @@
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Contracts;
 using Pilotlight.Operator.Scaling;
 
 namespace Pilotlight.Tests.Operator.Scaling;
@@ -26,6 +27,22 @@ public class ScaleDeciderTests
         var next = ScaleDecider.Decide(Policy(target: target, max: 20), Active(expected), Steady(inFlight), expected, Now, Settings);
         Assert.That(next.Desired, Is.EqualTo(expected));
         Assert.That(next.PanicUntil, Is.Null);
+    }
+
+    [TestCase(0, null, 1, 0, 10, 1)]
+    [TestCase(1, null, 1, 0, 10, 1)]
+    [TestCase(7, 2, 4, 0, 10, 4)]
+    [TestCase(7, null, 4, 0, 10, 2)]
+    [TestCase(1000, null, 4, 0, 8, 8)]
+    [TestCase(1, null, 1, 3, 10, 3)]
+    public void Requests_waiting_at_zero_ask_for_waiting_over_target_pods_within_the_bounds(int waiting, int? target, int maxConcurrency, int min, int max, int expected)
+    {
+        var policy = Policy(min: min, max: max, target: target, maxConcurrency: maxConcurrency);
+        Assert.That(WakeRequest.PodsFor(policy, waiting), Is.EqualTo(expected));
+
+        // The same number from a decision at zero with nothing polled yet (at least 1, as any active function).
+        var decided = ScaleDecider.Decide(policy, new ScaleState(0, null, Now), [], 0, Now, Settings, new DemandNow(MayScaleDown: false, Waiting: waiting));
+        Assert.That(decided.Desired, Is.EqualTo(Math.Max(expected, 1)));
     }
 
     [Test]
@@ -88,5 +105,70 @@ public class ScaleDeciderTests
         Assert.That(ScaleDecider.Decide(policy, recent, [], 1, Now, Settings).Desired, Is.EqualTo(1));
         var old = new ScaleState(1, null, Now.AddSeconds(-90));
         Assert.That(ScaleDecider.Decide(policy, old, [], 1, Now, Settings).Desired, Is.Zero);
+    }
+
+    [Test]
+    public void A_request_in_flight_keeps_the_function_active_long_past_the_window()
+    {
+        // Arrived five minutes ago, still running; scaledownWindow 20 s.
+        var state = new ScaleState(1, null, Now.AddMinutes(-5));
+        var next = ScaleDecider.Decide(Policy(window: "20s"), state, Steady(1), 1, Now, Settings, new DemandNow(InFlight: 1, BusyPods: 1));
+        Assert.That(next.Desired, Is.EqualTo(1));
+        Assert.That(next.LastActive, Is.EqualTo(Now));
+    }
+
+    [Test]
+    public void The_scaledown_window_counts_from_the_last_request_finishing()
+    {
+        var policy = Policy(window: "20s");
+        var finished = new ScaleState(1, null, Now.AddMinutes(-5), LastActive: Now.AddSeconds(-19));
+        Assert.That(ScaleDecider.Decide(policy, finished, [], 1, Now, Settings).Desired, Is.EqualTo(1));
+        Assert.That(ScaleDecider.Decide(policy, finished, [], 1, Now.AddSeconds(1), Settings).Desired, Is.Zero);
+    }
+
+    [Test]
+    public void A_scaledown_window_shorter_than_the_stable_window_beats_the_panic_hold()
+    {
+        // A cold request panicked the function up (hold until now + 60 s); it finished 20 s ago.
+        var state = new ScaleState(1, Now.AddSeconds(40), Now.AddSeconds(-25), LastActive: Now.AddSeconds(-20));
+        var samples = Steady(0, 20).Concat([new DemandSample(Now.AddSeconds(-25), 1)]).ToList();
+        var next = ScaleDecider.Decide(Policy(window: "20s"), state, samples, 1, Now, Settings);
+        Assert.That(next.Desired, Is.Zero);
+        Assert.That(next.PanicUntil, Is.Null);
+    }
+
+    [Test]
+    public void Never_fewer_than_the_pods_with_requests_in_flight()
+    {
+        // Averages say 1 pod (3 in flight, target 10), but three pods each have one in flight.
+        var next = ScaleDecider.Decide(Policy(target: 10, maxConcurrency: 10), Active(3), Steady(3), 3, Now, Settings,
+            new DemandNow(InFlight: 3, BusyPods: 3));
+        Assert.That(next.Desired, Is.EqualTo(3));
+    }
+
+    [Test]
+    public void Busy_pods_stay_even_above_a_lowered_max()
+    {
+        var next = ScaleDecider.Decide(Policy(max: 1), Active(3), Steady(3), 3, Now, Settings, new DemandNow(InFlight: 3, BusyPods: 3));
+        Assert.That(next.Desired, Is.EqualTo(3));
+    }
+
+    [Test]
+    public void Never_fewer_than_in_flight_over_max_concurrency()
+    {
+        // targetConcurrency 8 (the average asks for 1), but 6 in flight at maxConcurrency 2 need 3 pods.
+        var next = ScaleDecider.Decide(Policy(target: 8, maxConcurrency: 2), Active(1), Steady(0), 1, Now, Settings,
+            new DemandNow(InFlight: 6, BusyPods: 1));
+        Assert.That(next.Desired, Is.EqualTo(3));
+    }
+
+    [Test]
+    public void Unknown_demand_holds_the_last_decision_but_may_still_scale_up()
+    {
+        var idle = new ScaleState(3, null, Now.AddMinutes(-10));
+        Assert.That(ScaleDecider.Decide(Policy(), idle, [], 3, Now, Settings, new DemandNow(MayScaleDown: false)).Desired, Is.EqualTo(3));
+
+        var up = ScaleDecider.Decide(Policy(), Active(1), Steady(5), 1, Now, Settings, new DemandNow(InFlight: 5, BusyPods: 1, MayScaleDown: false));
+        Assert.That(up.Desired, Is.EqualTo(5));
     }
 }

@@ -1,6 +1,9 @@
-namespace Pilotlight.Operator.Functions;
+namespace Pilotlight.Contracts;
 
-/// <summary>Labels and annotations the operator puts on what it creates for a function.</summary>
+/// <summary>
+/// Labels and annotations the operator puts on what it creates for a function; the gateway selects and routes by them.
+/// Labels say what a pod is for, never whose it is: that is its controller reference (<see cref="FunctionOwnership"/>).
+/// </summary>
 public static class FunctionLabels
 {
     /// <summary>Name of the owning GpuFunction.</summary>
@@ -15,7 +18,10 @@ public static class FunctionLabels
     /// <summary>A pod the gateway routes to.</summary>
     public const string RoleServing = "serving";
 
-    /// <summary>A ready standby pod, routed to only once the operator claims it (relabels it serving).</summary>
+    /// <summary>
+    /// A ready standby pod. A gateway may route a request to it when no serving pod has room (and it is this
+    /// function's by controller reference); the operator claims it afterwards by relabelling it serving.
+    /// </summary>
     public const string RoleWarm = "warm";
 
     /// <summary>On capacity-reservation placeholder pods: the function they hold GPUs for.</summary>
@@ -24,7 +30,7 @@ public static class FunctionLabels
     /// <summary>On pre-pull DaemonSets and their pods: the function whose image they pull.</summary>
     public const string PrePullFor = "pilotlight.dev/prepull-for";
 
-    /// <summary>True for pods the gateway may route to: serving ones (and pods from before roles existed).</summary>
+    /// <summary>True for serving pods (and pods from before roles existed): the ones the gateway routes to first.</summary>
     public static bool IsServing(k8s.Models.V1Pod pod) =>
         pod.Metadata.Labels?.TryGetValue(Role, out var role) != true || role == RoleServing;
 
