@@ -145,7 +145,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
             : new Prewarm.WarmTarget(0, "None", null);
         string? hash = null;
         string? quotaProblem = null;
-        var prePull = (Ready: 0, Eligible: 0);
+        var prePull = (Ready: 0, Eligible: 0, Settled: true);
 
         if (placement is not null && problems.Count == 0)
         {
@@ -228,9 +228,10 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         TimeSpan? after = _expectations.ContainsKey(key) ? TimeSpan.FromSeconds(5)
             : usage.OpenPods is { Count: > 0 } ? UsageRefresh
             : null;
-        if (prePull.Eligible > prePull.Ready)
+        if (prePull.Eligible > prePull.Ready || !prePull.Settled)
         {
-            // The DaemonSet's progress is not watched: look again shortly.
+            // The DaemonSet's progress is not watched: look again shortly. Just created, it counts no eligible node
+            // yet, and no other event need follow.
             after = Shorter(after, TimeSpan.FromSeconds(2));
         }
 
@@ -471,15 +472,18 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         _priorityClassReady = true;
     }
 
-    /// <summary>Keeps the pre-pull DaemonSet (or removes it when pre-pull is off); returns (nodes with the image, eligible nodes).</summary>
-    private async Task<(int Ready, int Eligible)> ReconcilePrePullAsync(GpuFunction function, FunctionPlacement placement, CancellationToken ct)
+    /// <summary>
+    /// Keeps the pre-pull DaemonSet (or removes it when pre-pull is off); returns (nodes with the image, eligible nodes,
+    /// whether the DaemonSet's status describes its current template). An unsettled DaemonSet was just created or patched.
+    /// </summary>
+    private async Task<(int Ready, int Eligible, bool Settled)> ReconcilePrePullAsync(GpuFunction function, FunctionPlacement placement, CancellationToken ct)
     {
         var ns = function.Metadata.NamespaceProperty;
         var name = Prewarm.PrewarmResources.PrePullName(function);
         var wanted = function.Spec.Prewarm?.PrePull == true && placement.Gpu is not null;
         if (!wanted && !_prePulling.ContainsKey(ObjectKey.Of(function)) && function.Status?.PrePullEligibleNodes is null or 0)
         {
-            return (0, 0);
+            return (0, 0, true);
         }
 
         V1DaemonSet? have;
@@ -500,7 +504,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
                 await _client.AppsV1.DeleteNamespacedDaemonSetAsync(name, ns, cancellationToken: ct).ConfigureAwait(false);
             }
 
-            return (0, 0);
+            return (0, 0, true);
         }
 
         _prePulling[ObjectKey.Of(function)] = true;
@@ -509,7 +513,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         {
             await _client.AppsV1.CreateNamespacedDaemonSetAsync(want, ns, cancellationToken: ct).ConfigureAwait(false);
             await _events.NormalAsync(function, "PrePulling", $"Pulling {function.Spec.Image} on nodes with {string.Join(", ", placement.Types.Select(t => t.Type.ToWireName()))} GPUs", ct).ConfigureAwait(false);
-            return (0, 0);
+            return (0, 0, false);
         }
 
         if (have.Metadata.OwnerReferences?.Any(o => o.Uid == function.Metadata.Uid) != true)
@@ -523,12 +527,13 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
             var patch = new { spec = new { template = want.Spec.Template } };
             await _client.AppsV1.PatchNamespacedDaemonSetAsync(new V1Patch(KubernetesJson.Serialize(patch), V1Patch.PatchType.MergePatch), name, ns, cancellationToken: ct)
                 .ConfigureAwait(false);
-            return (0, have.Status?.DesiredNumberScheduled ?? 0);
+            return (0, have.Status?.DesiredNumberScheduled ?? 0, false);
         }
 
         // Ready pods of the current template: the kubelet had the image to start them.
-        var current = have.Status?.ObservedGeneration == have.Metadata.Generation ? have.Status?.UpdatedNumberScheduled ?? 0 : 0;
-        return (Math.Min(have.Status?.NumberReady ?? 0, current), have.Status?.DesiredNumberScheduled ?? 0);
+        var observed = have.Status?.ObservedGeneration == have.Metadata.Generation;
+        var current = observed ? have.Status?.UpdatedNumberScheduled ?? 0 : 0;
+        return (Math.Min(have.Status?.NumberReady ?? 0, current), have.Status?.DesiredNumberScheduled ?? 0, observed);
     }
 
     private void Expect(ObjectKey key, PodChanges changes)

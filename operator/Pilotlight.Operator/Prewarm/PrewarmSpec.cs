@@ -42,7 +42,7 @@ public static class PrewarmStatus
 {
     /// <summary><paramref name="status"/> with warm, reserved and pre-pull counts and conditions added.</summary>
     public static GpuFunctionStatus With(GpuFunctionStatus status, GpuFunction function, WarmTarget target, (int Ready, int All) warm, int reserved,
-        (int Ready, int Eligible) prePull, string? quotaProblem, DateTime now)
+        (int Ready, int Eligible, bool Settled) prePull, string? quotaProblem, DateTime now)
     {
         var previous = function.Status;
         var generation = function.Metadata.Generation;
@@ -73,7 +73,9 @@ public static class PrewarmStatus
 
         if (prewarm is { PrePull: true })
         {
-            var (state, reason, message) = prePull.Eligible == 0
+            var (state, reason, message) = !prePull.Settled
+                ? ("False", FunctionConditions.Reasons.ImagePulling, "the pre-pull DaemonSet is starting")
+                : prePull.Eligible == 0
                 ? ("False", FunctionConditions.Reasons.NoEligibleNodes, "no node has a GPU type the function can use")
                 : prePull.Ready >= prePull.Eligible
                     ? ("True", FunctionConditions.Reasons.ImagePresent, $"image present on {prePull.Ready}/{prePull.Eligible} eligible nodes")
