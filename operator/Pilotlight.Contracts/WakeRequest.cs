@@ -3,20 +3,11 @@ using Pilotlight.Api.V1Alpha1;
 namespace Pilotlight.Contracts;
 
 /// <summary>
-/// How a gateway wakes a function: it stamps <see cref="RequestedAnnotation"/> and <see cref="HeldAnnotation"/> on the
-/// GpuFunction, and the operator's next reconcile decides at once instead of at the autoscaler's next tick.
+/// How many pods a gateway's wake asks for: the gateway posts a <see cref="WakeSignal"/> with the requests it holds, and
+/// the operator's next reconcile decides at once instead of at the autoscaler's next tick.
 /// </summary>
 public static class WakeRequest
 {
-    /// <summary>Annotation a gateway sets (RFC 3339 time) when a request arrives for a function with no ready pod.</summary>
-    public const string RequestedAnnotation = "pilotlight.dev/wake-requested";
-
-    /// <summary>
-    /// Annotation a gateway sets with <see cref="RequestedAnnotation"/>: how many requests it held for the function
-    /// then (a whole number), so the first decision asks for enough pods for all of them.
-    /// </summary>
-    public const string HeldAnnotation = "pilotlight.dev/wake-held";
-
     /// <summary>
     /// Pods that <paramref name="waiting"/> requests at zero ask for: ceil(waiting / target concurrency), at
     /// least one, within [minReplicas, maxReplicas]. The gateway stamps its wake again when this grows; the

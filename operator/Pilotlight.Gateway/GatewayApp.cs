@@ -43,6 +43,11 @@ public static class GatewayApp
             {
                 kestrel.Listen(IPAddress.Any, adminPort);
             }
+
+            if (options.InternalPort is { } internalPort)
+            {
+                kestrel.Listen(IPAddress.Any, internalPort);
+            }
         });
         builder.Services.AddHttpForwarder();
         TimeProvider drainTime = time;
@@ -80,7 +85,8 @@ public static class GatewayApp
             time: time, logger: loggers.CreateLogger("informer.pods"));
         var routes = new FunctionRoutes(pods, options.ShimPort, time);
         var metrics = new GatewayMetrics(registry);
-        var proxy = new InvocationProxy(functions, routes, client, options, metrics, time, loggers.CreateLogger("gateway"),
+        var signals = new SignalBoard(time);
+        var proxy = new InvocationProxy(functions, routes, signals, options, metrics, time, loggers.CreateLogger("gateway"),
             app.Services.GetRequiredService<IHttpForwarder>());
         var invokeKeys = options.Access.InvokeKeysConfigMap is { } keysAt
             ? new PublishedInvokeKeys(client, keysAt, time, loggers.CreateLogger("invoke-keys")) : null;
@@ -90,18 +96,23 @@ public static class GatewayApp
         app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(clientLimits.Dispose);
         var entry = new InvocationEntry(functions, access, clientLimits, proxy, options);
         var sandboxes = new Informer<Sandbox>(ListWatch.ForCustomResource<Sandbox>(client), time: time, logger: loggers.CreateLogger("informer.sandboxes"));
-        var sandboxApi = new SandboxApi(sandboxes, pods, client, options.ShimPort, time, loggers.CreateLogger("sandbox"));
+        var sandboxApi = new SandboxApi(sandboxes, pods, client, signals, options.ShimPort, time, loggers.CreateLogger("sandbox"));
 
         var drain = app.Services.GetRequiredService<GatewayDrain>();
         var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
         var watching = Task.WhenAll(functions.RunAsync(lifetime.ApplicationStopping), pods.RunAsync(lifetime.ApplicationStopping),
-            sandboxes.RunAsync(lifetime.ApplicationStopping), invokeKeys?.RunAsync(lifetime.ApplicationStopping) ?? Task.CompletedTask);
+            sandboxes.RunAsync(lifetime.ApplicationStopping), invokeKeys?.RunAsync(lifetime.ApplicationStopping) ?? Task.CompletedTask,
+            RetainSignalsAsync(signals, sandboxes, time, lifetime.ApplicationStopping));
         lifetime.ApplicationStopped.Register(() => watching.Wait(TimeSpan.FromSeconds(5)));
 
-        // Every request but probes, demand reads, metrics and the drain call itself counts for the drain.
+        // The operator's endpoints and metrics: only on the internal port where there is one, and only for the
+        // operator's identity where callers are named (see InternalOnly).
+        app.Use(InternalOnly(settings, access));
+
+        // Every request but probes, the operator's reads, metrics and the drain call itself counts for the drain.
         app.Use(async (context, next) =>
         {
-            if (context.Request.Path.Value is "/healthz" or "/readyz" or "/metrics" or FunctionDemand.ReportPath or "/wait-for-drain")
+            if (context.Request.Path.Value is "/healthz" or "/readyz" or "/metrics" or FunctionDemand.ReportPath or GatewaySignals.Path or "/wait-for-drain")
             {
                 await next(context);
                 return;
@@ -134,6 +145,19 @@ public static class GatewayApp
             return Results.Text("drained");
         });
         app.MapGet(FunctionDemand.ReportPath, () => Results.Json(routes.Demand()));
+        app.MapGet(GatewaySignals.Path, async (HttpContext context, string? epoch, long? after) =>
+        {
+            // A long poll; a stopping gateway answers at once, so the poll never holds its shutdown.
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
+            try
+            {
+                return Results.Json(await signals.ReadAsync(epoch, after ?? -1, GatewaySignals.MaxWait, stop.Token));
+            }
+            catch (OperationCanceledException)
+            {
+                return Results.StatusCode(StatusCodes.Status503ServiceUnavailable);
+            }
+        });
         app.UseMetricServer("/metrics", registry);
         app.Map(SandboxApi.Prefix + "/{ns}/{name}/{**operation}", (HttpContext context, string ns, string name, string? operation) =>
             sandboxApi.HandleAsync(context, ns, name, operation ?? ""));
@@ -141,6 +165,52 @@ public static class GatewayApp
         app.Map("/{ns}/{fn}/{**rest}", (HttpContext context, string ns, string fn, string? rest) => entry.HandleAsync(context, ns, fn, rest, hostRouted: false));
         app.Map("/{ns}/{fn}", (HttpContext context, string ns, string fn) => entry.HandleAsync(context, ns, fn, null, hostRouted: false));
         return app;
+    }
+
+    /// <summary>
+    /// With an internal port: <c>/internal/*</c> and <c>/metrics</c> are answered 404 anywhere else, and the internal
+    /// port answers nothing but them and <c>/healthz</c>. With internal callers named: <c>/internal/*</c> needs one's token.
+    /// </summary>
+    private static Func<HttpContext, RequestDelegate, Task> InternalOnly(GatewayOptions options, InvocationAccess access) => async (context, next) =>
+    {
+        var path = context.Request.Path.Value ?? "";
+        var isInternal = path.StartsWith("/internal/", StringComparison.Ordinal);
+        if (options.InternalPort is { } port)
+        {
+            var onInternalPort = context.Connection.LocalPort == port;
+            if (onInternalPort != (isInternal || path == "/metrics") && !(onInternalPort && path == "/healthz"))
+            {
+                context.Response.StatusCode = StatusCodes.Status404NotFound;
+                return;
+            }
+        }
+
+        if (isInternal && options.InternalCallers.Count > 0 && !await access.AdmitInternalAsync(context, [.. options.InternalCallers]))
+        {
+            return;
+        }
+
+        await next(context);
+    };
+
+    /// <summary>Every half minute: sandboxes that are gone, replaced or finished leave the signal board, and so do old wakes.</summary>
+    private static async Task RetainSignalsAsync(SignalBoard signals, Informer<Sandbox> sandboxes, TimeProvider time, CancellationToken ct)
+    {
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(30), time, ct).ConfigureAwait(false);
+                if (sandboxes.HasSynced)
+                {
+                    signals.Retain(s => sandboxes.Get(s.Key) is { } sandbox && sandbox.Metadata.Uid == s.Uid
+                        && sandbox.Status?.Conditions?.Any(c => c.Type == SandboxConditions.Finished && c.Status == "True") != true);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     /// <summary>The addresses of cleartext URLs: an IP, or localhost (loopback), or *, + or a host name (every address).</summary>

@@ -76,4 +76,17 @@ public sealed record GatewayOptions
 
     /// <summary>Per-client concurrency and request-rate limits on invocations (off by default).</summary>
     public ClientLimitOptions ClientLimits { get; init; } = new();
+
+    /// <summary>
+    /// The port that serves the operator's endpoints (<c>/internal/demand</c>, <c>/internal/signals</c>) and
+    /// <c>/metrics</c> (<c>--internal-port</c>), which the public Service does not expose; the public port then answers
+    /// 404 for them. Null: they are served on the public port too (a gateway embedded in a test or the demo).
+    /// </summary>
+    public int? InternalPort { get; init; }
+
+    /// <summary>
+    /// Users whose bearer token (for <see cref="InvocationAccessOptions.Audience"/>) may read <c>/internal/*</c>
+    /// (<c>--internal-callers</c>; the chart: the operator's ServiceAccount). Empty: no token is asked for.
+    /// </summary>
+    public IReadOnlyList<string> InternalCallers { get; init; } = [];
 }

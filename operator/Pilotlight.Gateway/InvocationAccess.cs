@@ -160,6 +160,67 @@ public sealed class InvocationAccess : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// True when the request may read the gateway's internal endpoints (demand, signals): its bearer token is accepted
+    /// for the audience (TokenReview) and names one of <paramref name="callers"/> (the operator's ServiceAccount);
+    /// otherwise 401 or 403 has been written. Decisions are cached like invocations', by a hash of the token.
+    /// </summary>
+    public async Task<bool> AdmitInternalAsync(HttpContext context, IReadOnlyCollection<string> callers)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(callers);
+        var address = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        var header = context.Request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || header.Length <= 7)
+        {
+            return await DenyAsync(context, "unauthenticated", StatusCodes.Status401Unauthorized, "internal endpoints need the operator's bearer token").ConfigureAwait(false);
+        }
+
+        var token = header[7..].Trim();
+        var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{token}\ninternal")));
+        if (!_decisions.TryGetValue(key, out string? user))
+        {
+            using var lease = _failures.AttemptAcquire(address, 0);
+            if (!lease.IsAcquired)
+            {
+                context.Response.Headers.RetryAfter = "60";
+                return await DenyAsync(context, "rate_limited", StatusCodes.Status429TooManyRequests,
+                    "too many requests with tokens that were not accepted; try again later").ConfigureAwait(false);
+            }
+
+            try
+            {
+                var review = await _client.AuthenticationV1.CreateTokenReviewAsync(new V1TokenReview
+                {
+                    Spec = new V1TokenReviewSpec { Token = token, Audiences = [_options.Audience] },
+                }, cancellationToken: context.RequestAborted).ConfigureAwait(false);
+                user = review.Status?.Authenticated == true && review.Status.Audiences?.Contains(_options.Audience) == true
+                    ? review.Status.User?.Username ?? "" : "";
+            }
+            catch (Exception ex) when (ex is HttpOperationException or HttpRequestException)
+            {
+                _logger.LogWarning("Internal access could not be checked: {Message}", ex is HttpOperationException h ? $"HTTP {(int)h.Response.StatusCode}" : ex.Message);
+                return await DenyAsync(context, "unavailable", StatusCodes.Status503ServiceUnavailable, "access could not be checked; try again").ConfigureAwait(false);
+            }
+
+            _decisions.Set(key, user, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = _options.CacheFor });
+        }
+
+        if (string.IsNullOrEmpty(user))
+        {
+            using var spent = _failures.AttemptAcquire(address, 1);
+            return await DenyAsync(context, "unauthenticated", StatusCodes.Status401Unauthorized,
+                $"the bearer token was not accepted for audience '{_options.Audience}'").ConfigureAwait(false);
+        }
+
+        if (!callers.Contains(user))
+        {
+            return await DenyAsync(context, "forbidden", StatusCodes.Status403Forbidden, $"{user} may not read the gateway's internal endpoints").ConfigureAwait(false);
+        }
+
+        return true;
+    }
+
     private async Task<bool> AdmitKeyAsync(HttpContext context, GpuFunction? function, string ns, string name, string key, string address)
     {
         using (var lease = _failures.AttemptAcquire(address, 0))

@@ -38,7 +38,6 @@ public sealed class InvocationProxy
 
     private readonly Informer<GpuFunction> _functions;
     private readonly FunctionRoutes _routes;
-    private readonly IKubernetes _client;
     private readonly HttpMessageInvoker _http;
     private readonly IHttpForwarder _forwarder;
     private readonly GatewayOptions _options;
@@ -50,17 +49,21 @@ public sealed class InvocationProxy
     private static readonly ResiliencePropertyKey<Invocation> InvocationKey = new("pilotlight.invocation");
 
     /// <summary>A proxy over the given caches, forwarding through <paramref name="forwarder"/>.</summary>
-    public InvocationProxy(Informer<GpuFunction> functions, FunctionRoutes routes, IKubernetes client, GatewayOptions options,
+    public InvocationProxy(Informer<GpuFunction> functions, FunctionRoutes routes, SignalBoard signals, GatewayOptions options,
         GatewayMetrics metrics, TimeProvider time, ILogger logger, IHttpForwarder forwarder)
     {
         _forwarder = forwarder;
         _functions = functions;
         _routes = routes;
-        _client = client;
         _options = options;
         _metrics = metrics;
         _time = time;
-        _wakes = new WakeStamps(PatchWakeAsync, time, logger);
+        // Wakes go to the operator through the signal board it polls; the gateway writes nothing to the API.
+        _wakes = new WakeStamps((key, at, waiting) =>
+        {
+            signals.Wake(key, at, waiting);
+            return Task.CompletedTask;
+        }, time, logger);
         // The one pooled client of every attempt and probe: a proxy passes cookies, redirects and encodings through untouched.
         _http = new HttpMessageInvoker(new SocketsHttpHandler
         {
@@ -503,7 +506,7 @@ public sealed class InvocationProxy
 
     /// <summary>
     /// Tells the autoscaler at once that requests wait for a function with no ready pod, and how many (those
-    /// in flight here: with no ready pod, each is held or about to be), through the wake annotations;
+    /// in flight here: with no ready pod, each is held or about to be), through the <see cref="SignalBoard"/> the operator reads;
     /// <see cref="WakeStamps"/> says when a stamp goes out. Not while a warm pod of the function has room: the
     /// request goes there with no API write on its way, and the stamp follows once it was served
     /// (<see cref="FunctionRoutes.WarmServed"/>).
@@ -516,17 +519,6 @@ public sealed class InvocationProxy
         }
 
         _wakes.Wake(function, () => route.InFlight);
-    }
-
-    private Task PatchWakeAsync(ObjectKey key, DateTimeOffset at, int waiting)
-    {
-        var annotations = new Dictionary<string, string>
-        {
-            [WakeRequest.RequestedAnnotation] = at.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
-            [WakeRequest.HeldAnnotation] = waiting.ToString(CultureInfo.InvariantCulture),
-        };
-        var patch = new V1Patch(KubernetesJson.Serialize(new { metadata = new { annotations } }), V1Patch.PatchType.MergePatch);
-        return _client.CustomObjects.PatchNamespacedCustomObjectAsync(patch, Group.Name, Group.Version, key.Namespace, "gpufunctions", key.Name);
     }
 
     private static async Task WriteAsync(HttpContext context, int status, string message)

@@ -12,7 +12,9 @@ using Pilotlight.Gateway;
 // --host-domain DOMAIN (also route {function}.{namespace}.DOMAIN by host), --client-concurrency N,
 // --client-requests-per-second N, --client-burst N (per-client limits, 429 past them; 0, the default: none),
 // --invoke-keys-configmap NS/NAME (the ConfigMap the operator publishes invoke-key verifiers in; default none:
-// invoke keys are refused). SIGTERM drains too: not ready at once, the requests it holds and forwards are served, and it exits once
+// invoke keys are refused), --internal-port N (serves /internal/demand, /internal/signals and /metrics, which the
+// public port then answers 404; default none: they share the public port), --internal-callers USER[,USER] (whose
+// token, for the token audience, may read /internal/*: the operator's ServiceAccount; default none: no token asked). SIGTERM drains too: not ready at once, the requests it holds and forwards are served, and it exits once
 // idle or after --drain-seconds.
 string? kubeconfig = null, listen = "http://0.0.0.0:8080";
 var options = new GatewayOptions { DrainOnSignal = true };
@@ -67,6 +69,13 @@ for (var i = 0; i < args.Length; i++)
         case "--invoke-keys-configmap" when i + 1 < args.Length && args[i + 1].Split('/') is [{ Length: > 0 } keysNs, { Length: > 0 } keysName]:
             options = options with { Access = options.Access with { InvokeKeysConfigMap = new(keysNs, keysName) } };
             i++;
+            break;
+        case "--internal-port" when i + 1 < args.Length && int.TryParse(args[i + 1], out var internalPort) && internalPort is > 0 and <= 65535:
+            options = options with { InternalPort = internalPort };
+            i++;
+            break;
+        case "--internal-callers" when i + 1 < args.Length:
+            options = options with { InternalCallers = [.. args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)] };
             break;
         default:
             Console.Error.WriteLine($"pilotlight-gateway: unknown or invalid argument '{args[i]}'");

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using k8s;
@@ -29,7 +28,6 @@ public sealed class SandboxApi
     public const string Prefix = "/_sandbox";
 
     private static readonly TimeSpan ReviewCacheFor = TimeSpan.FromSeconds(10);
-    private static readonly TimeSpan ActivityEvery = TimeSpan.FromSeconds(1);
     private readonly Informer<Sandbox> _sandboxes;
     private readonly Informer<V1Pod> _pods;
     private readonly IKubernetes _client;
@@ -39,11 +37,12 @@ public sealed class SandboxApi
     private readonly ILogger _logger;
     // Bounded: one entry per token, operation and sandbox, so random tokens cannot grow it without end.
     private readonly MemoryCache _reviews = new(new MemoryCacheOptions { SizeLimit = 10_000 });
-    private readonly ConcurrentDictionary<ObjectKey, DateTimeOffset> _activityWritten = new();
+    private readonly SignalBoard _signals;
 
     /// <summary>The API over the given caches.</summary>
-    public SandboxApi(Informer<Sandbox> sandboxes, Informer<V1Pod> pods, IKubernetes client, int agentPort, TimeProvider time, ILogger logger)
+    public SandboxApi(Informer<Sandbox> sandboxes, Informer<V1Pod> pods, IKubernetes client, SignalBoard signals, int agentPort, TimeProvider time, ILogger logger)
     {
+        _signals = signals;
         _sandboxes = sandboxes;
         _pods = pods;
         _client = client;
@@ -108,8 +107,15 @@ public sealed class SandboxApi
 
         if (operation == "terminate")
         {
-            await AnnotateAsync(sandbox, SandboxAnnotations.TerminateRequested, _time.GetUtcNow().UtcDateTime.ToString("O"), ct).ConfigureAwait(false);
+            // The operator reads the request from this gateway's signals, ends the sandbox and says so in its status.
+            _signals.Terminate(key, sandbox.Metadata.Uid);
             context.Response.StatusCode = StatusCodes.Status202Accepted;
+            return;
+        }
+
+        if (_signals.TerminateRequested(key, sandbox.Metadata.Uid))
+        {
+            await ProblemAsync(context, StatusCodes.Status410Gone, $"sandbox {ns}/{name} is being terminated").ConfigureAwait(false);
             return;
         }
 
@@ -124,14 +130,15 @@ public sealed class SandboxApi
             return;
         }
 
-        await TouchAsync(sandbox).ConfigureAwait(false);
+        // Activity when the call begins and when it ends; while it runs the sandbox is not idle, however long that is.
+        _signals.Activity(key, sandbox.Metadata.Uid, 1);
         try
         {
             await ForwardAsync(context, new Uri($"http://{ip}:{_agentPort}/{operation}{context.Request.QueryString}"), ct).ConfigureAwait(false);
         }
         finally
         {
-            await TouchAsync(sandbox).ConfigureAwait(false);
+            _signals.Activity(key, sandbox.Metadata.Uid, -1);
         }
     }
 
@@ -254,34 +261,6 @@ public sealed class SandboxApi
                 await context.Response.Body.FlushAsync(ct).ConfigureAwait(false);
             }
         }
-    }
-
-    /// <summary>Records activity on the Sandbox (at most once a second per sandbox), for idleTimeout.</summary>
-    private async Task TouchAsync(Sandbox sandbox)
-    {
-        var key = ObjectKey.Of(sandbox);
-        var now = _time.GetUtcNow();
-        if (_activityWritten.TryGetValue(key, out var last) && now - last < ActivityEvery)
-        {
-            return;
-        }
-
-        _activityWritten[key] = now;
-        try
-        {
-            await AnnotateAsync(sandbox, SandboxAnnotations.LastActivity, now.UtcDateTime.ToString("O"), CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (HttpOperationException e)
-        {
-            _logger.LogWarning("Activity of sandbox {Namespace}/{Name} not recorded: HTTP {Status}", key.Namespace, key.Name, (int)e.Response.StatusCode);
-        }
-    }
-
-    private Task AnnotateAsync(Sandbox sandbox, string annotation, string value, CancellationToken ct)
-    {
-        var patch = new { metadata = new { annotations = new Dictionary<string, string> { [annotation] = value } } };
-        return _client.CustomObjects.PatchNamespacedCustomObjectAsync(new V1Patch(KubernetesJson.Serialize(patch), V1Patch.PatchType.MergePatch),
-            Group.Name, Group.Version, sandbox.Metadata.NamespaceProperty, "sandboxes", sandbox.Metadata.Name, cancellationToken: ct);
     }
 
     private static Task ProblemAsync(HttpContext context, int status, string message)

@@ -7,13 +7,13 @@ using Pilotlight.ControllerRuntime;
 namespace Pilotlight.Gateway;
 
 /// <summary>
-/// When the gateway stamps a function's wake annotations (the time and how many requests wait): at once for
+/// When the gateway posts a function's wake for the operator (the time and how many requests wait): at once for
 /// the first request at zero that no warm pod can take (one a warm pod took is stamped once it was served, so
 /// nothing is written on its way); again as soon as the requests waiting would ask for more pods
 /// (<see cref="WakeRequest.PodsFor"/>), at most every <see cref="GrowthSpacing"/>; otherwise at most once per
-/// <see cref="Spacing"/>. One patch per function is in flight at a time; what arrives meanwhile is stamped after it.
+/// <see cref="Spacing"/>. One wake per function is on its way at a time; what arrives meanwhile is stamped after it.
 /// </summary>
-internal sealed partial class WakeStamps(Func<ObjectKey, DateTimeOffset, int, Task> patch, TimeProvider time, ILogger log)
+internal sealed partial class WakeStamps(Func<ObjectKey, DateTimeOffset, int, Task> send, TimeProvider time, ILogger log)
 {
     /// <summary>Least time between two stamps of one function with the same number of pods asked for.</summary>
     public static readonly TimeSpan Spacing = TimeSpan.FromSeconds(1);
@@ -100,7 +100,7 @@ internal sealed partial class WakeStamps(Func<ObjectKey, DateTimeOffset, int, Ta
         var count = waiting();
         try
         {
-            await patch(stamp.Key, now, count).ConfigureAwait(false);
+            await send(stamp.Key, now, count).ConfigureAwait(false);
         }
         catch (Exception ex)
         {

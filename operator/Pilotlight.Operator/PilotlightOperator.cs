@@ -35,13 +35,20 @@ public static class PilotlightOperator
         var gatewayEndpoints = gatewayService is null ? null
             : new Informer<V1Endpoints>(ListWatch.ForEndpoints(client, gatewayService.Namespace!, $"metadata.name={gatewayService.Name}"),
                 time: time, logger: Logger("informer.endpoints"));
-        var demand = new GatewayDemandSource(new HttpClient(),
-            () => GatewaySet.Of(options.Gateways).With(gatewayService is null ? GatewaySet.Empty
-                : GatewaySet.FromEndpoints(gatewayService, gatewayEndpoints!.Get(gatewayService))),
-            Logger("autoscaler"));
+        GatewaySet Gateways() => GatewaySet.Of(options.Gateways).With(gatewayService is null ? GatewaySet.Empty
+            : GatewaySet.FromEndpoints(gatewayService, gatewayEndpoints!.Get(gatewayService)));
+        // The gateways' internal endpoints take the operator's token (the one scheduled requests carry) where they
+        // name the operator as their caller.
+        var gatewayToken = Schedules.GatewayInvoker.BearerFrom(options.GatewayTokenFile);
+        var demand = new GatewayDemandSource(new HttpClient(), Gateways, Logger("autoscaler")) { Authenticate = gatewayToken };
+        var signals = new GatewaySignalFeed(new HttpClient { Timeout = Timeout.InfiniteTimeSpan }, Gateways, gatewayToken, time, Logger("signals"))
+        {
+            GatewayInformers = gatewayEndpoints is null ? [] : [gatewayEndpoints],
+        };
         var autoscaler = new Autoscaler(functions, demand, options.Autoscaler, time, Logger("autoscaler"))
         {
             DemandInformers = gatewayEndpoints is null ? [] : [gatewayEndpoints],
+            Wakes = signals.Wake,
         };
         var reconciler = new GpuFunctionReconciler(client, pods, nodes, options.Catalog, options.Pods,
             new EventRecorder(client, Component, time, Logger("events")), options.EndpointBase, time, Logger("gpufunction"))
@@ -57,6 +64,7 @@ public static class PilotlightOperator
             .Owns(pods, GpuFunction.KindName)
             .Reads(nodes);
         autoscaler.Changed = controller.Enqueue;
+        signals.FunctionWoken = controller.Enqueue;
         var schedules = new Schedules.ScheduleController(functions, new Schedules.KubernetesScheduleStore(client),
             new Schedules.GatewayInvoker(new HttpClient { Timeout = Timeout.InfiniteTimeSpan },
                 () => ScheduleTargets(options)) { Authenticate = Schedules.GatewayInvoker.BearerFrom(options.GatewayTokenFile) },
@@ -69,11 +77,15 @@ public static class PilotlightOperator
             time: time, logger: Logger("informer.networkpolicies"));
         var policyKeeper = new Sandboxes.SandboxPolicies(client, policies, new EventRecorder(client, Component, time, Logger("events")));
         var sandboxReconciler = new Sandboxes.SandboxReconciler(client, pods, policyKeeper, options.Catalog, options.Sandboxes,
-            new EventRecorder(client, Component, time, Logger("events")), time, Logger("sandbox"));
+            new EventRecorder(client, Component, time, Logger("events")), time, Logger("sandbox"))
+        {
+            Signals = signals,
+        };
         var sandboxController = new Controller<Sandbox>("sandbox", sandboxes, sandboxReconciler,
                 new ControllerOptions { Workers = options.Workers }, time, Logger("controller.sandbox"))
             .Owns(pods, Sandbox.KindName)
             .Owns(policies, Sandbox.KindName);
+        signals.SandboxTerminated = sandboxController.Enqueue;
         var pools = new Informer<SandboxWarmPool>(ListWatch.ForCustomResource<SandboxWarmPool>(client, options.WatchNamespace),
             time: time, logger: Logger("informer.sandboxwarmpools"));
         var poolController = new Controller<SandboxWarmPool>("sandboxwarmpool", pools,
@@ -92,6 +104,7 @@ public static class PilotlightOperator
             .Add(sandboxController)
             .Add(poolController)
             .Add(autoscaler)
+            .Add(signals)
             .Add(schedules);
         if (options.InvokeKeys is { } invokeKeys)
         {

@@ -55,6 +55,12 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         _logger = logger ?? NullLogger.Instance;
     }
 
+    /// <summary>
+    /// What the gateways say of sandboxes (activity, calls running, terminate requests); null: an operator with no
+    /// gateway, where only the annotations count.
+    /// </summary>
+    public Scaling.GatewaySignalFeed? Signals { get; init; }
+
     /// <inheritdoc />
     public async Task<ReconcileResult> ReconcileAsync(Sandbox sandbox, CancellationToken cancellationToken)
     {
@@ -91,13 +97,27 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         var created = sandbox.Metadata.CreationTimestamp ?? now;
         var expiresAt = created + timeout;
         var lastActivity = LastActivity(sandbox, pod);
+        var heard = Signals?.Sandbox(ObjectKey.Of(sandbox), sandbox.Metadata.Uid) ?? (null, 0, false);
+        if (heard.LastActivity?.UtcDateTime > lastActivity)
+        {
+            lastActivity = heard.LastActivity.Value.UtcDateTime;
+        }
+
+        if (heard.Active > 0)
+        {
+            // A call is running through a gateway: active now, however long it has run.
+            lastActivity = now;
+        }
+
+        // Idle only on what every gateway said: after a start or failover, one not yet heard may hold newer activity.
+        var mayEndIdle = Signals?.Complete ?? true;
         // A claimed warm pod started before the sandbox existed: the sandbox starts at its creation then.
         var startTime = pod?.Status?.StartTime is { } podStart ? (podStart > created ? podStart : created) : previous?.StartTime;
 
         var endingKey = $"{ns}/{sandbox.Metadata.Name}";
         var end = problems.Count > 0 ? null
             : _endings.TryGetValue(endingKey, out var decided) && decided.Uid == sandbox.Metadata.Uid ? (decided.Reason, decided.Message)
-            : Ending(sandbox, pod, previous, now, expiresAt, idle, lastActivity);
+            : Ending(sandbox, pod, previous, now, expiresAt, mayEndIdle ? idle : null, lastActivity, heard.TerminateRequested);
         if (end is { } ending)
         {
             _endings[endingKey] = (sandbox.Metadata.Uid, ending.Item1, ending.Item2);
@@ -156,9 +176,11 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
 
         // Wake for whichever deadline comes first.
         var next = expiresAt;
-        if (idle is { } i && lastActivity + i < next)
+        if (idle is { } i)
         {
-            next = lastActivity + i;
+            // Idle already but not every gateway heard yet: look again shortly, when they may have been.
+            var idleAt = !mayEndIdle && lastActivity + i <= now ? now + TimeSpan.FromSeconds(2) : lastActivity + i;
+            next = idleAt < next ? idleAt : next;
         }
 
         var wait = next - now;
@@ -169,6 +191,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
     public Task DeletedAsync(ObjectKey key, CancellationToken cancellationToken)
     {
         _endings.TryRemove($"{key.Namespace}/{key.Name}", out _);
+        Signals?.Forget(key);
         return Task.CompletedTask;
     }
 
@@ -239,9 +262,9 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
 
     /// <summary>Why the sandbox ends now, if it does.</summary>
     private static (string Reason, string Message)? Ending(Sandbox sandbox, V1Pod? pod, SandboxStatus? previous, DateTime now, DateTime expiresAt,
-        TimeSpan? idle, DateTime lastActivity)
+        TimeSpan? idle, DateTime lastActivity, bool terminateRequested)
     {
-        if (sandbox.Metadata.Annotations?.ContainsKey(SandboxAnnotations.TerminateRequested) == true)
+        if (terminateRequested || sandbox.Metadata.Annotations?.ContainsKey(SandboxAnnotations.TerminateRequested) == true)
         {
             return (SandboxConditions.Reasons.Terminated, "terminated on request");
         }

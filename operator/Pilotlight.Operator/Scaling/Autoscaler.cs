@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pilotlight.Api.V1Alpha1;
@@ -14,8 +13,8 @@ namespace Pilotlight.Operator.Scaling;
 /// gateways, decides each function's replica count with
 /// <see cref="ScaleDecider"/> and asks the function controller to reconcile
 /// the functions whose count changed. A gateway wakes a function at zero at
-/// once by stamping the <see cref="WakeRequest.RequestedAnnotation"/>; the reconcile that
-/// follows sees it without waiting for a tick. Nothing scales down while any
+/// once through its signals (<see cref="GatewaySignalFeed"/>, read as <see cref="Wakes"/>); the
+/// reconcile that follows sees the wake without waiting for a tick. Nothing scales down while any
 /// gateway goes unread, nor before every gateway has been read for a full
 /// stable window since this instance started leading; until its first tick a
 /// function keeps what its status says (desired and ready replicas).
@@ -52,6 +51,9 @@ public sealed partial class Autoscaler : IController
         _time = time ?? TimeProvider.System;
         _logger = logger ?? NullLogger.Instance;
     }
+
+    /// <summary>The latest wake the gateways hold for a function (<see cref="GatewaySignalFeed.Wake"/>); none by default.</summary>
+    public Func<ObjectKey, WakeSignal?> Wakes { get; init; } = _ => null;
 
     /// <summary>Called with a function whose desired count changed; the controller's queue.</summary>
     public Action<ObjectKey>? Changed { get; set; }
@@ -91,11 +93,11 @@ public sealed partial class Autoscaler : IController
         var entry = EntryOf(function);
         lock (entry)
         {
-            if (WakeTime(function) is { } wake && (entry.State.LastRequest is null || wake > entry.State.LastRequest))
+            if (Wakes(ObjectKey.Of(function)) is { } wake && (entry.State.LastRequest is null || wake.At > entry.State.LastRequest))
             {
                 // A request is waiting for a function with no ready pod: decide now, not at the next tick.
-                entry.State = ScaleDecider.Decide(function.Spec.Scaling, entry.State with { LastRequest = wake }, entry.Samples,
-                    function.Status?.ReadyReplicas ?? 0, _time.GetUtcNow(), _settings, new DemandNow(MayScaleDown: false, Waiting: WakeHeld(function)));
+                entry.State = ScaleDecider.Decide(function.Spec.Scaling, entry.State with { LastRequest = wake.At }, entry.Samples,
+                    function.Status?.ReadyReplicas ?? 0, _time.GetUtcNow(), _settings, new DemandNow(MayScaleDown: false, Waiting: wake.Held));
             }
 
             return Math.Clamp(entry.State.Desired,
@@ -187,11 +189,12 @@ public sealed partial class Autoscaler : IController
 
                 // A wake stamped after the last arrival this poll saw: its held requests may not be in the report
                 // yet. Only for a panic window: a later poll has them (or they went), and a stale stamp keeps nothing up.
-                var waiting = WakeTime(function) is { } woken && now - woken < _settings.PanicWindow
-                    && (seen?.LastRequest is null || woken > seen.LastRequest) ? WakeHeld(function) : 0;
-                if (WakeTime(function) is { } wake && (entry.State.LastRequest is null || wake > entry.State.LastRequest))
+                var wake = Wakes(key);
+                var waiting = wake is { } woken && now - woken.At < _settings.PanicWindow
+                    && (seen?.LastRequest is null || woken.At > seen.LastRequest) ? woken.Held : 0;
+                if (wake is not null && (entry.State.LastRequest is null || wake.At > entry.State.LastRequest))
                 {
-                    entry.State = entry.State with { LastRequest = wake };
+                    entry.State = entry.State with { LastRequest = wake.At };
                 }
 
                 var before = entry.State.Desired;
@@ -243,15 +246,6 @@ public sealed partial class Autoscaler : IController
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Autoscaler tick failed")]
     private static partial void LogTickFailed(ILogger logger, Exception error);
-
-    private static DateTimeOffset? WakeTime(GpuFunction function) =>
-        function.Metadata.Annotations?.TryGetValue(WakeRequest.RequestedAnnotation, out var value) == true
-        && DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at) ? at : null;
-
-    /// <summary>The requests the last wake stamp said were held; 0 without (a gateway from before the count), or when unreadable.</summary>
-    private static int WakeHeld(GpuFunction function) =>
-        function.Metadata.Annotations?.TryGetValue(WakeRequest.HeldAnnotation, out var value) == true
-        && int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var held) ? held : 0;
 
     private sealed class Entry
     {

@@ -49,6 +49,9 @@ public sealed partial class GatewayDemandSource(HttpClient http, Func<GatewaySet
     {
     }
 
+    /// <summary>Adds the operator's credentials to a read (see <c>--gateway-token-file</c>); nothing by default.</summary>
+    public Func<HttpRequestMessage, CancellationToken, ValueTask> Authenticate { get; init; } = (_, _) => ValueTask.CompletedTask;
+
     /// <inheritdoc />
     public async Task<DemandReport> PollAsync(CancellationToken cancellationToken)
     {
@@ -59,7 +62,11 @@ public sealed partial class GatewayDemandSource(HttpClient http, Func<GatewaySet
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 timeout.CancelAfter(TimeSpan.FromSeconds(1));
-                var functions = await http.GetFromJsonAsync<List<FunctionDemand>>(new Uri(g.Url, FunctionDemand.ReportPath), timeout.Token).ConfigureAwait(false)
+                using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(g.Url, FunctionDemand.ReportPath));
+                await Authenticate(request, timeout.Token).ConfigureAwait(false);
+                using var response = await http.SendAsync(request, timeout.Token).ConfigureAwait(false);
+                response.EnsureSuccessStatusCode();
+                var functions = await response.Content.ReadFromJsonAsync<List<FunctionDemand>>(timeout.Token).ConfigureAwait(false)
                     ?? throw new System.Text.Json.JsonException("null demand report");
                 return (Gateway: g, Functions: (IReadOnlyList<FunctionDemand>?)functions);
             }

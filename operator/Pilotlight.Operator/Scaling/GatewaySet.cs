@@ -23,8 +23,11 @@ public sealed record GatewayAddress(Uri Url, string Label);
 /// <param name="Labels">Every metric label this set stands for, including ones with no gateway now.</param>
 public sealed record GatewaySet(IReadOnlyList<GatewayAddress> Poll, IReadOnlyList<GatewayAddress> Unreadable, IReadOnlyList<string> Labels)
 {
-    /// <summary>The name of the gateway's port in its Services (the chart's <c>http</c>).</summary>
-    public const string PortName = "http";
+    /// <summary>The name of the gateway's internal port (demand, signals) in the chart's <c>-pods</c> Service.</summary>
+    public const string PortName = "internal";
+
+    /// <summary>The port read where the Endpoints name no <see cref="PortName"/> port (a gateway serving all on one port).</summary>
+    public const string PublicPortName = "http";
 
     /// <summary>No gateway at all.</summary>
     public static GatewaySet Empty { get; } = new([], [], []);
@@ -38,7 +41,7 @@ public sealed record GatewaySet(IReadOnlyList<GatewayAddress> Poll, IReadOnlyLis
 
     /// <summary>
     /// The gateway pods behind a Service, from its core/v1 Endpoints: every ready address is read at
-    /// the port named <see cref="PortName"/> (or the subset's only port); a not-ready address, an
+    /// the port named <see cref="PortName"/> (else <see cref="PublicPortName"/>, else the subset's only port); a not-ready address, an
     /// address with no such port, or Endpoints not seen yet (<paramref name="endpoints"/> null) is
     /// unreadable. Endpoints with no address at all mean no gateway runs: nothing to read.
     /// </summary>
@@ -54,7 +57,7 @@ public sealed record GatewaySet(IReadOnlyList<GatewayAddress> Poll, IReadOnlyLis
         foreach (var subset in endpoints.Subsets ?? [])
         {
             var ports = subset.Ports ?? [];
-            var port = ports.FirstOrDefault(p => p.Name == PortName) ?? (ports.Count == 1 ? ports[0] : null);
+            var port = ports.FirstOrDefault(p => p.Name == PortName) ?? ports.FirstOrDefault(p => p.Name == PublicPortName) ?? (ports.Count == 1 ? ports[0] : null);
             foreach (var address in subset.Addresses ?? [])
             {
                 (port is null ? unreadable : poll).Add(new GatewayAddress(UrlOf(address.Ip, port?.Port ?? 0), label));

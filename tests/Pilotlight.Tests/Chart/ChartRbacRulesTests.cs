@@ -35,8 +35,8 @@ public class ChartRbacRulesTests
     /// <summary>The gateway's ClusterRole.</summary>
     private static readonly string[] GatewayRules =
     [
-        "pilotlight.dev | gpufunctions | list watch patch",
-        "pilotlight.dev | sandboxes | list watch patch",
+        "pilotlight.dev | gpufunctions | list watch",
+        "pilotlight.dev | sandboxes | list watch",
         "core | pods | list watch",
         "authentication.k8s.io | tokenreviews | create",
         "authorization.k8s.io | subjectaccessreviews | create",

@@ -312,12 +312,12 @@ public sealed partial class OperatorFailoverTests
     }
 
     /// <summary>
-    /// Stands between the operator and gateway B's demand endpoint, like a network path that can
-    /// break: stopped, the operator's polls of B fail while B goes on serving.
+    /// Stands between the operator and gateway B's internal endpoints (demand, and the signals' long polls), like a
+    /// network path that can break: stopped, the operator's polls of B fail while B goes on serving.
     /// </summary>
     private sealed class DemandRelay(Uri target, int port) : IAsyncDisposable
     {
-        private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(5) };
+        private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(60) };
         private WebApplication? _app;
 
         public string Url { get; } = $"http://127.0.0.1:{port}/";
@@ -341,6 +341,9 @@ public sealed partial class OperatorFailoverTests
                 LastReport = report;
                 return Results.Content(report, "application/json");
             });
+            app.MapGet(Pilotlight.Contracts.GatewaySignals.Path, async (HttpContext context) =>
+                Results.Content(await _http.GetStringAsync(new Uri(target, Pilotlight.Contracts.GatewaySignals.Path + context.Request.QueryString), context.RequestAborted),
+                    "application/json"));
             await app.StartAsync();
             _app = app;
         }

@@ -83,6 +83,9 @@ internal static class SharedOperator
     /// <summary>The chart's invoke-key verifier ConfigMap for release "pilotlight" (--invoke-keys-configmap of both).</summary>
     public static ObjectKey InvokeKeysConfigMap { get; } = new(Helm.Namespace, "pilotlight-invoke-keys");
 
+    /// <summary>The operator's ServiceAccount as a user: the one caller of the gateways' internal endpoints.</summary>
+    public static string OperatorUser { get; } = $"system:serviceaccount:{Helm.Namespace}:pilotlight-operator";
+
     /// <summary>True once the shared operator and gateway have been started in this run.</summary>
     public static bool Started { get; private set; }
 
@@ -124,9 +127,11 @@ internal static class SharedOperator
 
                 var gatewayUrl = $"http://127.0.0.1:{ControlPlane.FreePort()}";
                 // Invoke keys as the chart turns them on: the operator publishes verifiers, the gateway reads them.
+                // Its /internal/* answer only the operator's token, as the chart sets it (--internal-callers).
                 var gateway = GatewayApp.Build(gatewayClient, gatewayUrl, new GatewayOptions
                 {
                     Access = new InvocationAccessOptions { InvokeKeysConfigMap = InvokeKeysConfigMap },
+                    InternalCallers = [OperatorUser],
                 }, registry: Prometheus.Metrics.NewCustomRegistry(), logging: _ => { });
                 await gateway.StartAsync();
 

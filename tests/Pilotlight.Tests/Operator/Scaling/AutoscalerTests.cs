@@ -22,6 +22,7 @@ public sealed class AutoscalerTests
     private FakeTimeProvider _time = null!;
     private ScriptedDemand _demand = null!;
     private CancellationTokenSource _stop = null!;
+    private WakeSignal? _wake;
 
     [SetUp]
     public void SetUp()
@@ -30,6 +31,7 @@ public sealed class AutoscalerTests
         _time = new FakeTimeProvider(new DateTimeOffset(2026, 11, 23, 12, 0, 0, 137, TimeSpan.Zero));
         _demand = new ScriptedDemand();
         _stop = new CancellationTokenSource();
+        _wake = null;
     }
 
     [TearDown]
@@ -62,7 +64,7 @@ public sealed class AutoscalerTests
             (_, _, _, ct) => Forever(ct)));
         _ = informer.RunAsync(_stop.Token);
         await informer.Synced.WaitAsync(TimeSpan.FromSeconds(10));
-        return new Autoscaler(informer, _demand, Settings, _time);
+        return new Autoscaler(informer, _demand, Settings, _time) { Wakes = _ => _wake };
     }
 
     private static async IAsyncEnumerable<(WatchEventType, GpuFunction)> Forever([EnumeratorCancellation] CancellationToken ct)
@@ -172,18 +174,12 @@ public sealed class AutoscalerTests
         Assert.That(autoscaler.DesiredReplicas(fn), Is.Zero, "panic would hold it up to a minute");
     }
 
-    private GpuFunction Woken(GpuFunction function, int held, DateTimeOffset? at = null) => function with
+    /// <summary>The function, with a gateway's wake of <paramref name="held"/> requests now on the signal feed.</summary>
+    private GpuFunction Woken(GpuFunction function, int held, DateTimeOffset? at = null)
     {
-        Metadata = new V1ObjectMeta
-        {
-            Name = function.Metadata.Name, NamespaceProperty = function.Metadata.NamespaceProperty,
-            Annotations = new Dictionary<string, string>
-            {
-                [WakeRequest.RequestedAnnotation] = (at ?? _time.GetUtcNow()).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture),
-                [WakeRequest.HeldAnnotation] = held.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            },
-        },
-    };
+        _wake = new WakeSignal { Namespace = function.Metadata.NamespaceProperty, Name = function.Metadata.Name, At = at ?? _time.GetUtcNow(), Held = held };
+        return function;
+    }
 
     [Test]
     public async Task A_wake_with_many_held_asks_for_enough_pods_at_once_capped_by_max_replicas()
@@ -196,7 +192,7 @@ public sealed class AutoscalerTests
             (_, _, _, ct) => events.Reader.ReadAllAsync(ct)));
         _ = informer.RunAsync(_stop.Token);
         await informer.Synced.WaitAsync(TimeSpan.FromSeconds(10));
-        var autoscaler = new Autoscaler(informer, _demand, Settings, _time);
+        var autoscaler = new Autoscaler(informer, _demand, Settings, _time) { Wakes = _ => _wake };
         await TickForAsync(autoscaler, Settings.StableWindow + Settings.Tick);
         Assert.That(autoscaler.DesiredReplicas(fn), Is.Zero);
 
@@ -208,9 +204,6 @@ public sealed class AutoscalerTests
         Assert.That(autoscaler.DesiredReplicas(burst), Is.EqualTo(8), "a thousand: maxReplicas");
 
         // A tick whose poll missed the burst (it came after) keeps the pods the wake asked for.
-        burst.Metadata.ResourceVersion = "2";
-        await events.Writer.WriteAsync((WatchEventType.Modified, burst));
-        await Eventually.HoldsAsync(() => informer.Get(new ObjectKey("team", "llm"))?.Metadata.Annotations is not null, TimeSpan.FromSeconds(10), "the informer has the stamp");
         _demand.Next = new DemandReport([Demand(0, _time.GetUtcNow().AddSeconds(-1))], []);
         await autoscaler.TickAsync(CancellationToken.None);
         Assert.That(autoscaler.DesiredReplicas(burst), Is.EqualTo(8));

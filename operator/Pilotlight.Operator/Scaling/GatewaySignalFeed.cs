@@ -1,0 +1,274 @@
+using System.Net.Http.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Pilotlight.Contracts;
+using Pilotlight.ControllerRuntime;
+using Prometheus;
+
+namespace Pilotlight.Operator.Scaling;
+
+/// <summary>
+/// The leader's side of <see cref="GatewaySignals"/>: one long poll per gateway (the same gateways the autoscaler
+/// reads demand from), so a gateway's wake or a caller's terminate reaches the controllers within a round trip, with
+/// no write to the API by the gateway. What each gateway last said is merged: the latest wake of a function, the
+/// latest activity of a sandbox (remembered for the term even after its gateway went), calls running on it, and any
+/// terminate request. Idle timeouts wait for <see cref="Complete"/>: until every gateway answered in this term, a
+/// sandbox may have activity the operator has not heard of.
+/// </summary>
+public sealed partial class GatewaySignalFeed : IController
+{
+    private static readonly Gauge UnheardGauge = Metrics.CreateGauge("pilotlight_operator_gateway_signals_unheard",
+        "Gateways whose signals (wakes, sandbox activity) the operator has not read in this term, or lost.");
+
+    private static readonly TimeSpan Retry = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan Spacing = TimeSpan.FromMilliseconds(50);
+
+    private readonly HttpClient _http;
+    private readonly Func<GatewaySet> _gateways;
+    private readonly Func<HttpRequestMessage, CancellationToken, ValueTask> _authenticate;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<Uri, Poller> _pollers = [];
+    private readonly Dictionary<ObjectKey, (string Uid, DateTimeOffset At)> _activity = [];
+    private GatewaySet _set = GatewaySet.Empty;
+    private bool _leading;
+
+    /// <summary>A feed over <paramref name="gateways"/>, asking with the credentials <paramref name="authenticate"/> adds.</summary>
+    public GatewaySignalFeed(HttpClient http, Func<GatewaySet> gateways, Func<HttpRequestMessage, CancellationToken, ValueTask>? authenticate = null,
+        TimeProvider? time = null, ILogger? logger = null)
+    {
+        _http = http;
+        _gateways = gateways;
+        _authenticate = authenticate ?? ((_, _) => ValueTask.CompletedTask);
+        _time = time ?? TimeProvider.System;
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    /// <summary>Called with a function a gateway woke (or woke again); the function controller's queue.</summary>
+    public Action<ObjectKey>? FunctionWoken { get; set; }
+
+    /// <summary>Called with a sandbox a caller asked to terminate; the sandbox controller's queue.</summary>
+    public Action<ObjectKey>? SandboxTerminated { get; set; }
+
+    /// <inheritdoc />
+    public string Name => "gateway-signals";
+
+    /// <summary>Informers the gateway set reads (the gateway Service's Endpoints), run with the feed.</summary>
+    public IReadOnlyList<IInformer> GatewayInformers { get; init; } = [];
+
+    /// <inheritdoc />
+    public IReadOnlyList<IInformer> Informers => GatewayInformers;
+
+    /// <summary>
+    /// True while this instance leads and every gateway known now has answered in this term, and none is known but
+    /// unreadable: nothing a gateway knows is missing. With no gateway at all, true.
+    /// </summary>
+    public bool Complete
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _leading && _set.Unreadable.Count == 0 && _set.Poll.All(g => _pollers.TryGetValue(g.Url, out var p) && p.Last is not null && p.Healthy);
+            }
+        }
+    }
+
+    /// <summary>The latest wake of <paramref name="function"/> any gateway holds, or null.</summary>
+    public WakeSignal? Wake(ObjectKey function)
+    {
+        lock (_gate)
+        {
+            return _pollers.Values.Select(p => p.Last?.Wakes.FirstOrDefault(w => w.Key == function)).Where(w => w is not null)
+                .MaxBy(w => w!.At);
+        }
+    }
+
+    /// <summary>
+    /// What the gateways say of the Sandbox with <paramref name="uid"/>: its latest activity (also from gateways gone in
+    /// this term), the calls running on it now, and whether a caller asked to terminate it.
+    /// </summary>
+    public (DateTimeOffset? LastActivity, int Active, bool TerminateRequested) Sandbox(ObjectKey sandbox, string uid)
+    {
+        lock (_gate)
+        {
+            var signals = _pollers.Values.Select(p => p.Last?.Sandboxes.FirstOrDefault(s => s.Key == sandbox && s.Uid == uid)).OfType<SandboxSignal>().ToList();
+            DateTimeOffset? last = _activity.TryGetValue(sandbox, out var seen) && seen.Uid == uid ? seen.At : null;
+            return (last, signals.Sum(s => s.Active), signals.Any(s => s.TerminateRequested is not null));
+        }
+    }
+
+    /// <summary>The sandbox is gone: so is what was remembered of it.</summary>
+    public void Forget(ObjectKey sandbox)
+    {
+        lock (_gate)
+        {
+            _activity.Remove(sandbox);
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task RunAsync(ControllerMetrics metrics, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            // A new term: what an earlier term heard may be stale, and every gateway must answer again.
+            _pollers.Clear();
+            _activity.Clear();
+            _leading = true;
+        }
+
+        var tasks = new Dictionary<Uri, (Task Task, CancellationTokenSource Stop)>();
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                var set = _gateways();
+                lock (_gate)
+                {
+                    _set = set;
+                }
+
+                var wanted = set.Poll.Select(g => g.Url).ToHashSet();
+                foreach (var url in wanted.Where(u => !tasks.ContainsKey(u)))
+                {
+                    var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    var poller = new Poller();
+                    lock (_gate)
+                    {
+                        _pollers[url] = poller;
+                    }
+
+                    tasks[url] = (PollAsync(url, poller, stop.Token), stop);
+                }
+
+                foreach (var (url, running) in tasks.Where(kv => !wanted.Contains(kv.Key)).ToList())
+                {
+                    await running.Stop.CancelAsync().ConfigureAwait(false);
+                    running.Stop.Dispose();
+                    tasks.Remove(url);
+                    lock (_gate)
+                    {
+                        _pollers.Remove(url);
+                    }
+                }
+
+                UnheardGauge.Set(set.Unreadable.Count + set.Poll.Count(g => !Heard(g.Url)));
+                await Task.Delay(Retry, _time, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _leading = false;
+            }
+
+            foreach (var (_, running) in tasks)
+            {
+                await running.Stop.CancelAsync().ConfigureAwait(false);
+                await running.Task.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                running.Stop.Dispose();
+            }
+        }
+    }
+
+    private bool Heard(Uri url)
+    {
+        lock (_gate)
+        {
+            return _pollers.TryGetValue(url, out var p) && p.Last is not null && p.Healthy;
+        }
+    }
+
+    private async Task PollAsync(Uri gateway, Poller poller, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                var (epoch, version) = (poller.Last?.Epoch ?? "", poller.Last?.Version ?? -1);
+                using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(gateway, $"{GatewaySignals.Path}?epoch={Uri.EscapeDataString(epoch)}&after={version}"));
+                await _authenticate(request, ct).ConfigureAwait(false);
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                timeout.CancelAfter(GatewaySignals.MaxWait + TimeSpan.FromSeconds(10));
+                using var response = await _http.SendAsync(request, timeout.Token).ConfigureAwait(false);
+                response.EnsureSuccessStatusCode();
+                var signals = await response.Content.ReadFromJsonAsync<GatewaySignals>(timeout.Token).ConfigureAwait(false)
+                    ?? throw new System.Text.Json.JsonException("null signals");
+                Take(gateway, poller, signals);
+                await Task.Delay(Spacing, _time, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (!ct.IsCancellationRequested)
+            {
+                lock (_gate)
+                {
+                    if (poller.Healthy)
+                    {
+                        LogUnheard(_logger, gateway, ex.Message);
+                    }
+
+                    poller.Healthy = false;
+                }
+
+                await Task.Delay(Retry, _time, ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+    }
+
+    private void Take(Uri gateway, Poller poller, GatewaySignals signals)
+    {
+        List<ObjectKey> woken, terminated;
+        lock (_gate)
+        {
+            var before = poller.Last;
+            woken = [.. signals.Wakes.Where(w => before?.Wakes.FirstOrDefault(b => b.Key == w.Key) is not { } b || b.At != w.At || b.Held != w.Held)
+                .Select(w => w.Key)];
+            terminated = [.. signals.Sandboxes.Where(s => s.TerminateRequested is not null
+                    && before?.Sandboxes.FirstOrDefault(b => b.Key == s.Key && b.Uid == s.Uid)?.TerminateRequested is null)
+                .Select(s => s.Key)];
+            foreach (var s in signals.Sandboxes)
+            {
+                if (s.LastActivity is { } at && (!_activity.TryGetValue(s.Key, out var seen) || seen.Uid != s.Uid || seen.At < at))
+                {
+                    _activity[s.Key] = (s.Uid, at);
+                }
+            }
+
+            if (!poller.Healthy && before is not null)
+            {
+                LogHeard(_logger, gateway);
+            }
+
+            poller.Last = signals;
+            poller.Healthy = true;
+        }
+
+        foreach (var key in woken)
+        {
+            FunctionWoken?.Invoke(key);
+        }
+
+        foreach (var key in terminated)
+        {
+            SandboxTerminated?.Invoke(key);
+        }
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Gateway {Gateway} signals not read ({Error}); no sandbox ends idle until it answers")]
+    private static partial void LogUnheard(ILogger logger, Uri gateway, string error);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Gateway {Gateway} signals read again")]
+    private static partial void LogHeard(ILogger logger, Uri gateway);
+
+    private sealed class Poller
+    {
+        public GatewaySignals? Last { get; set; }
+
+        public bool Healthy { get; set; } = true;
+    }
+}
