@@ -48,7 +48,24 @@ public class ChartGatewayTests
         var pods = KubernetesYaml.Deserialize<V1Service>(Document(yaml, "Service", "pilotlight-gateway-pods"));
         Assert.That((pods.Spec.ClusterIP, pods.Spec.PublishNotReadyAddresses), Is.EqualTo(("None", true)));
         Assert.That(pods.Spec.Selector, Is.EquivalentTo(gateway.Spec.Selector.MatchLabels));
-        Assert.That(pods.Spec.Ports.Single().Name, Is.EqualTo("http"));
+        Assert.That(pods.Spec.Ports.Single().Name, Is.EqualTo("internal"), "the operator's endpoints, on the gateway's internal port");
+
+        // The public Service exposes invocations only; the internal port answers only the operator's ServiceAccount.
+        var service = KubernetesYaml.Deserialize<V1Service>(Document(yaml, "Service", "pilotlight-gateway"));
+        Assert.That(service.Spec.Ports.Select(p => p.TargetPort.Value), Is.EqualTo(new[] { "http" }));
+        var gatewayArgs = gateway.Spec.Template.Spec.Containers.Single().Args;
+        Assert.That(string.Join(' ', gatewayArgs), Does.Contain("--internal-port 8081")
+            .And.Contain("--internal-callers system:serviceaccount:pilotlight-system:pilotlight-operator"));
+        Assert.That(gateway.Spec.Template.Spec.Containers.Single().Ports.Select(p => (p.Name, p.ContainerPort)),
+            Is.EquivalentTo(new[] { ("http", 8080), ("admin", 8022), ("internal", 8081) }));
+    }
+
+    [TestCase("gateway.internalPort=8080")]
+    [TestCase("gateway.internalPort=8022")]
+    public async Task An_internal_port_shared_with_another_is_refused(string value)
+    {
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => Helm.TemplateAsync(set: [value]));
+        Assert.That(error!.Message, Does.Contain("gateway.internalPort must differ"));
     }
 
     [TestCase("1.20.2", "policy/v1beta1")]

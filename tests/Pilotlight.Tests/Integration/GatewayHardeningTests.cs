@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Text.Json;
 using Regex = System.Text.RegularExpressions.Regex;
 using RegexOptions = System.Text.RegularExpressions.RegexOptions;
@@ -119,6 +120,100 @@ public sealed partial class GatewayHardeningTests() : ServingFixture(50, "harden
             .Where(l => l.StartsWith("pilotlight_gateway_requests_total{", StringComparison.Ordinal)
                 && l.Contains($"namespace=\"{_ns}\"", StringComparison.Ordinal) && l.Contains($"function=\"{function}\"", StringComparison.Ordinal))
             .Sum(l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+    }
+
+    [Test]
+    public async Task Internal_endpoints_answer_only_on_the_internal_port_and_only_to_the_operators_token()
+    {
+        var publicUrl = $"http://127.0.0.1:{ControlPlane.FreePort()}";
+        var internalPort = ControlPlane.FreePort();
+        var internalUrl = $"http://127.0.0.1:{internalPort}";
+        await using var gateway = GatewayApp.Build(_gatewayClient, publicUrl, new GatewayOptions
+        {
+            InternalPort = internalPort, InternalCallers = [SharedOperator.OperatorUser],
+        }, registry: Prometheus.Metrics.NewCustomRegistry(), logging: _ => { });
+        await gateway.StartAsync();
+        try
+        {
+            var operatorToken = await SharedOperator.GatewayTokenAsync(Client, "pilotlight-operator");
+            async Task<HttpStatusCode> GetAsync(string url, string? token = null)
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, url);
+                if (token is not null)
+                {
+                    request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+                }
+
+                using var response = await Anonymous.SendAsync(request);
+                return response.StatusCode;
+            }
+
+            // Through the public port nothing internal is there, whoever asks: demand, signals, metrics, the operator's usage path.
+            foreach (var path in new[] { "/internal/demand", "/internal/signals?epoch=x&after=0", "/metrics", "/usage" })
+            {
+                Assert.That(await GetAsync(publicUrl + path, operatorToken), Is.EqualTo(HttpStatusCode.NotFound), $"public {path}");
+            }
+
+            // The internal port: no token 401, a caller's valid token 403, the operator's 200; metrics need no token.
+            Assert.That(await GetAsync(internalUrl + "/internal/demand"), Is.EqualTo(HttpStatusCode.Unauthorized));
+            Assert.That(await GetAsync(internalUrl + "/internal/demand", InvokerToken), Is.EqualTo(HttpStatusCode.Forbidden), "an invoker is not the operator");
+            Assert.That(await GetAsync(internalUrl + "/internal/demand", "not-a-token"), Is.EqualTo(HttpStatusCode.Unauthorized));
+            Assert.That(await GetAsync(internalUrl + "/internal/demand", operatorToken), Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(await GetAsync(internalUrl + "/metrics"), Is.EqualTo(HttpStatusCode.OK));
+
+            // Nothing but those on the internal port: no invocation, no sandbox API.
+            Assert.That(await GetAsync($"{internalUrl}/{_ns}/small/headers", InvokerToken), Is.EqualTo(HttpStatusCode.NotFound));
+            Assert.That(await GetAsync($"{internalUrl}/_sandbox/{_ns}/any/files?path=x", InvokerToken), Is.EqualTo(HttpStatusCode.NotFound));
+
+            // A signals poll from another epoch is answered at once with this gateway's state.
+            using var poll = new HttpRequestMessage(HttpMethod.Get, $"{internalUrl}{Pilotlight.Contracts.GatewaySignals.Path}?epoch=other&after=5");
+            poll.Headers.Authorization = new AuthenticationHeaderValue("Bearer", operatorToken);
+            using var answer = await Anonymous.SendAsync(poll);
+            var signals = await answer.Content.ReadFromJsonAsync<Pilotlight.Contracts.GatewaySignals>();
+            Assert.That(signals!.Epoch, Is.Not.Empty.And.Not.EqualTo("other"));
+        }
+        finally
+        {
+            await gateway.StopAsync();
+        }
+    }
+
+    [Test]
+    public async Task The_gateways_service_account_cannot_write_a_function_or_a_sandbox_and_a_wake_writes_nothing()
+    {
+        // The chart's gateway role, as the gateway runs: no patch on either resource.
+        var patch = new V1Patch("{\"metadata\":{\"annotations\":{\"x\":\"y\"}}}", V1Patch.PatchType.MergePatch);
+        foreach (var plural in new[] { "gpufunctions", "sandboxes" })
+        {
+            var refused = await Assert.ThrowsAsync<k8s.Autorest.HttpOperationException>(() =>
+                _gatewayClient.CustomObjects.PatchNamespacedCustomObjectAsync(patch, Group.Name, Group.Version, _ns, plural, "small"));
+            Assert.That(refused!.Response.StatusCode, Is.EqualTo(HttpStatusCode.Forbidden), plural);
+        }
+
+        // A function at zero wakes through the shared gateway's signals, which the operator reads with its token.
+        (await Kubectl.ApplyAsync($$"""
+            apiVersion: pilotlight.dev/v1alpha1
+            kind: GpuFunction
+            metadata: {name: sleepy}
+            spec:
+              image: example/model-server:1
+              env:
+                - {name: LOAD_SECONDS, value: "0"}
+              gpu: {type: L4}
+              scaling: {minReplicas: 0, maxReplicas: 1, scaledownWindow: 5s}
+              startupTimeout: 2m
+              nodeSelector: {{{PoolLabel}}: {{Pool}}}
+            """, _ns)).EnsureSuccess();
+        using (var woken = await Http.GetAsync($"{GatewayUrl}/{_ns}/sleepy/headers"))
+        {
+            Assert.That(woken.StatusCode, Is.EqualTo(HttpStatusCode.OK), await woken.Content.ReadAsStringAsync());
+            Assert.That(woken.Headers.GetValues("X-Pilotlight-Start").Single(), Is.EqualTo("cold"));
+        }
+
+        var function = await Client.CustomObjects.GetNamespacedCustomObjectAsync<GpuFunction>(Group.Name, Group.Version, _ns, "gpufunctions", "sleepy");
+        Assert.That((function.Metadata.Annotations ?? new Dictionary<string, string>()).Keys.Where(k => k.Contains("wake", StringComparison.Ordinal)), Is.Empty,
+            "the gateway wrote no wake annotation");
+        await Client.CustomObjects.DeleteNamespacedCustomObjectAsync(Group.Name, Group.Version, _ns, "gpufunctions", "sleepy");
     }
 
     [Test]
