@@ -145,6 +145,12 @@ public sealed class SchemaBuilder(XmlDocs docs)
                 schema["required"] = required;
             }
 
+            var rules = type.GetCustomAttributes<ValidationRuleAttribute>().ToList();
+            if (rules.Count > 0)
+            {
+                schema["x-kubernetes-validations"] = rules.Select(r => (object)new SchemaNode { ["rule"] = r.Rule, ["message"] = r.Message }).ToList();
+            }
+
             return schema;
         }
         finally

@@ -61,3 +61,18 @@ public sealed class ListTypeAttribute(string listType, params string[] mapKeys) 
     /// <summary>Keys identifying an item when <see cref="ListType"/> is map.</summary>
     public IReadOnlyList<string> MapKeys { get; } = mapKeys;
 }
+
+/// <summary>
+/// A CEL rule the API server checks on an object of this type (<c>x-kubernetes-validations</c>): enforced by
+/// Kubernetes 1.25 and later, dropped by older API servers (the operator's admission webhook and its reconcilers
+/// check the same rules there). Only rules whose cost does not grow with the object are written this way.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = true)]
+public sealed class ValidationRuleAttribute(string rule, string message) : Attribute
+{
+    /// <summary>The CEL expression, true when the object is valid; <c>self</c> is the object.</summary>
+    public string Rule { get; } = rule;
+
+    /// <summary>What the API server answers when the rule is false, with the field named.</summary>
+    public string Message { get; } = message;
+}

@@ -24,6 +24,7 @@ namespace Pilotlight.Api.V1Alpha1;
 [PrinterColumn("GPU-SECONDS", "number", ".status.usage.gpuSeconds", Priority = 1, Description = "GPU-seconds billed so far")]
 [PrinterColumn("LAST-SCHEDULE", "date", ".status.lastScheduleTime", Priority = 1, Description = "Scheduled time of the last tick of spec.schedule taken on")]
 [PrinterColumn("AGE", "date", ".metadata.creationTimestamp")]
+[ValidationRule(CelRules.NameLength, CelRules.NameLengthMessage)]
 public sealed record GpuFunction : IKubernetesObject<V1ObjectMeta>, ISpec<GpuFunctionSpec>, IStatus<GpuFunctionStatus?>
 {
     /// <summary>The kind, <c>GpuFunction</c>.</summary>
@@ -52,6 +53,13 @@ public sealed record GpuFunction : IKubernetesObject<V1ObjectMeta>, ISpec<GpuFun
 }
 
 /// <summary>The desired state of a <see cref="GpuFunction"/>.</summary>
+[ValidationRule("!(self.port in [8099, 9102])", "spec.port: 8099 and 9102 are the runtime shim's and the metering sidecar's ports in the same pod")]
+[ValidationRule("!has(self.prewarm) || !has(self.scaling) || self.prewarm.warmReplicas <= self.scaling.maxReplicas",
+    "spec.prewarm.warmReplicas: more than spec.scaling.maxReplicas")]
+[ValidationRule("!has(self.prewarm) || !has(self.scaling) || self.prewarm.reservedReplicas <= self.scaling.maxReplicas",
+    "spec.prewarm.reservedReplicas: more than spec.scaling.maxReplicas")]
+[ValidationRule(CelRules.ReservedEnv, CelRules.ReservedEnvMessage)]
+[ValidationRule(CelRules.ReservedEnvFrom, CelRules.ReservedEnvFromMessage)]
 public sealed record GpuFunctionSpec
 {
     /// <summary>Container image of the user's HTTP server.</summary>
@@ -69,11 +77,12 @@ public sealed record GpuFunctionSpec
 
     /// <summary>Environment variables for the user's container.</summary>
     [JsonPropertyName("env")]
-    [ListType("map", "name")]
+    [ListType("map", "name"), MaxLength(CelRules.MaxEnvEntries)]
     public IReadOnlyList<V1EnvVar>? Env { get; init; }
 
     /// <summary>Sources (ConfigMaps, Secrets) of environment variables.</summary>
     [JsonPropertyName("envFrom")]
+    [MaxLength(CelRules.MaxEnvEntries)]
     public IReadOnlyList<V1EnvFromSource>? EnvFrom { get; init; }
 
     /// <summary>Port the user's HTTP server listens on inside the pod.</summary>
@@ -237,6 +246,9 @@ public enum FunctionAccess
 }
 
 /// <summary>How replicas follow demand (Knative KPA-style).</summary>
+[ValidationRule("self.minReplicas <= self.maxReplicas", "spec.scaling.minReplicas: more than spec.scaling.maxReplicas")]
+[ValidationRule("!has(self.targetConcurrency) || self.targetConcurrency <= self.maxConcurrency",
+    "spec.scaling.targetConcurrency: more than spec.scaling.maxConcurrency, which no pod could reach")]
 public sealed record ScalingPolicy
 {
     /// <summary>Replicas kept even with no traffic; 0 lets the function scale to zero.</summary>

@@ -18,6 +18,7 @@ namespace Pilotlight.Api.V1Alpha1;
 [PrinterColumn("EXPIRES", "date", ".status.expiresAt")]
 [PrinterColumn("POD", "string", ".status.podName", Priority = 1)]
 [PrinterColumn("AGE", "date", ".metadata.creationTimestamp")]
+[ValidationRule(CelRules.NameLength, CelRules.NameLengthMessage)]
 public sealed record Sandbox : IKubernetesObject<V1ObjectMeta>, ISpec<SandboxSpec>, IStatus<SandboxStatus?>
 {
     /// <summary>The kind, <c>Sandbox</c>.</summary>
@@ -46,6 +47,8 @@ public sealed record Sandbox : IKubernetesObject<V1ObjectMeta>, ISpec<SandboxSpe
 }
 
 /// <summary>The desired state of a <see cref="Sandbox"/>.</summary>
+[ValidationRule(CelRules.ReservedEnv, CelRules.ReservedEnvMessage)]
+[ValidationRule(CelRules.ReservedEnvFrom, CelRules.ReservedEnvFromMessage)]
 public sealed record SandboxSpec
 {
     /// <summary>Container image the untrusted code runs in.</summary>
@@ -59,11 +62,12 @@ public sealed record SandboxSpec
 
     /// <summary>Environment variables for commands run in the sandbox.</summary>
     [JsonPropertyName("env")]
-    [ListType("map", "name")]
+    [ListType("map", "name"), MaxLength(CelRules.MaxEnvEntries)]
     public IReadOnlyList<V1EnvVar>? Env { get; init; }
 
     /// <summary>Sources (ConfigMaps, Secrets) of environment variables.</summary>
     [JsonPropertyName("envFrom")]
+    [MaxLength(CelRules.MaxEnvEntries)]
     public IReadOnlyList<V1EnvFromSource>? EnvFrom { get; init; }
 
     /// <summary>CPU, memory and ephemeral storage; limits are always set from these or the defaults.</summary>

@@ -43,7 +43,7 @@ public static class SpecRules
     public static readonly IReadOnlyList<string> ReservedEnvPrefixes = ["NVIDIA_", "PILOTLIGHT_"];
 
     /// <summary>The longest name that can also name a Service and label a pod.</summary>
-    public const int MaxNameLength = 63;
+    public const int MaxNameLength = Pilotlight.Api.Schema.CelRules.MaxNameLength;
 
     /// <summary>Every problem of <paramref name="function"/> under <paramref name="policy"/>; empty when it may run.</summary>
     public static IReadOnlyList<FieldProblem> Check(GpuFunction function, AdmissionPolicy policy, FunctionPodOptions pods)
