@@ -96,7 +96,8 @@ public static class GatewayApp
         app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(clientLimits.Dispose);
         var entry = new InvocationEntry(functions, access, clientLimits, proxy, options);
         var sandboxes = new Informer<Sandbox>(ListWatch.ForCustomResource<Sandbox>(client), time: time, logger: loggers.CreateLogger("informer.sandboxes"));
-        var sandboxApi = new SandboxApi(sandboxes, pods, client, signals, options.ShimPort, time, loggers.CreateLogger("sandbox"));
+        var sandboxApi = new SandboxApi(sandboxes, pods, client, signals, options.AgentPort, time, loggers.CreateLogger("sandbox"),
+            options.AgentClientCertificate);
 
         var drain = app.Services.GetRequiredService<GatewayDrain>();
         var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();

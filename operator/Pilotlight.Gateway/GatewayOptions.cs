@@ -19,6 +19,16 @@ public sealed record GatewayOptions
     /// <summary>Port of the runtime shim in function pods.</summary>
     public int ShimPort { get; init; } = 8099;
 
+    /// <summary>Port of the agent in sandbox pods (<c>--agent-port</c>).</summary>
+    public int AgentPort { get; init; } = 8443;
+
+    /// <summary>
+    /// The client certificate (with its key) the gateway shows sandbox agents over TLS (<c>--agent-client-cert</c>,
+    /// <c>--agent-client-key</c>), asked for at each new connection so a renewed one is used; null: agents are spoken
+    /// to in plain HTTP (a development setup whose agents run without a CA).
+    /// </summary>
+    public Func<System.Security.Cryptography.X509Certificates.X509Certificate2?>? AgentClientCertificate { get; init; }
+
     /// <summary>
     /// Attempts on other pods, at once, after a pod refused a request before the user's server saw it (the
     /// connection was refused, or the shim answered 503 with <c>X-Pilotlight-Refused</c>). Always on and not

@@ -14,9 +14,12 @@ using Pilotlight.Gateway;
 // --invoke-keys-configmap NS/NAME (the ConfigMap the operator publishes invoke-key verifiers in; default none:
 // invoke keys are refused), --internal-port N (serves /internal/demand, /internal/signals and /metrics, which the
 // public port then answers 404; default none: they share the public port), --internal-callers USER[,USER] (whose
-// token, for the token audience, may read /internal/*: the operator's ServiceAccount; default none: no token asked). SIGTERM drains too: not ready at once, the requests it holds and forwards are served, and it exits once
+// token, for the token audience, may read /internal/*: the operator's ServiceAccount; default none: no token asked),
+// --agent-port N (sandbox agents' port, default 8443), --agent-client-cert PATH and --agent-client-key PATH (the PEM
+// client certificate shown to sandbox agents over TLS, re-read when the files change; without them agents are
+// spoken to in plain HTTP, which only agents run without a CA accept). SIGTERM drains too: not ready at once, the requests it holds and forwards are served, and it exits once
 // idle or after --drain-seconds.
-string? kubeconfig = null, listen = "http://0.0.0.0:8080";
+string? kubeconfig = null, listen = "http://0.0.0.0:8080", agentCert = null, agentKey = null;
 var options = new GatewayOptions { DrainOnSignal = true };
 for (var i = 0; i < args.Length; i++)
 {
@@ -74,6 +77,16 @@ for (var i = 0; i < args.Length; i++)
             options = options with { InternalPort = internalPort };
             i++;
             break;
+        case "--agent-port" when i + 1 < args.Length && int.TryParse(args[i + 1], out var agentPort) && agentPort is > 0 and <= 65535:
+            options = options with { AgentPort = agentPort };
+            i++;
+            break;
+        case "--agent-client-cert" when i + 1 < args.Length:
+            agentCert = args[++i];
+            break;
+        case "--agent-client-key" when i + 1 < args.Length:
+            agentKey = args[++i];
+            break;
         case "--internal-callers" when i + 1 < args.Length:
             options = options with { InternalCallers = [.. args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)] };
             break;
@@ -81,6 +94,24 @@ for (var i = 0; i < args.Length; i++)
             Console.Error.WriteLine($"pilotlight-gateway: unknown or invalid argument '{args[i]}'");
             return 2;
     }
+}
+
+if ((agentCert is null) != (agentKey is null))
+{
+    Console.Error.WriteLine("pilotlight-gateway: --agent-client-cert and --agent-client-key go together");
+    return 2;
+}
+
+if (agentCert is not null)
+{
+    var files = new CertificateFiles(agentCert, agentKey!);
+    if (files.Current() is null)
+    {
+        Console.Error.WriteLine($"pilotlight-gateway: --agent-client-cert {agentCert}: not a readable PEM certificate with its key");
+        return 2;
+    }
+
+    options = options with { AgentClientCertificate = files.Current };
 }
 
 var config = kubeconfig is not null ? KubernetesClientConfiguration.BuildConfigFromConfigFile(kubeconfig)

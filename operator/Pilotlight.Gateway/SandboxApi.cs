@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using k8s;
 using k8s.Autorest;
@@ -33,6 +34,7 @@ public sealed class SandboxApi
     private readonly IKubernetes _client;
     private readonly HttpClient _agents;
     private readonly int _agentPort;
+    private readonly bool _secure;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     // Bounded: one entry per token, operation and sandbox, so random tokens cannot grow it without end.
@@ -40,8 +42,10 @@ public sealed class SandboxApi
     private readonly SignalBoard _signals;
 
     /// <summary>The API over the given caches.</summary>
-    public SandboxApi(Informer<Sandbox> sandboxes, Informer<V1Pod> pods, IKubernetes client, SignalBoard signals, int agentPort, TimeProvider time, ILogger logger)
+    public SandboxApi(Informer<Sandbox> sandboxes, Informer<V1Pod> pods, IKubernetes client, SignalBoard signals, int agentPort, TimeProvider time, ILogger logger,
+        Func<X509Certificate2?>? clientCertificate = null)
     {
+        _secure = clientCertificate is not null;
         _signals = signals;
         _sandboxes = sandboxes;
         _pods = pods;
@@ -49,7 +53,19 @@ public sealed class SandboxApi
         _agentPort = agentPort;
         _time = time;
         _logger = logger;
-        _agents = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false }) { Timeout = Timeout.InfiniteTimeSpan };
+        var handler = new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false };
+        if (clientCertificate is not null)
+        {
+            // The agent trusts this client certificate's CA; the agent's own certificate is one it made at start, so it
+            // is not checked here: who answers is settled by the agent comparing the pod UID sent with its own.
+            handler.SslOptions = new System.Net.Security.SslClientAuthenticationOptions
+            {
+                LocalCertificateSelectionCallback = (_, _, _, _, _) => clientCertificate()!,
+                RemoteCertificateValidationCallback = (_, _, _, _) => true,
+            };
+        }
+
+        _agents = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
     }
 
     /// <summary>What an operation needs in RBAC terms: (verb, subresource).</summary>
@@ -134,7 +150,8 @@ public sealed class SandboxApi
         _signals.Activity(key, sandbox.Metadata.Uid, 1);
         try
         {
-            await ForwardAsync(context, new Uri($"http://{ip}:{_agentPort}/{operation}{context.Request.QueryString}"), ct).ConfigureAwait(false);
+            await ForwardAsync(context, new Uri($"{(_secure ? "https" : "http")}://{ip}:{_agentPort}/{operation}{context.Request.QueryString}"), pod, ct)
+                .ConfigureAwait(false);
         }
         finally
         {
@@ -199,7 +216,7 @@ public sealed class SandboxApi
     /// </summary>
     public const long MaxBodyBytes = (64L << 20) + (1L << 20);
 
-    private async Task ForwardAsync(HttpContext context, Uri target, CancellationToken ct)
+    private async Task ForwardAsync(HttpContext context, Uri target, V1Pod pod, CancellationToken ct)
     {
         if (context.Request.ContentLength is { } declared && declared > MaxBodyBytes)
         {
@@ -214,6 +231,9 @@ public sealed class SandboxApi
         }
 
         using var request = new HttpRequestMessage(new HttpMethod(context.Request.Method), target);
+        // The pod this call is for: its agent refuses a call meant for another (a reused IP, a stale endpoint).
+        request.Headers.Add("X-Pilotlight-Sandbox-Namespace", pod.Metadata.NamespaceProperty);
+        request.Headers.Add("X-Pilotlight-Pod-Uid", pod.Metadata.Uid);
         if (context.Request.ContentLength is > 0 || context.Request.Headers.TransferEncoding.Count > 0)
         {
             request.Content = new StreamContent(context.Request.Body);

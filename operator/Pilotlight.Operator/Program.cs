@@ -47,6 +47,9 @@ using Prometheus;
 //   --webhook-secret NS/NAME  the Secret holding the webhook's CA and certificate, shared by replicas
 //                          (default $POD_NAMESPACE/pilotlight-webhook-tls); created and renewed by the operator
 //   --webhook-configuration NAME  the ValidatingWebhookConfiguration whose caBundle the operator keeps current
+//   --sandbox-agent-secret NS/NAME  the Secret with the CA sandbox agents trust and the gateway's client certificate
+//                          (tls.crt/tls.key, which the gateway mounts); created and renewed by the operator. Without
+//                          it sandbox agents speak plain HTTP to anyone who reaches them (development only)
 //   --allowed-volume-types T[,T]  volume sources functions may use (default configMap,secret,emptyDir,
 //                          persistentVolumeClaim,projected,csi)
 //   --allowed-service-accounts SA[,SA]  ServiceAccounts functions may run as besides default (default none)
@@ -300,6 +303,30 @@ if (webhookPort > 0)
         new Pilotlight.Operator.Admission.AdmissionWebhook(catalog, admission, options.Pods, options.Sandboxes),
         certificates, System.Net.IPAddress.Any, webhookPort, TimeSpan.FromHours(1), stop.Token);
     log.LogInformation("Admission webhook on :{Port} for {Hosts}", webhookPort, string.Join(", ", webhookHosts));
+}
+
+if (flags.Get("sandbox-agent-secret") is { } agentFlag)
+{
+    var parts = agentFlag.Split('/');
+    if (parts.Length != 2 || parts.Any(part => part.Length == 0))
+    {
+        Console.Error.WriteLine($"pilotlight-operator: --sandbox-agent-secret: '{agentFlag}' is not NAMESPACE/NAME");
+        return 2;
+    }
+
+    // Every replica makes sure of it (conditional writes, as for the webhook's) and reads the CA new sandbox pods get.
+    var agentCertificates = new Pilotlight.Operator.Admission.WebhookCertificates(client, new Pilotlight.Operator.Admission.WebhookCertificateOptions
+    {
+        Secret = new(parts[0], parts[1]), Hosts = ["pilotlight-gateway"], CaName = "pilotlight-sandbox-agent-ca", ClientAuthentication = true,
+        Validity = TimeSpan.FromDays(90), RenewBefore = TimeSpan.FromDays(30),
+    }, logger: loggers.CreateLogger("sandbox-agent-tls"));
+    await agentCertificates.EnsureAsync(stop.Token);
+    _ = agentCertificates.RunAsync(TimeSpan.FromHours(1), stop.Token);
+    options = options with { Sandboxes = options.Sandboxes with { AgentClientCa = () => agentCertificates.CaPem } };
+}
+else
+{
+    log.LogWarning("No --sandbox-agent-secret: sandbox agents will answer anyone who reaches them");
 }
 
 log.LogInformation("Starting; watching {Scope}, leader election {Election}", options.WatchNamespace ?? "all namespaces",

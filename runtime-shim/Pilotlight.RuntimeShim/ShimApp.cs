@@ -32,6 +32,18 @@ public static class ShimApp
             {
                 listeners.Listen(kestrel, new IPEndPoint(options.ListenAddress, options.ListenPort));
             }
+            else if (options.Sandbox?.Trust is { } trust)
+            {
+                // TLS with a certificate of its own (made here: the sandbox holds no key worth stealing) and the
+                // caller's client certificate checked against the gateway's CA; /ready is asked without one.
+                var serving = AgentServingCertificate();
+                kestrel.Listen(options.ListenAddress, options.ListenPort, listen => listen.UseHttps(https =>
+                {
+                    https.ServerCertificate = serving;
+                    https.ClientCertificateMode = Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode.AllowCertificate;
+                    https.ClientCertificateValidation = (certificate, _, _) => trust.Accepts(certificate);
+                }));
+            }
             else
             {
                 kestrel.Listen(options.ListenAddress, options.ListenPort);
@@ -136,6 +148,19 @@ public static class ShimApp
 
         var clean = await runtime.DrainAsync(context.RequestAborted);
         await PlainText(context, StatusCodes.Status200OK, clean ? "drained" : "drain time over with requests still running");
+    }
+
+    /// <summary>A self-signed serving certificate for the agent, made at start and kept in memory only.</summary>
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2 AgentServingCertificate()
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=pilotlight-sandbox-agent", key,
+            System.Security.Cryptography.HashAlgorithmName.SHA256);
+        var now = DateTimeOffset.UtcNow;
+        using var made = request.CreateSelfSigned(now.AddMinutes(-5), now.AddYears(1));
+        // Through PKCS#12 so that the key is usable by the TLS stack on every platform.
+        return System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12(made.Export(
+            System.Security.Cryptography.X509Certificates.X509ContentType.Pkcs12), null);
     }
 
     private static WebApplication BuildSandbox(WebApplicationBuilder builder, SandboxOptions sandbox)

@@ -95,9 +95,16 @@ public sealed class ManagedProcess
     /// <summary>Sends SIGTERM, giving the process a chance to shut down cleanly.</summary>
     public void Terminate()
     {
-        if (!_process.HasExited)
+        try
         {
-            _ = ProcessRunner.RunAsync("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], null);
+            // Already stopped (and disposed) by StopAsync, e.g. a restart racing a dispose: nothing to signal.
+            if (Volatile.Read(ref _stopped) == 0 && !_process.HasExited)
+            {
+                _ = ProcessRunner.RunAsync("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], null);
+            }
+        }
+        catch (InvalidOperationException)
+        {
         }
     }
 

@@ -91,7 +91,11 @@ public sealed class NodeSimulator : IAsyncDisposable
     private readonly ConcurrentDictionary<string, string> _podIps = new();
     private readonly ConcurrentDictionary<string, byte> _inFlight = new();
     private readonly ConcurrentDictionary<string, PodProcessPair> _processes = new();
-    private readonly HttpClient _probe = new() { Timeout = TimeSpan.FromSeconds(1) };
+    // Like a kubelet's HTTPS probe: the server's certificate is not checked.
+    private readonly HttpClient _probe = new(new SocketsHttpHandler
+    {
+        SslOptions = new System.Net.Security.SslClientAuthenticationOptions { RemoteCertificateValidationCallback = (_, _, _, _) => true },
+    }) { Timeout = TimeSpan.FromSeconds(1) };
     private readonly HttpClient _hooks = new() { Timeout = Timeout.InfiniteTimeSpan };
     private readonly ConcurrentDictionary<string, TimeSpan> _timeToReady = new();
     private readonly CancellationTokenSource _stop = new();

@@ -58,11 +58,11 @@ internal sealed class PodProcessPair
         var function = pod.Spec.Containers.First(c => c.Name == "function");
         var shim = pod.Spec.Containers.First(c => c.Name == "runtime-shim");
         var userPort = function.Ports?.FirstOrDefault()?.ContainerPort ?? 8080;
-        var shimEnv = Env(shim);
+        var shimEnv = Env(shim, pod);
         var shimPort = shimEnv.GetValueOrDefault("PILOTLIGHT_LISTEN_PORT", "8099");
         var name = $"{pod.Metadata.NamespaceProperty}_{pod.Metadata.Name}";
 
-        var serverEnv = Env(function);
+        var serverEnv = Env(function, pod);
         serverEnv["PORT"] = userPort.ToString(CultureInfo.InvariantCulture);
         serverEnv["LISTEN_ADDRESS"] = ip;
         serverEnv["POD_NAME"] = pod.Metadata.Name;
@@ -98,7 +98,7 @@ internal sealed class PodProcessPair
     private static PodProcessPair StartSandbox(V1Pod pod, string ip, FunctionProcessOptions options)
     {
         var container = pod.Spec.Containers[0];
-        var env = Env(container);
+        var env = Env(container, pod);
         var name = $"{pod.Metadata.NamespaceProperty}_{pod.Metadata.Name}";
         var workspace = Path.Combine(options.LogDirectory, $"{name}.workspace");
         Directory.CreateDirectory(workspace);
@@ -107,8 +107,9 @@ internal sealed class PodProcessPair
         env["HOME"] = workspace;
         env.Remove("TMPDIR");
         var port = env.GetValueOrDefault("PILOTLIGHT_LISTEN_PORT", "8099");
+        var scheme = container.ReadinessProbe?.HttpGet?.Scheme is "HTTPS" ? "https" : "http";
         var agent = ManagedProcess.Start("dotnet", [options.ShimDll], Path.Combine(options.LogDirectory, $"{name}.agent.log"), env);
-        return new PodProcessPair(null, agent, new Uri($"http://{ip}:{port}/ready"));
+        return new PodProcessPair(null, agent, new Uri($"{scheme}://{ip}:{port}/ready"));
     }
 
     /// <summary>True once either process has exited.</summary>
@@ -199,6 +200,25 @@ internal sealed class PodProcessPair
         }
     }
 
-    private static Dictionary<string, string> Env(V1Container container) =>
-        (container.Env ?? []).Where(e => e.Value is not null).ToDictionary(e => e.Name, e => e.Value);
+    /// <summary>A container's environment as a kubelet gives it: values, and the downward API's pod fields.</summary>
+    private static Dictionary<string, string> Env(V1Container container, V1Pod pod)
+    {
+        var env = new Dictionary<string, string>();
+        foreach (var e in container.Env ?? [])
+        {
+            var value = e.Value ?? e.ValueFrom?.FieldRef?.FieldPath switch
+            {
+                "metadata.uid" => pod.Metadata.Uid,
+                "metadata.namespace" => pod.Metadata.NamespaceProperty,
+                "metadata.name" => pod.Metadata.Name,
+                _ => null,
+            };
+            if (value is not null)
+            {
+                env[e.Name] = value;
+            }
+        }
+
+        return env;
+    }
 }

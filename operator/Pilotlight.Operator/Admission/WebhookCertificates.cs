@@ -31,6 +31,15 @@ public sealed record WebhookCertificateOptions
 
     /// <summary>How long the CA is valid; it is replaced, with the serving certificate, this close to its end too.</summary>
     public TimeSpan CaValidity { get; init; } = TimeSpan.FromDays(3650);
+
+    /// <summary>The CA's common name.</summary>
+    public string CaName { get; init; } = "pilotlight-webhook-ca";
+
+    /// <summary>
+    /// Issue a TLS client certificate (named by the first of <see cref="Hosts"/>) instead of a serving one: the
+    /// gateway's certificate towards sandbox agents, which trust the CA.
+    /// </summary>
+    public bool ClientAuthentication { get; init; }
 }
 
 /// <summary>
@@ -85,13 +94,13 @@ public sealed class WebhookCertificates(IKubernetes client, WebhookCertificateOp
                         Type = "Opaque",
                         Data = wanted,
                     }, options.Secret.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
-                    _logger.LogInformation("Created the webhook certificate in {Secret}", options.Secret);
+                    _logger.LogInformation("Created the certificate in {Secret}", options.Secret);
                 }
                 else
                 {
                     secret.Data = wanted;
                     await client.CoreV1.ReplaceNamespacedSecretAsync(secret, options.Secret.Name, options.Secret.Namespace, cancellationToken: cancellationToken).ConfigureAwait(false);
-                    _logger.LogInformation("Renewed the webhook certificate in {Secret}", options.Secret);
+                    _logger.LogInformation("Renewed the certificate in {Secret}", options.Secret);
                 }
 
                 Load(wanted);
@@ -167,7 +176,7 @@ public sealed class WebhookCertificates(IKubernetes client, WebhookCertificateOp
     private (string Cert, string Key) NewCa(DateTimeOffset now)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest("CN=pilotlight-webhook-ca", key, HashAlgorithmName.SHA256);
+        var request = new CertificateRequest($"CN={options.CaName}", key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, true, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
@@ -195,7 +204,8 @@ public sealed class WebhookCertificates(IKubernetes client, WebhookCertificateOp
         request.CertificateExtensions.Add(names.Build());
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        // Server authentication, or client authentication for the gateway's certificate towards sandbox agents.
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(options.ClientAuthentication ? "1.3.6.1.5.5.7.3.2" : "1.3.6.1.5.5.7.3.1")], false));
         var notAfter = now + options.Validity;
         if (notAfter > issuer.NotAfter.ToUniversalTime())
         {

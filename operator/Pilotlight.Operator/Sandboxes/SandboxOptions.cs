@@ -27,8 +27,14 @@ public sealed record SandboxOptions
     /// </summary>
     public IReadOnlyDictionary<string, string>? MetricsScraperNamespaceLabels { get; init; }
 
-    /// <summary>Port the agent listens on inside the sandbox.</summary>
-    public int AgentPort { get; init; } = 8099;
+    /// <summary>Port the agent listens on inside the sandbox (not the function shim's 8099: a sandbox pod is never a function's).</summary>
+    public int AgentPort { get; init; } = 8443;
+
+    /// <summary>
+    /// The PEM of the CA whose client certificates agents accept (the gateway's, <c>--sandbox-agent-secret</c>), read
+    /// when a pod is made; null: agents speak plain HTTP to anyone who reaches them (a development setup only).
+    /// </summary>
+    public Func<string?> AgentClientCa { get; init; } = () => null;
 
     /// <summary>Labels of the namespace the gateway runs in: only it may reach a sandbox's agent.</summary>
     public IReadOnlyDictionary<string, string> GatewayNamespaceLabels { get; init; } =

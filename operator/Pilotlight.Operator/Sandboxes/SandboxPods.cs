@@ -184,6 +184,18 @@ public static class SandboxPods
             env.Add(new V1EnvVar { Name = "NVIDIA_VISIBLE_DEVICES", Value = "void" });
         }
 
+        // Whom the agent answers: the gateway's client certificate (only the CA's public certificate goes in the pod)
+        // for this very pod. Set in env, which wins over any envFrom key of the same name.
+        var clientCa = options.AgentClientCa();
+        if (clientCa is not null)
+        {
+            env.Add(new V1EnvVar { Name = "PILOTLIGHT_AGENT_CLIENT_CA", Value = clientCa });
+            env.Add(new V1EnvVar { Name = "PILOTLIGHT_POD_UID", ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "metadata.uid" } } });
+            env.Add(new V1EnvVar { Name = "PILOTLIGHT_POD_NAMESPACE", ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "metadata.namespace" } } });
+        }
+
+        env.Add(new V1EnvVar { Name = "PILOTLIGHT_AGENT_INSECURE", Value = clientCa is null ? "true" : "false" });
+
         // The agent starts the sandbox's own command and ends the sandbox when it exits.
         if (spec.Command is { Count: > 0 } command)
         {
@@ -269,7 +281,7 @@ public static class SandboxPods
                         SecurityContext = Hardened(),
                         ReadinessProbe = new V1Probe
                         {
-                            HttpGet = new V1HTTPGetAction { Path = "/ready", Port = options.AgentPort },
+                            HttpGet = new V1HTTPGetAction { Path = "/ready", Port = options.AgentPort, Scheme = clientCa is null ? "HTTP" : "HTTPS" },
                             PeriodSeconds = 1,
                             FailureThreshold = 1,
                         },

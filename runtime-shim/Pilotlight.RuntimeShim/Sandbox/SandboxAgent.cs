@@ -49,6 +49,22 @@ internal sealed class SandboxAgent(
     private Task DispatchAsync(HttpContext context)
     {
         var method = context.Request.Method;
+        if (options.Trust is { } trust && context.Request.Path.Value != "/ready")
+        {
+            // Everything but readiness: the gateway's client certificate (checked in the handshake when one is sent),
+            // and this very pod named.
+            if (context.Connection.ClientCertificate is null)
+            {
+                return Error(context, StatusCodes.Status401Unauthorized, "a client certificate from the gateway is required");
+            }
+
+            if (trust.Mismatch(context.Request.Headers[AgentTrust.NamespaceHeader], context.Request.Headers[AgentTrust.PodUidHeader]) is { } mismatch)
+            {
+                log.LogWarning("Refused {Method} {Path}: {Mismatch}", method, context.Request.Path, mismatch);
+                return Error(context, StatusCodes.Status403Forbidden, mismatch);
+            }
+        }
+
         return context.Request.Path.Value switch
         {
             "/ready" => HttpMethods.IsGet(method) || HttpMethods.IsHead(method) ? ReadyAsync(context) : NotAllowed(context, "GET, HEAD"),

@@ -34,6 +34,23 @@ public sealed record SandboxOptions(string Workspace)
     /// <summary>The sandbox's own command as a JSON array of strings (<c>spec.command</c>); none when unset.</summary>
     public const string CommandVariable = "PILOTLIGHT_SANDBOX_COMMAND";
 
+    /// <summary>
+    /// PEM of the CA(s) whose client certificates the agent accepts (the gateway's issuer); required unless
+    /// <see cref="InsecureVariable"/> is true.
+    /// </summary>
+    public const string ClientCaVariable = "PILOTLIGHT_AGENT_CLIENT_CA";
+
+    /// <summary>This pod's UID (downward API <c>metadata.uid</c>); required with <see cref="ClientCaVariable"/>.</summary>
+    public const string PodUidVariable = "PILOTLIGHT_POD_UID";
+
+    /// <summary>This pod's namespace (downward API <c>metadata.namespace</c>); required with <see cref="ClientCaVariable"/>.</summary>
+    public const string PodNamespaceVariable = "PILOTLIGHT_POD_NAMESPACE";
+
+    /// <summary>
+    /// <c>true</c>: plain HTTP and no caller check, for a benchmark's baseline only; the operator never sets it.
+    /// </summary>
+    public const string InsecureVariable = "PILOTLIGHT_AGENT_INSECURE";
+
     /// <summary>The exec timeout when neither the environment nor the request names one.</summary>
     public static readonly TimeSpan DefaultExecTimeout = TimeSpan.FromSeconds(60);
 
@@ -51,6 +68,9 @@ public sealed record SandboxOptions(string Workspace)
 
     /// <summary>The long-running command the sandbox lives for (see <see cref="SandboxMainProcess"/>); null for none.</summary>
     public IReadOnlyList<string>? Command { get; init; }
+
+    /// <summary>Whom the agent answers (TLS with client certificates); null only when <see cref="InsecureVariable"/> is true.</summary>
+    public AgentTrust? Trust { get; init; }
 
     /// <summary>
     /// Reads the mode and, in sandbox mode, its settings through <paramref name="get"/> (a variable's trimmed
@@ -127,6 +147,29 @@ public sealed record SandboxOptions(string Workspace)
             }
         }
 
-        return (new SandboxOptions(workspace) { ExecTimeout = timeout, MaxFileBytes = maxBytes, Command = command }, null);
+        AgentTrust? trust = null;
+        if (!string.Equals(get(InsecureVariable), "true", StringComparison.OrdinalIgnoreCase))
+        {
+            if (get(ClientCaVariable) is not { } caPem)
+            {
+                return (null, $"{ClientCaVariable}=: required in sandbox mode: the PEM of the CA whose client certificates the agent accepts");
+            }
+
+            if (get(PodUidVariable) is not { } uid || get(PodNamespaceVariable) is not { } podNamespace)
+            {
+                return (null, $"{PodUidVariable} and {PodNamespaceVariable} are required with {ClientCaVariable} (downward API metadata.uid and metadata.namespace)");
+            }
+
+            try
+            {
+                trust = new AgentTrust(caPem, podNamespace, uid);
+            }
+            catch (System.Security.Cryptography.CryptographicException e)
+            {
+                return (null, $"{ClientCaVariable}: not a PEM certificate ({e.Message})");
+            }
+        }
+
+        return (new SandboxOptions(workspace) { ExecTimeout = timeout, MaxFileBytes = maxBytes, Command = command, Trust = trust }, null);
     }
 }

@@ -97,7 +97,23 @@ public class ChartRbacRulesTests
 
         var withoutElection = await ChartRbac.RenderAsync(["operator.leaderElection.enabled=false", "operator.replicas=1", "admission.webhook.enabled=false",
             "invokeKeys.enabled=false"]);
-        Assert.That(withoutElection.Objects.OfType<V1Role>().Select(r => r.Metadata.Name), Is.EqualTo(new[] { "pilotlight-operator-gateways" }));
+        Assert.That(withoutElection.Objects.OfType<V1Role>().Select(r => r.Metadata.Name),
+            Is.EquivalentTo(new[] { "pilotlight-operator-gateways", "pilotlight-operator-sandbox-agent-tls" }));
+    }
+
+    [Test]
+    public async Task The_sandbox_agent_role_reaches_only_its_own_secret_and_the_gateway_mounts_only_its_certificate()
+    {
+        var chart = await ChartRbac.RenderAsync();
+        var role = chart.Role("pilotlight-operator-sandbox-agent-tls");
+        Assert.That(Lines(role.Rules), Is.EqualTo(new[] { "core | secrets | create", "core | secrets | get update | names pilotlight-sandbox-agent-tls" }));
+        Assert.That(chart.Allowing(ChartRbac.OperatorUser, new ApiRequest("get", "", "secrets", null, Helm.Namespace, "someone-elses")), Is.Null, "no other Secret");
+        Assert.That(chart.Allowing(ChartRbac.GatewayUser, new ApiRequest("get", "", "secrets", null, Helm.Namespace, "pilotlight-sandbox-agent-tls")), Is.Null,
+            "the gateway reads it only through its volume");
+
+        var gateway = k8s.KubernetesYaml.Deserialize<V1Deployment>(await Helm.TemplateAsync(showOnly: ["templates/gateway-deployment.yaml"]));
+        var volume = gateway.Spec.Template.Spec.Volumes.Single(v => v.Name == "sandbox-agent-tls");
+        Assert.That(volume.Secret.Items.Select(i => i.Key), Is.EquivalentTo(new[] { "tls.crt", "tls.key" }), "never the CA's key");
     }
 
     [Test]
@@ -157,7 +173,7 @@ public class ChartRbacRulesTests
             Is.EquivalentTo(new[]
             {
                 "ClusterRole/pilotlight-operator", "Role/pilotlight-system/pilotlight-operator-leader-election", "Role/pilotlight-system/pilotlight-operator-gateways",
-                "Role/pilotlight-system/pilotlight-operator-webhook",
+                "Role/pilotlight-system/pilotlight-operator-webhook", "Role/pilotlight-system/pilotlight-operator-sandbox-agent-tls",
                 "ClusterRole/pilotlight-operator-invoke-keys", "Role/pilotlight-system/pilotlight-operator-invoke-keys",
             }));
         Assert.That(chart.RulesOf(ChartRbac.GatewayUser).Select(r => r.Source).Distinct(),

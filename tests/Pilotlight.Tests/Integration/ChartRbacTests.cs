@@ -142,6 +142,10 @@ internal static class ChartRbacAudit
         // (reservationPriorityClass.create, the default) and so grants no create, and the
         // operator takes the 403 as "installed by the chart".
         (Operator, new("scheduling.k8s.io", "priorityclasses", "create"), "the chart installs the PriorityClass; the operator tolerates the 403"),
+        // GatewayHardeningTests tries, as the gateway, to patch a GpuFunction and a Sandbox: the chart gives the
+        // gateway no write at all, and the test expects these 403s.
+        (Gateway, new("pilotlight.dev", "gpufunctions", "patch"), "the gateway may not write a function (a test tries)"),
+        (Gateway, new("pilotlight.dev", "sandboxes", "patch"), "the gateway may not write a sandbox (a test tries)"),
     ];
 
     /// <summary>Checks the run's audit log against the chart; fails (NUnit assertion) on any violation.</summary>

@@ -256,6 +256,13 @@ public sealed partial class GatewayHardeningTests() : ServingFixture(50, "harden
     {
         // Two long requests of the invoker take its two slots; once they are in, its third is refused.
         var slow = Enumerable.Range(0, 2).Select(_ => Http.GetAsync($"{_gatewayUrl}/{_ns}/small/predict?ms=20000")).ToList();
+        // Both in before the third is sent: a third sent alongside could take a slot first and one slow one get the 429.
+        await Eventually.HoldsAsync(async () =>
+        {
+            using var demand = JsonDocument.Parse(await Anonymous.GetStringAsync($"{_gatewayUrl}/internal/demand"));
+            return demand.RootElement.EnumerateArray().Any(f => f.GetProperty("namespace").GetString() == _ns && f.GetProperty("name").GetString() == "small"
+                && f.GetProperty("inFlight").GetInt32() == 2);
+        }, TimeSpan.FromSeconds(10), "both slow requests are in flight");
         HttpResponseMessage? refused = null;
         var seen = new List<string>();
         await Eventually.HoldsAsync(async () =>

@@ -1,3 +1,5 @@
+using Pilotlight.Operator.Admission;
+using System.Security.Cryptography.X509Certificates;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
@@ -111,6 +113,82 @@ public class SandboxTests() : ServingFixture(9, "sbx", TimeSpan.FromMinutes(1))
         return (transcript.Stdout, transcript.Stderr, transcript.Exit, transcript.TimedOut);
     }
 
+    /// <summary>A direct call to a sandbox's agent (as a pod that reaches it would make), with the given client certificate and pod UID.</summary>
+    private static async Task<HttpStatusCode> AgentAsync(string ip, X509Certificate2? certificate, string ns, string uid)
+    {
+        using var handler = new SocketsHttpHandler
+        {
+            SslOptions = new System.Net.Security.SslClientAuthenticationOptions
+            {
+                RemoteCertificateValidationCallback = (_, _, _, _) => true,
+                LocalCertificateSelectionCallback = certificate is null ? null : (_, _, _, _, _) => certificate,
+            },
+        };
+        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"https://{ip}:8443/files/list?path=.");
+        request.Headers.Add("X-Pilotlight-Sandbox-Namespace", ns);
+        request.Headers.Add("X-Pilotlight-Pod-Uid", uid);
+        using var response = await http.SendAsync(request);
+        return response.StatusCode;
+    }
+
+    [Test]
+    public async Task The_agent_answers_only_the_gateways_certificate_for_its_own_pod()
+    {
+        var ns = await CreateAsync("sbx-mtls", "guarded");
+        var other = await CreateAsync("sbx-mtls2", "neighbour");
+        await WaitReadyAsync(ns, "guarded");
+        await WaitReadyAsync(other, "neighbour");
+        var pod = await Client.CoreV1.ReadNamespacedPodAsync("guarded", ns);
+        var neighbour = await Client.CoreV1.ReadNamespacedPodAsync("neighbour", other);
+        var ip = pod.Status.PodIP;
+        var gateway = SharedOperator.AgentCertificates!.Current!;
+
+        // A pod that reaches the agent without the gateway's certificate: no exec, no files.
+        Assert.That(await AgentAsync(ip, null, ns, pod.Metadata.Uid), Is.EqualTo(HttpStatusCode.Unauthorized));
+
+        // A certificate of another CA, even one that says it is the gateway: the handshake fails.
+        using (var key = System.Security.Cryptography.ECDsa.Create())
+        {
+            var request = new CertificateRequest("CN=pilotlight-gateway", key, System.Security.Cryptography.HashAlgorithmName.SHA256);
+            request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new System.Security.Cryptography.Oid("1.3.6.1.5.5.7.3.2")], false));
+            using var forged = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow.AddDays(1));
+            await Assert.ThrowsAsync<HttpRequestException>(() => AgentAsync(ip, forged, ns, pod.Metadata.Uid), "a self-made certificate");
+        }
+
+        // The gateway's certificate, but naming another sandbox's pod (a stale endpoint, a reused IP): refused.
+        Assert.That(await AgentAsync(ip, gateway, other, neighbour.Metadata.Uid), Is.EqualTo(HttpStatusCode.Forbidden));
+        Assert.That(await AgentAsync(ip, gateway, ns, neighbour.Metadata.Uid), Is.EqualTo(HttpStatusCode.Forbidden));
+        Assert.That(await AgentAsync(ip, gateway, ns, pod.Metadata.Uid), Is.EqualTo(HttpStatusCode.OK), "the gateway's certificate for this pod");
+
+        // The function shim's port is not the agent's: nothing listens on 8099 of a sandbox pod.
+        using (var plain = new HttpClient { Timeout = TimeSpan.FromSeconds(5) })
+        {
+            await Assert.ThrowsAsync<HttpRequestException>(() => plain.GetAsync($"http://{ip}:8099/ready"));
+        }
+
+        // The operator renews the gateway's certificate under the same CA (as a replica would near its end): the
+        // gateway picks it up and exec through it still works on this older pod.
+        var before = await Client.CoreV1.ReadNamespacedSecretAsync(SharedOperator.AgentSecret.Name, SharedOperator.AgentSecret.Namespace);
+        using (var operatorClient = Plane.CreateClient(ChartRbac.OperatorUser))
+        {
+            await new WebhookCertificates(operatorClient, new WebhookCertificateOptions
+            {
+                Secret = SharedOperator.AgentSecret, Hosts = ["pilotlight-gateway"], CaName = "pilotlight-sandbox-agent-ca", ClientAuthentication = true,
+                RenewBefore = TimeSpan.FromDays(400),
+            }).EnsureAsync(CancellationToken.None);
+        }
+
+        var after = await Client.CoreV1.ReadNamespacedSecretAsync(SharedOperator.AgentSecret.Name, SharedOperator.AgentSecret.Namespace);
+        Assert.That(after.Data["tls.crt"], Is.Not.EqualTo(before.Data["tls.crt"]), "renewed");
+        Assert.That(after.Data["ca.crt"], Is.EqualTo(before.Data["ca.crt"]), "under the same CA");
+        await SharedOperator.AgentCertificates.EnsureAsync(CancellationToken.None);
+        Assert.That(SharedOperator.AgentCertificates.Current!.Thumbprint, Is.Not.EqualTo(gateway.Thumbprint));
+        await GrantAsync(ns, "alice");
+        var (stdout, _, exit) = await ExecAsync(ns, "guarded", "alice", "/bin/sh", "-c", "echo still");
+        Assert.That((stdout, exit), Is.EqualTo(("still\n", (int?)0)));
+    }
+
     [Test]
     public async Task The_pod_is_hardened_and_fenced_whatever_the_spec_says()
     {
@@ -137,7 +215,7 @@ public class SandboxTests() : ServingFixture(9, "sbx", TimeSpan.FromMinutes(1))
 
         var policy = await Client.NetworkingV1.ReadNamespacedNetworkPolicyAsync("hard-sandbox", ns);
         Assert.That(policy.Spec.PolicyTypes, Is.EquivalentTo(new[] { "Ingress", "Egress" }));
-        Assert.That(policy.Spec.Ingress.Single().Ports.Single().Port.Value, Is.EqualTo("8099"));
+        Assert.That(policy.Spec.Ingress.Single().Ports.Single().Port.Value, Is.EqualTo("8443"), "the agent's port, not the function shim's");
         Assert.That(policy.Spec.Ingress.Single().FromProperty.Single().PodSelector.MatchLabels["app.kubernetes.io/name"], Is.EqualTo("pilotlight-gateway"));
         Assert.That(policy.Spec.Egress.SelectMany(e => e.To).Select(t => t.IpBlock?.Cidr).OfType<string>(), Is.EqualTo(new[] { "10.20.0.0/16" }));
         Assert.That(policy.Spec.Egress.SelectMany(e => e.Ports ?? []).Select(p => p.Port.Value), Is.EquivalentTo(new[] { "53", "53" }), "DNS only when asked");

@@ -83,6 +83,12 @@ internal static class SharedOperator
     /// <summary>The chart's invoke-key verifier ConfigMap for release "pilotlight" (--invoke-keys-configmap of both).</summary>
     public static ObjectKey InvokeKeysConfigMap { get; } = new(Helm.Namespace, "pilotlight-invoke-keys");
 
+    /// <summary>The Secret with the sandbox agents' CA and the gateway's client certificate (the chart's <c>&lt;release&gt;-sandbox-agent-tls</c>).</summary>
+    public static ObjectKey AgentSecret { get; } = new(Helm.Namespace, "pilotlight-sandbox-agent-tls");
+
+    /// <summary>The sandbox agents' CA and the gateway's client certificate, once started.</summary>
+    public static WebhookCertificates? AgentCertificates { get; private set; }
+
     /// <summary>The operator's ServiceAccount as a user: the one caller of the gateways' internal endpoints.</summary>
     public static string OperatorUser { get; } = $"system:serviceaccount:{Helm.Namespace}:pilotlight-operator";
 
@@ -127,11 +133,21 @@ internal static class SharedOperator
 
                 var gatewayUrl = $"http://127.0.0.1:{ControlPlane.FreePort()}";
                 // Invoke keys as the chart turns them on: the operator publishes verifiers, the gateway reads them.
+                // The CA sandbox agents trust and the gateway's client certificate, made by the operator (as its
+                // ServiceAccount) as with the chart's --sandbox-agent-secret.
+                var agentCertificates = new WebhookCertificates(operatorClient, new WebhookCertificateOptions
+                {
+                    Secret = AgentSecret, Hosts = ["pilotlight-gateway"], CaName = "pilotlight-sandbox-agent-ca", ClientAuthentication = true,
+                });
+                await agentCertificates.EnsureAsync(CancellationToken.None);
+                AgentCertificates = agentCertificates;
+
                 // Its /internal/* answer only the operator's token, as the chart sets it (--internal-callers).
                 var gateway = GatewayApp.Build(gatewayClient, gatewayUrl, new GatewayOptions
                 {
                     Access = new InvocationAccessOptions { InvokeKeysConfigMap = InvokeKeysConfigMap },
                     InternalCallers = [OperatorUser],
+                    AgentClientCertificate = () => agentCertificates.Current,
                 }, registry: Prometheus.Metrics.NewCustomRegistry(), logging: _ => { });
                 await gateway.StartAsync();
 
@@ -172,6 +188,7 @@ internal static class SharedOperator
                     AllowedRuntimeClasses = ["runsc", "kata"], DefaultRuntimeClass = "runsc", MaxTimeout = TimeSpan.FromMinutes(10),
                     // As a platform would set --sandbox-egress-deny: the cluster's pod and service ranges.
                     EgressFloor = [.. Pilotlight.Operator.Sandboxes.SandboxOptions.DefaultEgressFloor, .. EgressDenied],
+                    AgentClientCa = () => agentCertificates.CaPem,
                 };
 
                 // The admission webhook as the chart installs it, reached by URL on loopback instead of through its

@@ -119,7 +119,7 @@ public class SandboxPodsTests
         Assert.That(meter.Resources.Limits.Keys, Is.SupersetOf(new[] { "cpu", "memory" }));
 
         var unscraped = SandboxPods.MakeNetworkPolicy(Sandbox(spec), Options);
-        Assert.That(unscraped.Spec.Ingress.SelectMany(r => r.Ports).Select(p => p.Port.Value), Is.EqualTo(new[] { "8099" }), "no scraper configured: the agent port only");
+        Assert.That(unscraped.Spec.Ingress.SelectMany(r => r.Ports).Select(p => p.Port.Value), Is.EqualTo(new[] { "8443" }), "no scraper configured: the agent port only");
 
         var scraped = SandboxPods.MakeNetworkPolicy(Sandbox(spec), Options with
         {
