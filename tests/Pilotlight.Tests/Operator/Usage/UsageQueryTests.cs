@@ -40,7 +40,7 @@ public class UsageQueryTests
     public void The_journal_records_a_pod_once_persists_and_skips_unreadable_lines()
     {
         var path = Path.Combine(Directory.CreateTempSubdirectory("pilotlight-journal-").FullName, "usage.jsonl");
-        var pod = new ClosedPod { Namespace = "ns", Function = "fn", Uid = "u1", Gpus = 2, Start = T0, End = T0.AddSeconds(61) };
+        var pod = new ClosedPod { Namespace = "ns", Name = "fn", Uid = "u1", Gpus = 2, Start = T0, End = T0.AddSeconds(61) };
         var journal = new UsageJournal(path);
         journal.Record(pod);
         journal.Record(pod);
