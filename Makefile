@@ -31,12 +31,14 @@ pod-processes:
 	$(DOTNET) build runtime-shim/Pilotlight.RuntimeShim -c $(CONFIG) -v quiet -nologo
 	$(DOTNET) build samples/model-server/Pilotlight.SampleModelServer -c $(CONFIG) -v quiet -nologo
 
-## usage: GPU-seconds of one function per second over a window, from a running operator
+## usage: GPU-seconds of one function (or sandbox) per second over a window, from a running operator
 ##   make usage NS=team-a FN=llm TOKEN=... [FROM=2026-11-23T10:00:00Z] [TO=...] [OPERATOR=http://127.0.0.1:8080]
-##   TOKEN: a bearer token of someone who may get that GpuFunction (e.g. `kubectl create token NAME` on 1.24+)
+##   make usage NS=team-a SANDBOX=scratch TOKEN=...
+##   TOKEN: a bearer token of someone who may get that GpuFunction or Sandbox (e.g. `kubectl create token NAME` on 1.24+)
 OPERATOR ?= http://127.0.0.1:8080
 usage:
-	@curl -fsS -G "$(OPERATOR)/usage" -H "Authorization: Bearer $(TOKEN)" --data-urlencode "namespace=$(NS)" --data-urlencode "function=$(FN)" \
+	@curl -fsS -G "$(OPERATOR)/usage" -H "Authorization: Bearer $(TOKEN)" --data-urlencode "namespace=$(NS)" \
+	  $(if $(SANDBOX),--data-urlencode "sandbox=$(SANDBOX)",--data-urlencode "function=$(FN)") \
 	  $(if $(FROM),--data-urlencode "from=$(FROM)") $(if $(TO),--data-urlencode "to=$(TO)"); echo
 
 ## chart-check: helm lint, helm template (good values render, bad ones are refused), chart CRDs equal crds/,

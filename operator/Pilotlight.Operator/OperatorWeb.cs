@@ -5,7 +5,7 @@ using Pilotlight.Operator.Usage;
 
 namespace Pilotlight.Operator;
 
-/// <summary>The operator's HTTP endpoints besides <c>/metrics</c>: <c>/healthz</c> and <c>GET /usage</c>.</summary>
+/// <summary>The operator's HTTP endpoints besides <c>/metrics</c>: <c>/healthz</c> and <c>GET /usage</c> (functions and sandboxes).</summary>
 public static class OperatorWeb
 {
     /// <summary>Maps the endpoints onto <paramref name="routes"/>.</summary>
@@ -13,15 +13,25 @@ public static class OperatorWeb
     {
         ArgumentNullException.ThrowIfNull(routes);
         routes.MapGet("/healthz", () => "ok");
-        routes.MapGet("/usage", async (HttpContext context, string? @namespace, string? function, string? from, string? to, CancellationToken ct) =>
+        // ?function=NAME for a GpuFunction's usage, ?sandbox=NAME for a Sandbox's; the caller must be allowed to get it.
+        routes.MapGet("/usage", async (HttpContext context, string? @namespace, string? function, string? sandbox, string? from, string? to,
+            CancellationToken ct) =>
         {
-            if (string.IsNullOrEmpty(@namespace) || string.IsNullOrEmpty(function))
+            if (!string.IsNullOrEmpty(function) && !string.IsNullOrEmpty(sandbox))
             {
-                return Results.Text("namespace and function are required\n", statusCode: StatusCodes.Status400BadRequest);
+                return Results.Text("give function or sandbox, not both\n", statusCode: StatusCodes.Status400BadRequest);
             }
 
-            var (status, problem) = await access.CheckAsync(context.Request.Headers.Authorization.ToString() is { Length: > 0 } h ? h : null, @namespace, function, ct)
-                .ConfigureAwait(false);
+            var (kind, resource, name) = string.IsNullOrEmpty(sandbox)
+                ? (Api.V1Alpha1.GpuFunction.KindName, "gpufunctions", function)
+                : (Api.V1Alpha1.Sandbox.KindName, "sandboxes", sandbox);
+            if (string.IsNullOrEmpty(@namespace) || string.IsNullOrEmpty(name))
+            {
+                return Results.Text("namespace and function (or sandbox) are required\n", statusCode: StatusCodes.Status400BadRequest);
+            }
+
+            var (status, problem) = await access.CheckAsync(context.Request.Headers.Authorization.ToString() is { Length: > 0 } h ? h : null, resource,
+                @namespace, name, ct).ConfigureAwait(false);
             if (status != StatusCodes.Status200OK)
             {
                 if (status == StatusCodes.Status401Unauthorized)
@@ -32,7 +42,7 @@ public static class OperatorWeb
                 return Results.Text(problem + "\n", statusCode: status);
             }
 
-            return await usage.QueryAsync(@namespace, function, from, to, ct).ConfigureAwait(false) is var (report, error, code) && report is not null
+            return await usage.QueryAsync(kind, @namespace, name, from, to, ct).ConfigureAwait(false) is var (report, error, code) && report is not null
                 ? Results.Json(report)
                 : Results.Text(error + "\n", statusCode: code);
         });

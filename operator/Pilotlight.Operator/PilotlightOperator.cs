@@ -80,6 +80,7 @@ public static class PilotlightOperator
             new EventRecorder(client, Component, time, Logger("events")), time, Logger("sandbox"))
         {
             Signals = signals,
+            Journal = options.UsageJournal,
         };
         var sandboxController = new Controller<Sandbox>("sandbox", sandboxes, sandboxReconciler,
                 new ControllerOptions { Workers = options.Workers }, time, Logger("controller.sandbox"))

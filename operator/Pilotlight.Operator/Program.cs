@@ -60,7 +60,7 @@ using Prometheus;
 // With --gateways and --gateway-service both empty the autoscaler sees no demand at all: functions stay at minReplicas
 // (and wake requests still scale them up); a listed gateway that cannot be read holds every scale-down.
 // The metrics port also serves GET /usage?namespace=&function=&from=&to= (1 s resolution), to callers whose bearer
-// token may get that GpuFunction.
+// token may get that GpuFunction, and GET /usage?namespace=&sandbox=... for a Sandbox, to those who may get it.
 var flags = Flags.Parse(args);
 if (flags.Error is { } error)
 {

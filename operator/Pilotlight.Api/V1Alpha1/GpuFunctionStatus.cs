@@ -114,9 +114,10 @@ public sealed record ScheduleResult
 }
 
 /// <summary>
-/// The operator's usage ledger for a function, from pod lifetimes in the API:
-/// a pod is billed for its GPUs from its start to its deletion, whether or
-/// not its metering sidecar flushed. Totals never go backwards.
+/// The operator's usage ledger for a function or a sandbox, from pod lifetimes
+/// in the API: a pod is billed for its GPUs, CPU and memory requests from its
+/// start to its deletion, whether or not its metering sidecar flushed (or was
+/// killed, or lied). Totals never go backwards.
 /// </summary>
 public sealed record UsageTotals
 {
@@ -138,13 +139,21 @@ public sealed record UsageTotals
     [System.ComponentModel.DataAnnotations.MaxLength(1024)]
     public IReadOnlyList<BilledPod>? OpenPods { get; init; }
 
-    /// <summary>CPU-seconds used.</summary>
+    /// <summary>CPU-seconds allocated (CPU requests in cores times seconds held), up to <see cref="AsOf"/>.</summary>
     [JsonPropertyName("cpuSeconds")]
     public double CpuSeconds { get; init; }
 
-    /// <summary>Memory byte-seconds used.</summary>
+    /// <summary>CPU-seconds allocated to pods that are gone.</summary>
+    [JsonPropertyName("closedCpuSeconds")]
+    public double ClosedCpuSeconds { get; init; }
+
+    /// <summary>Memory byte-seconds allocated (memory requests times seconds held), up to <see cref="AsOf"/>.</summary>
     [JsonPropertyName("memoryByteSeconds")]
     public double MemoryByteSeconds { get; init; }
+
+    /// <summary>Memory byte-seconds allocated to pods that are gone.</summary>
+    [JsonPropertyName("closedMemoryByteSeconds")]
+    public double ClosedMemoryByteSeconds { get; init; }
 }
 
 /// <summary>A pod the ledger bills: its GPUs from <see cref="Start"/> until it is gone.</summary>
@@ -158,7 +167,15 @@ public sealed record BilledPod
     [JsonPropertyName("gpus")]
     public int Gpus { get; init; }
 
-    /// <summary>When billing started (the pod's start, else its creation).</summary>
+    /// <summary>CPU cores the pod requests (the sum of its containers' requests, else limits).</summary>
+    [JsonPropertyName("cpu")]
+    public double Cpu { get; init; }
+
+    /// <summary>Memory bytes the pod requests (the sum of its containers' requests, else limits).</summary>
+    [JsonPropertyName("memoryBytes")]
+    public double MemoryBytes { get; init; }
+
+    /// <summary>When billing started (the pod's start, else its creation; for a sandbox never before the sandbox's creation).</summary>
     [JsonPropertyName("start")]
     public DateTime Start { get; init; }
 }

@@ -17,6 +17,7 @@ namespace Pilotlight.Api.V1Alpha1;
 [PrinterColumn("REASON", "string", ".status.conditions[?(@.type==\"Ready\")].reason")]
 [PrinterColumn("EXPIRES", "date", ".status.expiresAt")]
 [PrinterColumn("POD", "string", ".status.podName", Priority = 1)]
+[PrinterColumn("GPU-SECONDS", "number", ".status.usage.gpuSeconds", Priority = 1, Description = "GPU-seconds billed so far")]
 [PrinterColumn("AGE", "date", ".metadata.creationTimestamp")]
 [ValidationRule(CelRules.NameLength, CelRules.NameLengthMessage)]
 public sealed record Sandbox : IKubernetesObject<V1ObjectMeta>, ISpec<SandboxSpec>, IStatus<SandboxStatus?>
@@ -157,4 +158,12 @@ public sealed record SandboxStatus
     /// <summary>When the sandbox ends unless it idles out earlier.</summary>
     [JsonPropertyName("expiresAt")]
     public DateTime? ExpiresAt { get; init; }
+
+    /// <summary>
+    /// What the sandbox's pod was allocated over its lifetime, as the operator's ledger bills it (the same
+    /// totals as a GpuFunction's <c>status.usage</c>): from the later of the pod's start and the sandbox's
+    /// creation until the pod is gone.
+    /// </summary>
+    [JsonPropertyName("usage")]
+    public UsageTotals? Usage { get; init; }
 }

@@ -33,9 +33,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     private readonly string _endpointBase;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<ObjectKey, Expectation> _expectations = new();
-    private readonly ConcurrentDictionary<string, DateTime> _deletedAt = new();
-    private readonly ConcurrentDictionary<ObjectKey, IReadOnlyList<BilledPod>> _openPods = new();
-    private readonly ConcurrentDictionary<string, (ObjectKey Key, BilledPod Pod)> _orphans = new();
+    private readonly Usage.PodUsageTracker _usage;
     private readonly ConcurrentDictionary<ObjectKey, bool> _prePulling = new();
     private readonly ConcurrentDictionary<ObjectKey, string?> _quotaProblems = new();
     private bool _priorityClassReady;
@@ -72,25 +70,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         _endpointBase = endpointBase;
         _time = time ?? TimeProvider.System;
         _logger = logger ?? NullLogger.Instance;
-        pods.AddHandler(e =>
-        {
-            if (e.Type == k8s.WatchEventType.Deleted && e.Object.Metadata.Uid is { } uid)
-            {
-                // Gone now: a graceful deletion's deletionTimestamp is a deadline, not when the GPUs were freed.
-                var now = _time.GetUtcNow().UtcDateTime;
-                _deletedAt[uid] = now;
-                if (_orphans.TryRemove(uid, out var orphan))
-                {
-                    // A pod of a deleted function: no status is left to close it in, so the journal gets it here.
-                    CloseInJournal(orphan.Key, orphan.Pod, now);
-                }
-
-                foreach (var old in _deletedAt.Where(kv => now - kv.Value > TimeSpan.FromMinutes(10)).Select(kv => kv.Key).ToList())
-                {
-                    _deletedAt.TryRemove(old, out _);
-                }
-            }
-        });
+        _usage = new Usage.PodUsageTracker(pods, _time, CloseInJournal);
     }
 
     /// <summary>Replicas the function should have now: the autoscaler's decision, or minReplicas without one.</summary>
@@ -218,10 +198,8 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         ReservedGauge.WithLabels(ns, key.Name).Set(reserved);
         PrePulledGauge.WithLabels(ns, key.Name).Set(prePull.Ready);
 
-        var usage = Usage.UsageLedger.Update(function.Status?.Usage, pods, _deletedAt, now.UtcDateTime,
-            (pod, end) => CloseInJournal(key, pod, end));
+        var usage = _usage.Update(key, function.Status?.Usage, pods, now.UtcDateTime);
         status = status with { Usage = usage };
-        _openPods[key] = usage.OpenPods ?? [];
         GpuSeconds.WithLabels(ns, key.Name).IncTo(usage.GpuSeconds);
 
         await WriteStatusAsync(function, status, cancellationToken).ConfigureAwait(false);
@@ -267,31 +245,15 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         _prePulling.TryRemove(key, out _);
         _quotaProblems.TryRemove(key, out _);
 
-        // The function's pods outlive it until the garbage collector removes them; each is
-        // billed to its own deletion (or now, if that was already seen or it is gone already).
-        if (_openPods.TryRemove(key, out var open))
-        {
-            var present = _pods.List().Select(p => p.Metadata.Uid).ToHashSet();
-            var now = _time.GetUtcNow().UtcDateTime;
-            foreach (var pod in open)
-            {
-                if (present.Contains(pod.Uid))
-                {
-                    _orphans[pod.Uid] = (key, pod);
-                }
-                else
-                {
-                    CloseInJournal(key, pod, _deletedAt.TryGetValue(pod.Uid, out var seen) ? seen : now);
-                }
-            }
-        }
+        // The function's pods outlive it until the garbage collector removes them; each is billed to its own deletion.
+        _usage.OwnerDeleted(key);
 
         return Task.CompletedTask;
     }
 
     private void CloseInJournal(ObjectKey key, BilledPod pod, DateTime end) => Journal.Record(new Usage.ClosedPod
     {
-        Namespace = key.Namespace ?? "", Function = key.Name, Uid = pod.Uid, Gpus = pod.Gpus, Start = pod.Start, End = end,
+        Namespace = key.Namespace ?? "", Kind = GpuFunction.KindName, Name = key.Name, Uid = pod.Uid, Gpus = pod.Gpus, Start = pod.Start, End = end,
     });
 
     private List<V1Pod> OwnedPods(GpuFunction function) =>

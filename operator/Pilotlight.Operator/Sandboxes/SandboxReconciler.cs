@@ -38,6 +38,13 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
     private readonly ConcurrentDictionary<string, (string Uid, string Reason, string Message)> _endings = new();
     private static readonly TimeSpan ClaimPatience = TimeSpan.FromSeconds(10);
 
+    private readonly Usage.PodUsageTracker _usage;
+    private readonly ConcurrentDictionary<ObjectKey, double> _counted = new();
+
+    private static readonly Prometheus.Counter SandboxGpuSeconds = Prometheus.Metrics.CreateCounter(
+        "pilotlight_sandbox_gpu_seconds_total", "GPU-seconds billed to sandboxes per namespace by the operator's ledger (from pod lifetimes).",
+        "namespace");
+
     private static readonly Prometheus.Counter SandboxClaims = Prometheus.Metrics.CreateCounter(
         "pilotlight_sandbox_warm_claims_total", "Sandboxes that started on a claimed warm pod instead of a new one.", "namespace");
 
@@ -53,7 +60,11 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         _events = events;
         _time = time ?? TimeProvider.System;
         _logger = logger ?? NullLogger.Instance;
+        _usage = new Usage.PodUsageTracker(pods, _time, CloseInJournal);
     }
+
+    /// <summary>Where closed billing intervals go, for usage over a time window (the functions' journal).</summary>
+    public Usage.UsageJournal Journal { get; init; } = new();
 
     /// <summary>
     /// What the gateways say of sandboxes (activity, calls running, terminate requests); null: an operator with no
@@ -86,11 +97,13 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         }
 
         var previous = sandbox.Status;
+        var usage = Bill(sandbox, now);
         if (previous?.Conditions?.FirstOrDefault(c => c.Type == SandboxConditions.Finished) is { Status: "True" })
         {
-            // Ended for good: make sure nothing runs.
+            // Ended for good: make sure nothing runs, and bill the pod until it is gone.
             await DeletePodAsync(pod, cancellationToken).ConfigureAwait(false);
-            return ReconcileResult.Done;
+            await WriteStatusAsync(sandbox, previous with { Usage = usage }, cancellationToken).ConfigureAwait(false);
+            return usage?.OpenPods is { Count: > 0 } ? ReconcileResult.After(UsageRefresh) : ReconcileResult.Done;
         }
 
         var (runtimeClass, placement, timeout, idle, problems) = Validate(sandbox);
@@ -168,10 +181,11 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
                 ("False", SandboxConditions.Reasons.Running, "not finished"), now);
         }
 
-        await WriteStatusAsync(sandbox, status, cancellationToken).ConfigureAwait(false);
+        await WriteStatusAsync(sandbox, status with { Usage = usage }, cancellationToken).ConfigureAwait(false);
         if (problems.Count > 0 || end is not null)
         {
-            return ReconcileResult.Done;
+            // An ended sandbox's pod is still being deleted: its Deleted event (an owned pod) closes its bill.
+            return usage?.OpenPods is { Count: > 0 } ? ReconcileResult.After(UsageRefresh) : ReconcileResult.Done;
         }
 
         // Wake for whichever deadline comes first.
@@ -184,6 +198,11 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         }
 
         var wait = next - now;
+        if (usage?.OpenPods is { Count: > 0 } && wait > UsageRefresh)
+        {
+            wait = UsageRefresh;
+        }
+
         return ReconcileResult.After(wait < TimeSpan.FromMilliseconds(50) ? TimeSpan.FromMilliseconds(50) : wait);
     }
 
@@ -192,8 +211,48 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
     {
         _endings.TryRemove($"{key.Namespace}/{key.Name}", out _);
         Signals?.Forget(key);
+        // Its pod outlives it until the garbage collector (or the ending) removes it, and is billed to its own deletion.
+        _usage.OwnerDeleted(key);
+        _counted.TryRemove(key, out _);
         return Task.CompletedTask;
     }
+
+    /// <summary>How often usage in status is refreshed while a sandbox's pod is billed.</summary>
+    public static readonly TimeSpan UsageRefresh = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The sandbox's usage now: every pod it controls (by owner UID, terminating ones included) from the later of
+    /// the pod's start and the sandbox's creation (a claimed warm pod ran for the pool before) until it is gone.
+    /// </summary>
+    private UsageTotals? Bill(Sandbox sandbox, DateTime now)
+    {
+        var key = ObjectKey.Of(sandbox);
+        var owned = _pods.List(sandbox.Metadata.NamespaceProperty)
+            .Where(p => p.Metadata.OwnerReferences?.Any(o => o.Controller == true && o.Uid == sandbox.Metadata.Uid) == true);
+        var previous = sandbox.Status?.Usage;
+        var usage = _usage.Update(key, previous, owned, now, sandbox.Metadata.CreationTimestamp);
+        if (usage.OpenPods is not { Count: > 0 } && previous?.OpenPods is not { Count: > 0 }
+            && usage.GpuSeconds == (previous?.GpuSeconds ?? 0) && usage.CpuSeconds == (previous?.CpuSeconds ?? 0))
+        {
+            // Nothing billed since: keep status as it is (no write for a new asOf alone).
+            return previous;
+        }
+
+        // The counter follows what this process counted, not the status read back (which may be stale in the cache).
+        var counted = _counted.GetValueOrDefault(key, previous?.GpuSeconds ?? 0);
+        if (usage.GpuSeconds > counted)
+        {
+            SandboxGpuSeconds.WithLabels(key.Namespace ?? "").Inc(usage.GpuSeconds - counted);
+            _counted[key] = usage.GpuSeconds;
+        }
+
+        return usage;
+    }
+
+    private void CloseInJournal(ObjectKey key, BilledPod pod, DateTime end) => Journal.Record(new Usage.ClosedPod
+    {
+        Namespace = key.Namespace ?? "", Kind = Sandbox.KindName, Name = key.Name, Uid = pod.Uid, Gpus = pod.Gpus, Start = pod.Start, End = end,
+    });
 
     private (string? RuntimeClass, FunctionPlacement? Placement, TimeSpan Timeout, TimeSpan? Idle, List<string> Problems) Validate(Sandbox sandbox) =>
         Validate(sandbox, _options, _catalog);

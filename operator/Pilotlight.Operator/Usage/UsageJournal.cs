@@ -1,19 +1,27 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Pilotlight.Api.V1Alpha1;
 
 namespace Pilotlight.Operator.Usage;
 
 /// <summary>A pod's whole billing interval, once it is gone.</summary>
 public sealed record ClosedPod
 {
-    /// <summary>Namespace of the function.</summary>
+    /// <summary>Namespace of the function or sandbox.</summary>
     [JsonPropertyName("namespace")]
     public required string Namespace { get; init; }
 
-    /// <summary>The function.</summary>
+    /// <summary>
+    /// What the pod was billed to: <c>GpuFunction</c> or <c>Sandbox</c>. Lines written before sandboxes were
+    /// billed have none, and are functions'.
+    /// </summary>
+    [JsonPropertyName("kind")]
+    public string Kind { get; init; } = GpuFunction.KindName;
+
+    /// <summary>The function's or sandbox's name (under the key <c>function</c>, which journals already hold).</summary>
     [JsonPropertyName("function")]
-    public required string Function { get; init; }
+    public required string Name { get; init; }
 
     /// <summary>The pod's UID.</summary>
     [JsonPropertyName("uid")]
@@ -88,7 +96,7 @@ public sealed class UsageJournal
         }
     }
 
-    /// <summary>Closed pods of one function that overlap [<paramref name="from"/>, <paramref name="to"/>).</summary>
-    public IEnumerable<ClosedPod> Of(string @namespace, string function, DateTime from, DateTime to) =>
-        _pods.Values.Where(p => p.Namespace == @namespace && p.Function == function && p.End > from && p.Start < to);
+    /// <summary>Closed pods of one function (or, given <paramref name="kind"/>, sandbox) that overlap [<paramref name="from"/>, <paramref name="to"/>).</summary>
+    public IEnumerable<ClosedPod> Of(string @namespace, string name, DateTime from, DateTime to, string kind = GpuFunction.KindName) =>
+        _pods.Values.Where(p => p.Namespace == @namespace && p.Name == name && p.Kind == kind && p.End > from && p.Start < to);
 }

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Pilotlight.Operator.Usage;
 
 /// <summary>One second of usage.</summary>
@@ -5,14 +7,20 @@ namespace Pilotlight.Operator.Usage;
 /// <param name="GpuSeconds">GPU-seconds within it (GPUs held, fractional at pod edges).</param>
 public sealed record UsagePoint(DateTime At, double GpuSeconds);
 
-/// <summary>Usage of a function over a window at 1 s resolution.</summary>
+/// <summary>Usage of a function (or a sandbox) over a window at 1 s resolution.</summary>
 /// <param name="Namespace">Namespace.</param>
-/// <param name="Function">Function.</param>
+/// <param name="Function">Function (null for a sandbox's report).</param>
 /// <param name="From">Window start (inclusive).</param>
 /// <param name="To">Window end (exclusive).</param>
 /// <param name="GpuSeconds">Total over the window.</param>
 /// <param name="Seconds">Per-second series.</param>
-public sealed record UsageReport(string Namespace, string Function, DateTime From, DateTime To, double GpuSeconds, IReadOnlyList<UsagePoint> Seconds);
+public sealed record UsageReport(string Namespace, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Function,
+    DateTime From, DateTime To, double GpuSeconds, IReadOnlyList<UsagePoint> Seconds)
+{
+    /// <summary>Sandbox (null for a function's report).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Sandbox { get; init; }
+}
 
 /// <summary>Turns billing intervals into per-second usage, purely.</summary>
 public static class UsageQuery
@@ -21,7 +29,7 @@ public static class UsageQuery
     public static readonly TimeSpan MaxWindow = TimeSpan.FromDays(1);
 
     /// <summary>Per-second GPU-seconds of <paramref name="intervals"/> (start, end, gpus) over [from, to).</summary>
-    public static UsageReport Build(string ns, string function, DateTime from, DateTime to,
+    public static UsageReport Build(string ns, string? function, DateTime from, DateTime to,
         IEnumerable<(DateTime Start, DateTime End, int Gpus)> intervals)
     {
         if (to <= from || to - from > MaxWindow)

@@ -16,7 +16,7 @@ public class ChartRbacRulesTests
     private static readonly string[] OperatorRules =
     [
         "pilotlight.dev | gpufunctions | get list watch",
-        "pilotlight.dev | sandboxes | list watch delete",
+        "pilotlight.dev | sandboxes | get list watch delete",
         "pilotlight.dev | sandboxwarmpools | list watch",
         "pilotlight.dev | gpufunctions/status sandboxes/status sandboxwarmpools/status | patch",
         "pilotlight.dev | gpufunctions/finalizers sandboxes/finalizers sandboxwarmpools/finalizers | update",

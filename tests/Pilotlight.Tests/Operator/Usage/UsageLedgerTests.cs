@@ -109,4 +109,89 @@ public class UsageLedgerTests
         Assert.That(after.ClosedGpuSeconds, Is.EqualTo(40).Within(1e-9));
         Assert.That(after.GpuSeconds, Is.EqualTo(open.GpuSeconds));
     }
+
+    private static V1Pod SandboxPod(string uid, int gpus, DateTime start) => new()
+    {
+        Metadata = new V1ObjectMeta { Name = uid, Uid = uid, CreationTimestamp = start.AddSeconds(-1) },
+        Spec = new V1PodSpec
+        {
+            NodeName = "node",
+            Containers =
+            [
+                new V1Container
+                {
+                    Name = "sandbox",
+                    Resources = new V1ResourceRequirements
+                    {
+                        // Requests equal limits; the GPU is a limit only.
+                        Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("1500m"), ["memory"] = new("2Gi") },
+                        Limits = new Dictionary<string, ResourceQuantity>
+                        {
+                            ["cpu"] = new("1500m"), ["memory"] = new("2Gi"),
+                            ["nvidia.com/gpu"] = new(gpus.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                        },
+                    },
+                },
+                new V1Container
+                {
+                    // Limits only: the API server makes them the requests.
+                    Name = "metering",
+                    Resources = new V1ResourceRequirements { Limits = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("500m"), ["memory"] = new("1Gi") } },
+                },
+            ],
+        },
+        Status = new V1PodStatus { StartTime = start },
+    };
+
+    [Test]
+    public void Cpu_and_memory_requests_are_billed_times_lifetime_alongside_gpus()
+    {
+        var running = UsageLedger.Update(null, [SandboxPod("s", 2, T0)], NoneDeleted, T0.AddSeconds(10));
+        Assert.Multiple(() =>
+        {
+            Assert.That(running.OpenPods!.Single().Cpu, Is.EqualTo(2.0), "1.5 cores requested plus 0.5 limited");
+            Assert.That(running.OpenPods!.Single().MemoryBytes, Is.EqualTo(3.0 * 1024 * 1024 * 1024));
+            Assert.That(running.GpuSeconds, Is.EqualTo(20).Within(1e-6));
+            Assert.That(running.CpuSeconds, Is.EqualTo(20).Within(1e-6));
+            Assert.That(running.MemoryByteSeconds, Is.EqualTo(30.0 * 1024 * 1024 * 1024).Within(1));
+        });
+
+        var gone = UsageLedger.Update(running, [], new Dictionary<string, DateTime> { ["s"] = T0.AddSeconds(25) }, T0.AddSeconds(40));
+        Assert.Multiple(() =>
+        {
+            Assert.That(gone.GpuSeconds, Is.EqualTo(50).Within(1e-6), "closed at its deletion, not at the next reconcile");
+            Assert.That(gone.ClosedCpuSeconds, Is.EqualTo(50).Within(1e-6));
+            Assert.That(gone.CpuSeconds, Is.EqualTo(50).Within(1e-6));
+            Assert.That(gone.ClosedMemoryByteSeconds, Is.EqualTo(75.0 * 1024 * 1024 * 1024).Within(1));
+            Assert.That(gone.MemoryByteSeconds, Is.EqualTo(gone.ClosedMemoryByteSeconds).Within(1));
+        });
+    }
+
+    [Test]
+    public void A_warm_pod_claimed_by_a_sandbox_is_billed_only_from_the_sandbox_s_creation()
+    {
+        // The pool started the pod 5 minutes before the sandbox that claimed it existed.
+        var created = T0.AddMinutes(5);
+        var totals = UsageLedger.Update(null, [SandboxPod("w", 1, T0)], NoneDeleted, created.AddSeconds(30), notBefore: created);
+        Assert.That(totals.OpenPods!.Single().Start, Is.EqualTo(created));
+        Assert.That(totals.GpuSeconds, Is.EqualTo(30).Within(1e-6));
+
+        // A pod started after the sandbox's creation is billed from its own start.
+        var own = UsageLedger.Update(null, [SandboxPod("o", 1, T0)], NoneDeleted, T0.AddSeconds(30), notBefore: T0.AddSeconds(-5));
+        Assert.That(own.OpenPods!.Single().Start, Is.EqualTo(T0));
+    }
+
+    [Test]
+    public void A_sandbox_s_bill_survives_a_restart_and_its_pod_s_deletion_while_no_operator_ran()
+    {
+        // Last written at 60 s; the pod went at some time unseen while no operator ran; the new one reads status back at 300 s.
+        var before = UsageLedger.Update(null, [SandboxPod("s", 4, T0)], NoneDeleted, T0.AddSeconds(60), notBefore: T0);
+        var closed = new List<(string Uid, DateTime End)>();
+        var after = UsageLedger.Update(before, [], NoneDeleted, T0.AddSeconds(300), (p, end) => closed.Add((p.Uid, end)), notBefore: T0);
+
+        Assert.That(closed, Is.EqualTo(new[] { ("s", T0.AddSeconds(60)) }), "billed up to when it was last seen, never past it");
+        Assert.That(after.GpuSeconds, Is.EqualTo(240).Within(1e-6));
+        Assert.That(after.CpuSeconds, Is.EqualTo(before.CpuSeconds).Within(1e-6));
+        Assert.That(after.OpenPods, Is.Empty);
+    }
 }

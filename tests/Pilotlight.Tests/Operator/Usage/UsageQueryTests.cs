@@ -1,3 +1,4 @@
+using Pilotlight.Api.V1Alpha1;
 using Pilotlight.Operator.Usage;
 
 namespace Pilotlight.Tests.Operator.Usage;
@@ -40,7 +41,7 @@ public class UsageQueryTests
     public void The_journal_records_a_pod_once_persists_and_skips_unreadable_lines()
     {
         var path = Path.Combine(Directory.CreateTempSubdirectory("pilotlight-journal-").FullName, "usage.jsonl");
-        var pod = new ClosedPod { Namespace = "ns", Function = "fn", Uid = "u1", Gpus = 2, Start = T0, End = T0.AddSeconds(61) };
+        var pod = new ClosedPod { Namespace = "ns", Name = "fn", Uid = "u1", Gpus = 2, Start = T0, End = T0.AddSeconds(61) };
         var journal = new UsageJournal(path);
         journal.Record(pod);
         journal.Record(pod);
@@ -53,6 +54,21 @@ public class UsageQueryTests
         Assert.That(reloaded.Of("ns", "fn", T0, T0.AddMinutes(5)).Single(), Is.EqualTo(pod));
         Assert.That(reloaded.Of("ns", "fn", T0.AddSeconds(61), T0.AddMinutes(5)), Is.Empty, "ends before the window");
         Assert.That(reloaded.Of("ns", "other", T0, T0.AddMinutes(5)), Is.Empty);
+    }
+
+    [Test]
+    public void A_sandbox_s_pods_are_kept_apart_from_a_function_of_the_same_name_and_old_lines_read_as_functions()
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("pilotlight-journal-").FullName, "usage.jsonl");
+        // A line written before sandboxes were billed: no kind.
+        File.WriteAllText(path, """{"namespace":"ns","function":"x","uid":"f1","gpus":1,"start":"2026-11-23T12:00:00Z","end":"2026-11-23T12:00:10Z"}""" + "\n");
+        var journal = new UsageJournal(path);
+        journal.Record(new ClosedPod { Namespace = "ns", Kind = Sandbox.KindName, Name = "x", Uid = "s1", Gpus = 2, Start = T0, End = T0.AddSeconds(5) });
+
+        var reloaded = new UsageJournal(path);
+        Assert.That(reloaded.SkippedLines, Is.Zero);
+        Assert.That(reloaded.Of("ns", "x", T0, T0.AddMinutes(1)).Select(p => p.Uid), Is.EqualTo(new[] { "f1" }));
+        Assert.That(reloaded.Of("ns", "x", T0, T0.AddMinutes(1), Sandbox.KindName).Select(p => p.Uid), Is.EqualTo(new[] { "s1" }));
     }
 }
 
@@ -68,6 +84,16 @@ public class UsageApiTests
     public async Task Bad_queries_get_400_with_the_reason(string? ns, string? fn, string? from, string? to, string reason)
     {
         var (report, error, status) = await Api.QueryAsync(ns, fn, from, to, CancellationToken.None);
+        Assert.That(report, Is.Null);
+        Assert.That(status, Is.EqualTo(400));
+        Assert.That(error, Does.Contain(reason));
+    }
+
+    [TestCase("Sandbox", "ns", null, "namespace and sandbox are required")]
+    [TestCase("SandboxWarmPool", "ns", "pool", "not SandboxWarmPool")]
+    public async Task Bad_sandbox_queries_get_400_with_the_reason(string kind, string? ns, string? name, string reason)
+    {
+        var (report, error, status) = await Api.QueryAsync(kind, ns, name, null, null, CancellationToken.None);
         Assert.That(report, Is.Null);
         Assert.That(status, Is.EqualTo(400));
         Assert.That(error, Does.Contain(reason));
