@@ -472,7 +472,7 @@ public sealed class SandboxAgentTests
         var workspace = Directory.CreateTempSubdirectory("pilotlight-sandbox-").FullName;
         try
         {
-            var result = ShimOptions.FromEnvironment(new Hashtable { ["PILOTLIGHT_MODE"] = "sandbox", ["PILOTLIGHT_WORKSPACE"] = workspace });
+            var result = ShimOptions.FromEnvironment(new Hashtable { ["PILOTLIGHT_MODE"] = "sandbox", ["PILOTLIGHT_WORKSPACE"] = workspace, ["PILOTLIGHT_AGENT_INSECURE"] = "true" });
             Assert.That(result.Error, Is.Null);
             Assert.That(result.Options!.Mode, Is.EqualTo(ShimMode.Sandbox));
             Assert.That(result.Options.Sandbox!.Workspace, Is.EqualTo(workspace));
@@ -481,7 +481,7 @@ public sealed class SandboxAgentTests
 
             result = ShimOptions.FromEnvironment(new Hashtable
             {
-                ["PILOTLIGHT_MODE"] = "sandbox", ["PILOTLIGHT_WORKSPACE"] = workspace,
+                ["PILOTLIGHT_MODE"] = "sandbox", ["PILOTLIGHT_WORKSPACE"] = workspace, ["PILOTLIGHT_AGENT_INSECURE"] = "true",
                 ["PILOTLIGHT_EXEC_TIMEOUT"] = "5m", ["PILOTLIGHT_MAX_FILE_BYTES"] = "1024",
             });
             Assert.That(result.Options!.Sandbox!.ExecTimeout, Is.EqualTo(TimeSpan.FromMinutes(5)));
@@ -495,6 +495,41 @@ public sealed class SandboxAgentTests
         {
             Directory.Delete(workspace);
         }
+    }
+
+    [Test]
+    public void SandboxModeNeedsTheGatewaysCaAndThePodsIdentityUnlessExplicitlyInsecure()
+    {
+        var workspace = Path.GetTempPath();
+        Hashtable Env(params (string Key, string Value)[] extra)
+        {
+            var env = new Hashtable { ["PILOTLIGHT_MODE"] = "sandbox", ["PILOTLIGHT_WORKSPACE"] = workspace };
+            foreach (var (key, value) in extra)
+            {
+                env[key] = value;
+            }
+
+            return env;
+        }
+
+        Assert.That(ShimOptions.FromEnvironment(Env()).Error, Does.StartWith("PILOTLIGHT_AGENT_CLIENT_CA=:"), "no CA, no agent");
+        Assert.That(ShimOptions.FromEnvironment(Env(("PILOTLIGHT_AGENT_CLIENT_CA", "not a pem"), ("PILOTLIGHT_POD_UID", "u"), ("PILOTLIGHT_POD_NAMESPACE", "n"))).Error,
+            Does.StartWith("PILOTLIGHT_AGENT_CLIENT_CA: not a PEM certificate"));
+
+        using var key = System.Security.Cryptography.ECDsa.Create();
+        using var ca = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=ca", key, System.Security.Cryptography.HashAlgorithmName.SHA256)
+            .CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow.AddDays(1));
+        var pem = ca.ExportCertificatePem();
+        Assert.That(ShimOptions.FromEnvironment(Env(("PILOTLIGHT_AGENT_CLIENT_CA", pem))).Error, Does.Contain("PILOTLIGHT_POD_UID and PILOTLIGHT_POD_NAMESPACE are required"));
+
+        var trusted = ShimOptions.FromEnvironment(Env(("PILOTLIGHT_AGENT_CLIENT_CA", pem), ("PILOTLIGHT_POD_UID", "uid-1"), ("PILOTLIGHT_POD_NAMESPACE", "team")));
+        Assert.That((trusted.Options!.Sandbox!.Trust!.PodUid, trusted.Options.Sandbox.Trust.Namespace), Is.EqualTo(("uid-1", "team")));
+        Assert.That(trusted.Options.Sandbox.Trust.Mismatch("team", "uid-1"), Is.Null);
+        Assert.That(trusted.Options.Sandbox.Trust.Mismatch("team", "uid-2"), Does.Contain("uid-2"));
+        Assert.That(trusted.Options.Sandbox.Trust.Mismatch("other", "uid-1"), Is.Not.Null);
+        Assert.That(trusted.Options.Sandbox.Trust.Accepts(ca), Is.False, "a CA certificate is not a client certificate");
+
+        Assert.That(ShimOptions.FromEnvironment(Env(("PILOTLIGHT_AGENT_INSECURE", "true"))).Options!.Sandbox!.Trust, Is.Null, "only when asked for by name");
     }
 
     [TestCase("PILOTLIGHT_MODE", "proxy")]
@@ -551,6 +586,7 @@ public sealed class SandboxAgentTests
                 ["PILOTLIGHT_MODE"] = "sandbox",
                 ["PILOTLIGHT_WORKSPACE"] = workspace,
                 ["PILOTLIGHT_LISTEN_ADDRESS"] = "127.0.0.1",
+                ["PILOTLIGHT_AGENT_INSECURE"] = "true",
                 ["PILOTLIGHT_LISTEN_PORT"] = ControlPlane.FreePort().ToString(CultureInfo.InvariantCulture),
                 ["PILOTLIGHT_SANDBOX_COMMAND"] = command,
             });
@@ -585,6 +621,7 @@ public sealed class SandboxAgentTests
             ["PILOTLIGHT_MODE"] = "sandbox",
             ["PILOTLIGHT_WORKSPACE"] = workspace,
             ["PILOTLIGHT_LISTEN_ADDRESS"] = "127.0.0.1",
+            ["PILOTLIGHT_AGENT_INSECURE"] = "true",
             ["PILOTLIGHT_LISTEN_PORT"] = port.ToString(CultureInfo.InvariantCulture),
         });
         var stderr = process.StandardError.ReadToEndAsync();

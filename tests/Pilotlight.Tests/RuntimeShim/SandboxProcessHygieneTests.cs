@@ -261,6 +261,7 @@ public sealed class SandboxProcessHygieneTests
                 ["PILOTLIGHT_MODE"] = "sandbox",
                 ["PILOTLIGHT_WORKSPACE"] = workspace,
                 ["PILOTLIGHT_LISTEN_ADDRESS"] = "127.0.0.1",
+                ["PILOTLIGHT_AGENT_INSECURE"] = "true",
                 ["PILOTLIGHT_LISTEN_PORT"] = port.ToString(CultureInfo.InvariantCulture),
             };
             if (command is not null)
