@@ -34,7 +34,8 @@ internal static class SandboxBench
     private const int ApiWarmups = 5;
     private const int Misses = 8;
     private const int PoolReplicas = 2;
-    private const int AgentPort = 8099;
+    private const int AgentPort = 8443;
+    private const int TlsRounds = 3;
     private const string User = "alice";
     private const string Image = "python:3.12-slim";
     private const string RuntimeClass = "runsc";
@@ -57,12 +58,17 @@ internal static class SandboxBench
 
     private sealed record MissSample(double Miss, double Hit, double Later);
 
+    private sealed record TlsRound(double[] Plain, double[] Tls);
+
     public static async Task<int> RunAsync(string resultsDir)
     {
         Directory.CreateDirectory(resultsDir);
+        // Sandboxes made before the mTLS comparison get plain agents (no CA, as without --sandbox-agent-secret); those made
+        // after it get the CA, as the chart runs them.
+        string? agentCa = null;
         await using var stack = await BenchStack.StartAsync("sandbox", "bench-cpu", GpuNodePreset.CpuOnly, o => o with
         {
-            Sandboxes = new SandboxOptions { AllowedRuntimeClasses = ["runsc", "kata"], DefaultRuntimeClass = RuntimeClass },
+            Sandboxes = new SandboxOptions { AllowedRuntimeClasses = ["runsc", "kata"], DefaultRuntimeClass = RuntimeClass, AgentClientCa = () => agentCa },
         });
         var (plane, client, gatewayUrl) = (stack.Plane, stack.Client, stack.GatewayUrl);
         var kubectl = new Kubectl(plane.KubeconfigPath);
@@ -157,6 +163,44 @@ internal static class SandboxBench
             missed.Add(new MissSample(miss, hit, Ok(await ExecAsync(http, viaGateway, userToken, True, ""), viaGateway)));
         }
 
+        // mTLS to the agent side by side with plain HTTP: the same exec through a gateway speaking plain HTTP to a plain agent
+        // (the path before) and through one showing its client certificate to an agent that checks it and the pod's UID.
+        Console.Error.WriteLine("bench: sandbox: mTLS side by side");
+        var certificates = new Pilotlight.Operator.Admission.WebhookCertificates(client, new Pilotlight.Operator.Admission.WebhookCertificateOptions
+        {
+            Secret = new ObjectKey("default", "bench-sandbox-agent-tls"), Hosts = ["pilotlight-gateway"], CaName = "pilotlight-sandbox-agent-ca",
+            ClientAuthentication = true,
+        });
+        await certificates.EnsureAsync(CancellationToken.None);
+        agentCa = certificates.CaPem;
+        await CreateReadyAsync(client, readySeen, pods, coldNs, "exec-tls", pool: null);
+        var tlsGatewayUrl = $"http://127.0.0.1:{ControlPlane.FreePort()}";
+        var tlsGateway = Pilotlight.Gateway.GatewayApp.Build(client, tlsGatewayUrl, new Pilotlight.Gateway.GatewayOptions
+        {
+            AgentClientCertificate = () => certificates.Current,
+        }, registry: Prometheus.Metrics.NewCustomRegistry(), logging: _ => { });
+        await tlsGateway.StartAsync();
+        for (var tries = 0; (await http.GetAsync($"{tlsGatewayUrl}/readyz")).StatusCode != HttpStatusCode.OK; tries++)
+        {
+            if (tries > 600)
+            {
+                throw new TimeoutException("the mTLS gateway's caches did not sync");
+            }
+
+            await Task.Delay(100);
+        }
+
+        var viaTls = $"{tlsGatewayUrl}/_sandbox/{coldNs}/exec-tls/exec";
+        Ok(await RetryConflictAsync(http, viaTls, token), viaTls);
+        var tlsRounds = new List<TlsRound>();
+        for (var round = 0; round < TlsRounds; round++)
+        {
+            tlsRounds.Add(await TlsRoundAsync(http, viaGateway, viaTls, token));
+        }
+
+        await tlsGateway.StopAsync();
+        await tlsGateway.DisposeAsync();
+
         // What a miss is made of: the gateway's TokenReview and SubjectAccessReview, issued from here.
         var reviews = await TimeAsync(() => ReviewAsync(client, token, coldNs, "exec"));
 
@@ -186,7 +230,7 @@ internal static class SandboxBench
         await stack.StopAsync();
         await watches;
 
-        var report = Render(cold, warm, execTrue, execEcho, firstExec, conflicts, missed, reviews);
+        var report = Render(cold, warm, execTrue, execEcho, firstExec, conflicts, missed, reviews) + RenderTls(tlsRounds);
         await File.WriteAllTextAsync(Path.Combine(resultsDir, "sandbox.md"), report);
         Console.WriteLine(report);
         return 0;
@@ -362,6 +406,54 @@ internal static class SandboxBench
         }
 
         return (new ExecSeries([.. directTrue.Order()], [.. gatewayTrue.Order()]), new ExecSeries([.. directEcho.Order()], [.. gatewayEcho.Order()]));
+    }
+
+    /// <summary>
+    /// One round of <see cref="Execs"/> execs of <c>true</c> through each gateway (after <see cref="ExecWarmups"/> of each not
+    /// kept), interleaved call by call over kept-alive connections; sorted.
+    /// </summary>
+    private static async Task<TlsRound> TlsRoundAsync(HttpClient http, string plain, string tls, string token)
+    {
+        var (plainMs, tlsMs) = (new List<double>(), new List<double>());
+        for (var i = 0; i < ExecWarmups + Execs; i++)
+        {
+            var (p, t) = (Ok(await ExecAsync(http, plain, token, True, ""), plain), Ok(await ExecAsync(http, tls, token, True, ""), tls));
+            if (i >= ExecWarmups)
+            {
+                plainMs.Add(p);
+                tlsMs.Add(t);
+            }
+        }
+
+        return new TlsRound([.. plainMs.Order()], [.. tlsMs.Order()]);
+    }
+
+    private static string RenderTls(List<TlsRound> rounds)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        sb.AppendLine();
+        sb.AppendLine("## mTLS between the gateway and the agent");
+        sb.AppendLine();
+        sb.AppendLine(inv, $"The same `[\"true\"]` exec through two gateways in the bench process, interleaved call by call, {TlsRounds} rounds of {Execs} each after");
+        sb.AppendLine(inv, $"{ExecWarmups} warm-ups: plain HTTP to an agent without a CA (the path before; the baseline), and TLS with the gateway's client");
+        sb.AppendLine("certificate to an agent that checks it against the operator's CA and compares the pod namespace and UID the gateway sends with its");
+        sb.AppendLine("own. Both reuse their connections, so the handshake is paid once per connection, not per exec.");
+        sb.AppendLine();
+        sb.AppendLine("| round | plain p50 | mTLS p50 | mTLS − plain p50 | ratio | plain p95 | mTLS p95 |");
+        sb.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+        var deltas = new List<double>();
+        for (var i = 0; i < rounds.Count; i++)
+        {
+            var (p, t) = (rounds[i].Plain, rounds[i].Tls);
+            var delta = Percentile(t, 0.5) - Percentile(p, 0.5);
+            deltas.Add(delta);
+            sb.AppendLine(inv, $"| {i + 1} | {Percentile(p, 0.5):F2} ms | {Percentile(t, 0.5):F2} ms | {delta:+0.00;-0.00} ms | {Percentile(t, 0.5) / Percentile(p, 0.5):F2}x | {Percentile(p, 0.95):F2} ms | {Percentile(t, 0.95):F2} ms |");
+        }
+
+        sb.AppendLine();
+        sb.AppendLine(inv, $"mTLS adds {deltas.Min():+0.00;-0.00} to {deltas.Max():+0.00;-0.00} ms at p50 over the {rounds.Count} rounds (the spread is the machine's noise as much as TLS).");
+        return sb.ToString();
     }
 
     /// <summary>The two reviews the gateway asks the API server on a cache miss.</summary>

@@ -362,10 +362,17 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
             : $"exit code {terminated.ExitCode}{(terminated.Reason is { } r ? $" ({r})" : "")}";
     }
 
-    private static DateTime LastActivity(Sandbox sandbox, V1Pod? pod)
+    private DateTime LastActivity(Sandbox sandbox, V1Pod? pod)
     {
+        // Idle counts from when the agent could first be used: a pod still pulling its image or starting is not idle.
+        if (pod is null || !PodReadiness.IsReady(pod))
+        {
+            return _time.GetUtcNow().UtcDateTime;
+        }
+
         var created = sandbox.Metadata.CreationTimestamp ?? DateTime.MinValue;
-        var last = pod?.Status?.StartTime is { } start && start > created ? start : created;
+        var readyAt = pod.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready")?.LastTransitionTime ?? pod.Status?.StartTime ?? created;
+        var last = readyAt > created ? readyAt : created;
         if (sandbox.Metadata.Annotations?.TryGetValue(SandboxAnnotations.LastActivity, out var text) == true
             && DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var at)
             && at.UtcDateTime > last)
