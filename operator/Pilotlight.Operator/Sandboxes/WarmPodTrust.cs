@@ -15,7 +15,7 @@ namespace Pilotlight.Operator.Sandboxes;
 /// </summary>
 public static class WarmPodTrust
 {
-    /// <summary>Pod annotations that weaken confinement (the pre-1.30 AppArmor and seccomp ones), refused on a warm pod.</summary>
+    /// <summary>Pod annotations that set confinement (the pre-1.30 AppArmor and seccomp ones): on a warm pod, only to the runtime's default.</summary>
     private static readonly string[] ConfinementAnnotations =
     [
         "container.apparmor.security.beta.kubernetes.io/", "seccomp.security.alpha.kubernetes.io/", "container.seccomp.security.alpha.kubernetes.io/",
@@ -75,7 +75,9 @@ public static class WarmPodTrust
             return $"it carries label {extra}, which the pool does not set";
         }
 
-        if (pod.Metadata.Annotations?.Keys.FirstOrDefault(k => ConfinementAnnotations.Any(a => k.StartsWith(a, StringComparison.Ordinal))) is { } loosened)
+        // The API server mirrors seccompProfile into these (as runtime/default) on older versions; any other value loosens it.
+        if (pod.Metadata.Annotations?.FirstOrDefault(a => ConfinementAnnotations.Any(c => a.Key.StartsWith(c, StringComparison.Ordinal))
+                && a.Value is not ("runtime/default" or "docker/default")) is { Key: { } loosened })
         {
             return $"annotation {loosened} changes its confinement";
         }
@@ -154,6 +156,12 @@ public static class WarmPodTrust
 
                 return null;
             default:
+                if (have is null && want.GetValueKind() == System.Text.Json.JsonValueKind.False)
+                {
+                    // A false the API server does not store (hostNetwork, hostPID, hostIPC are plain booleans there).
+                    return null;
+                }
+
                 if (have is not JsonValue haveValue)
                 {
                     return path;

@@ -470,6 +470,22 @@ public class SandboxTests() : ServingFixture(9, "sbx", TimeSpan.FromMinutes(1))
         (await Client.CoreV1.ListNamespacedPodAsync(ns, fieldSelector: $"metadata.name={name}")).Items.SingleOrDefault() is { } p && PodReadiness.IsReady(p);
 
     [Test]
+    public async Task A_pool_pod_as_the_api_server_stores_it_is_trusted()
+    {
+        // What the API server's defaulting and admission add to the template must not make the operator distrust its own pods.
+        var ns = await Plane.CreateNamespaceAsync("sbx-trust");
+        var pool = new SandboxWarmPool
+        {
+            Metadata = new V1ObjectMeta { Name = "absent", NamespaceProperty = ns, Uid = Guid.NewGuid().ToString() },
+            Spec = new SandboxWarmPoolSpec { Image = "python:3.12-slim", Replicas = 1 },
+        };
+        var options = new SandboxOptions { AllowedRuntimeClasses = ["runsc"], DefaultRuntimeClass = "runsc" };
+        var stored = await Client.CoreV1.CreateNamespacedPodAsync(SandboxPods.MakePoolPod(pool, "runsc", options), ns);
+        Assert.That(WarmPodTrust.Distrust(stored, pool, "runsc", options), Is.Null);
+        await Client.CoreV1.DeleteNamespacedPodAsync(stored.Metadata.Name, ns);
+    }
+
+    [Test]
     public async Task A_forged_pod_with_a_pools_labels_is_never_claimed_and_the_sandbox_gets_a_fresh_pod()
     {
         var ns = await Plane.CreateNamespaceAsync("sbx-forge");

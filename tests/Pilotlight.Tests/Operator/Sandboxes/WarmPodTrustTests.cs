@@ -56,6 +56,7 @@ public class WarmPodTrustTests
 
         // Written back canonical: 64Mi as bytes is the same quantity.
         pod.Spec.Volumes.Single(v => v.Name == "tmp").EmptyDir.SizeLimit = new ResourceQuantity("67108864");
+        pod.Metadata.Annotations = new Dictionary<string, string> { ["container.seccomp.security.alpha.kubernetes.io/sandbox"] = "runtime/default" };
         pod.Status = new V1PodStatus { Phase = "Running", Conditions = [new V1PodCondition { Type = "Ready", Status = "True" }] };
         edit?.Invoke(pod);
         return pod;
@@ -92,7 +93,8 @@ public class WarmPodTrustTests
             p => p.Spec.Containers[0].SecurityContext.SeLinuxOptions = new V1SELinuxOptions { Type = "spc_t" }, "seLinuxOptions");
         yield return Case("sharing_the_host_network", p => p.Spec.HostNetwork = true, "spec.hostNetwork");
         yield return Case("with_an_apparmor_opt_out",
-            p => p.Metadata.Annotations = new Dictionary<string, string> { ["container.apparmor.security.beta.kubernetes.io/sandbox"] = "unconfined" }, "apparmor");
+            p => p.Metadata.Annotations["container.apparmor.security.beta.kubernetes.io/sandbox"] = "unconfined", "apparmor");
+        yield return Case("with_seccomp_off", p => p.Metadata.Annotations["seccomp.security.alpha.kubernetes.io/pod"] = "unconfined", "seccomp");
         yield return Case("with_a_function_label", p => p.Metadata.Labels["pilotlight.dev/function"] = "fn", "pilotlight.dev/function");
         yield return Case("with_another_shape_label", p => p.Metadata.Labels[SandboxPods.ShapeLabel] = "0000000000", SandboxPods.ShapeLabel);
     }
