@@ -430,7 +430,9 @@ public sealed class FunctionRoutes
         // A function created, replaced (a new UID) or deleted changes which of its labelled pods are its own.
         functions.AddHandler(e =>
         {
-            if (_routes.TryGetValue(ObjectKey.Of(e.Object), out var route))
+            var changed = e.Type != k8s.WatchEventType.Modified || e.Old?.Metadata.Uid != e.Object.Metadata.Uid
+                || (e.Old?.Metadata.DeletionTimestamp is null) != (e.Object.Metadata.DeletionTimestamp is null);
+            if (changed && _routes.TryGetValue(ObjectKey.Of(e.Object), out var route))
             {
                 Rebuild(route);
             }

@@ -21,9 +21,13 @@ public static class WarmPodTrust
         "container.apparmor.security.beta.kubernetes.io/", "seccomp.security.alpha.kubernetes.io/", "container.seccomp.security.alpha.kubernetes.io/",
     ];
 
-    /// <summary>Fields of the pod spec the API server, its admission plugins or the scheduler set on a pod the operator made.</summary>
+    /// <summary>
+    /// Fields of the pod spec the API server, its admission plugins or the scheduler set on a pod the operator made
+    /// (a RuntimeClass's <c>scheduling</c> adds a node selector and tolerations, its <c>overhead</c> the overhead):
+    /// they decide where and at what priority the pod runs, not what it may do.
+    /// </summary>
     private static readonly HashSet<string> SpecDefaults =
-        ["dnsPolicy", "schedulerName", "nodeName", "priority", "priorityClassName", "preemptionPolicy", "tolerations", "overhead"];
+        ["dnsPolicy", "schedulerName", "nodeName", "priority", "priorityClassName", "preemptionPolicy", "tolerations", "nodeSelector", "overhead"];
 
     /// <summary>Fields of a container the API server defaults.</summary>
     private static readonly HashSet<string> ContainerDefaults = ["terminationMessagePath", "terminationMessagePolicy", "imagePullPolicy"];

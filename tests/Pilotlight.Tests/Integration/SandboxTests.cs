@@ -482,7 +482,6 @@ public class SandboxTests() : ServingFixture(9, "sbx", TimeSpan.FromMinutes(1))
         var options = new SandboxOptions { AllowedRuntimeClasses = ["runsc"], DefaultRuntimeClass = "runsc" };
         var stored = await Client.CoreV1.CreateNamespacedPodAsync(SandboxPods.MakePoolPod(pool, "runsc", options), ns);
         Assert.That(WarmPodTrust.Distrust(stored, pool, "runsc", options), Is.Null);
-        await Client.CoreV1.DeleteNamespacedPodAsync(stored.Metadata.Name, ns);
     }
 
     [Test]

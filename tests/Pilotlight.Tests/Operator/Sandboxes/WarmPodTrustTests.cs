@@ -18,7 +18,10 @@ public class WarmPodTrustTests
 
     private static string Shape => SandboxPods.Shape("python:3.12-slim", null, "runsc", Pool().Spec.WorkspaceSize, Options);
 
-    /// <summary>A pool pod as the API server and the scheduler leave it: named, defaulted, bound, quantities canonical, Ready.</summary>
+    /// <summary>
+    /// A pool pod as the API server and the scheduler leave it: named, defaulted, bound, with its RuntimeClass's node
+    /// selector, quantities canonical, Ready.
+    /// </summary>
     private static V1Pod Served(SandboxWarmPool? pool = null, Action<V1Pod>? edit = null)
     {
         var made = SandboxPods.MakePoolPod(pool ?? Pool(), "runsc", Options);
@@ -32,6 +35,7 @@ public class WarmPodTrustTests
         pod.Spec.Priority = 0;
         pod.Spec.PreemptionPolicy = "PreemptLowerPriority";
         pod.Spec.ServiceAccountName = "default";
+        pod.Spec.NodeSelector = new Dictionary<string, string> { ["sandbox.gke.io/runtime"] = "gvisor" };
         pod.Spec.Tolerations = [new V1Toleration { Key = "node.kubernetes.io/not-ready", OperatorProperty = "Exists", Effect = "NoExecute", TolerationSeconds = 300 }];
         foreach (var c in pod.Spec.Containers.Concat(pod.Spec.InitContainers))
         {
