@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using k8s;
 using k8s.Models;
+using Pilotlight.Api.V1Alpha1;
 using Pilotlight.Contracts;
 using Pilotlight.ControllerRuntime;
 
@@ -400,21 +401,42 @@ public sealed class FunctionRoute(ObjectKey key, TimeProvider? time = null)
     }
 }
 
-/// <summary>Routes by function, learnt from a watch of the functions' pods: Ready, not terminating, with an IP.</summary>
+/// <summary>
+/// Routes by function, learnt from a watch of the functions' pods: Ready, not terminating, with an IP, and
+/// controlled by the function (its controller reference names the GpuFunction's UID in the gateway's cache).
+/// A pod that merely carries a function's label gets no traffic.
+/// </summary>
 public sealed class FunctionRoutes
 {
     private readonly ConcurrentDictionary<ObjectKey, FunctionRoute> _routes = new();
     private readonly Informer<V1Pod> _pods;
+    private readonly Informer<GpuFunction> _functions;
     private readonly int _shimPort;
     private readonly TimeProvider _time;
 
-    /// <summary>Routes fed by <paramref name="pods"/>; pods are reached on <paramref name="shimPort"/>.</summary>
-    public FunctionRoutes(Informer<V1Pod> pods, int shimPort, TimeProvider? time = null)
+    /// <summary>
+    /// Routes fed by <paramref name="pods"/>, each pod kept only while its controller is the function of that
+    /// name in <paramref name="functions"/>; pods are reached on <paramref name="shimPort"/>.
+    /// </summary>
+    public FunctionRoutes(Informer<V1Pod> pods, Informer<GpuFunction> functions, int shimPort, TimeProvider? time = null)
     {
+        ArgumentNullException.ThrowIfNull(pods);
+        ArgumentNullException.ThrowIfNull(functions);
         _time = time ?? TimeProvider.System;
         _pods = pods;
+        _functions = functions;
         _shimPort = shimPort;
         pods.AddHandler(e => Refresh(e.Object));
+        // A function created, replaced (a new UID) or deleted changes which of its labelled pods are its own.
+        functions.AddHandler(e =>
+        {
+            var changed = e.Type != k8s.WatchEventType.Modified || e.Old?.Metadata.Uid != e.Object.Metadata.Uid
+                || (e.Old?.Metadata.DeletionTimestamp is null) != (e.Object.Metadata.DeletionTimestamp is null);
+            if (changed && _routes.TryGetValue(ObjectKey.Of(e.Object), out var route))
+            {
+                Rebuild(route);
+            }
+        });
     }
 
     /// <summary>Called (on the watch's thread) after a function's pods changed, with its route.</summary>
@@ -443,6 +465,29 @@ public sealed class FunctionRoutes
         return route;
     }
 
+    /// <summary>
+    /// The pods of <paramref name="pods"/> that may carry the function's traffic, purely: labelled with its name
+    /// <paramref name="function"/>, controlled by the GpuFunction with UID <paramref name="functionUid"/> (none
+    /// when it is unknown), not a sandbox's, not being deleted, running with an IP. Readiness is decided by the caller.
+    /// </summary>
+    public static IReadOnlyList<V1Pod> Routable(IEnumerable<V1Pod> pods, string function, string? functionUid)
+    {
+        ArgumentNullException.ThrowIfNull(pods);
+        if (string.IsNullOrEmpty(functionUid))
+        {
+            return [];
+        }
+
+        return pods
+            .Where(p => p.Metadata.Labels?.TryGetValue(FunctionLabels.Function, out var fn) == true && fn == function)
+            .Where(p => FunctionOwnership.IsOwnedBy(p, functionUid))
+            // A sandbox's pod is never a function's, whatever else it says: its agent shares the shim's port.
+            .Where(p => p.Metadata.Labels?.ContainsKey(SandboxAnnotations.SandboxLabel) != true)
+            .Where(p => p.Metadata.DeletionTimestamp is null && !string.IsNullOrEmpty(p.Status?.PodIP) && p.Status.Phase == "Running")
+            .OrderBy(p => p.Metadata.Name, StringComparer.Ordinal)
+            .ToList();
+    }
+
     private void Refresh(V1Pod pod)
     {
         if (pod.Metadata.Labels?.TryGetValue(FunctionLabels.Function, out var fn) == true)
@@ -453,11 +498,9 @@ public sealed class FunctionRoutes
 
     private void Rebuild(FunctionRoute route)
     {
-        var running = _pods.List(route.Key.Namespace)
-            .Where(p => p.Metadata.Labels?.TryGetValue(FunctionLabels.Function, out var fn) == true && fn == route.Key.Name)
-            .Where(p => p.Metadata.DeletionTimestamp is null && !string.IsNullOrEmpty(p.Status?.PodIP) && p.Status.Phase == "Running")
-            .OrderBy(p => p.Metadata.Name, StringComparer.Ordinal)
-            .ToList();
+        var function = _functions.Get(route.Key);
+        var running = Routable(_pods.List(route.Key.Namespace), route.Key.Name,
+            function?.Metadata.DeletionTimestamp is null ? function?.Metadata.Uid : null);
         var live = running.Where(FunctionLabels.IsServing).ToList();
         PodEndpoint Endpoint(V1Pod p) => new(p.Metadata.Name, new Uri($"http://{p.Status.PodIP}:{_shimPort}"), Utc(p.Metadata.CreationTimestamp),
             Utc(p.Status.Conditions?.FirstOrDefault(c => c.Type == "Ready" && c.Status == "True")?.LastTransitionTime), FunctionOwnership.OwnerUid(p));

@@ -83,7 +83,7 @@ public static class GatewayApp
         var functions = new Informer<GpuFunction>(ListWatch.ForCustomResource<GpuFunction>(client), time: time, logger: loggers.CreateLogger("informer.gpufunctions"));
         var pods = new Informer<V1Pod>(ListWatch.ForPods(client, $"{FunctionLabels.ManagedBy}={FunctionLabels.ManagedByValue}"),
             time: time, logger: loggers.CreateLogger("informer.pods"));
-        var routes = new FunctionRoutes(pods, options.ShimPort, time);
+        var routes = new FunctionRoutes(pods, functions, options.ShimPort, time);
         var metrics = new GatewayMetrics(registry);
         var signals = new SignalBoard(time);
         var proxy = new InvocationProxy(functions, routes, signals, options, metrics, time, loggers.CreateLogger("gateway"),

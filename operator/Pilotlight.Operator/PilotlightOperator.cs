@@ -76,7 +76,9 @@ public static class PilotlightOperator
         var policies = new Informer<V1NetworkPolicy>(ListWatch.ForNetworkPolicies(client, $"{FunctionLabels.ManagedBy}={FunctionLabels.ManagedByValue}"),
             time: time, logger: Logger("informer.networkpolicies"));
         var policyKeeper = new Sandboxes.SandboxPolicies(client, policies, new EventRecorder(client, Component, time, Logger("events")));
-        var sandboxReconciler = new Sandboxes.SandboxReconciler(client, pods, policyKeeper, options.Catalog, options.Sandboxes,
+        var pools = new Informer<SandboxWarmPool>(ListWatch.ForCustomResource<SandboxWarmPool>(client, options.WatchNamespace),
+            time: time, logger: Logger("informer.sandboxwarmpools"));
+        var sandboxReconciler = new Sandboxes.SandboxReconciler(client, pods, pools, policyKeeper, options.Catalog, options.Sandboxes,
             new EventRecorder(client, Component, time, Logger("events")), time, Logger("sandbox"))
         {
             Signals = signals,
@@ -87,8 +89,6 @@ public static class PilotlightOperator
             .Owns(pods, Sandbox.KindName)
             .Owns(policies, Sandbox.KindName);
         signals.SandboxTerminated = sandboxController.Enqueue;
-        var pools = new Informer<SandboxWarmPool>(ListWatch.ForCustomResource<SandboxWarmPool>(client, options.WatchNamespace),
-            time: time, logger: Logger("informer.sandboxwarmpools"));
         var poolController = new Controller<SandboxWarmPool>("sandboxwarmpool", pools,
                 new Sandboxes.SandboxWarmPoolReconciler(client, pods, policyKeeper, options.Sandboxes, new EventRecorder(client, Component, time, Logger("events")), time),
                 new ControllerOptions { Workers = options.Workers }, time, Logger("controller.sandboxwarmpool"))

@@ -24,6 +24,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
 {
     private readonly IKubernetes _client;
     private readonly Informer<V1Pod> _pods;
+    private readonly Informer<SandboxWarmPool> _pools;
     private readonly GpuCatalog _catalog;
     private readonly SandboxOptions _options;
     private readonly EventRecorder _events;
@@ -48,13 +49,17 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
     private static readonly Prometheus.Counter SandboxClaims = Prometheus.Metrics.CreateCounter(
         "pilotlight_sandbox_warm_claims_total", "Sandboxes that started on a claimed warm pod instead of a new one.", "namespace");
 
-    /// <summary>A reconciler reading pods from <paramref name="pods"/>, keeping policies through <paramref name="policies"/>.</summary>
-    public SandboxReconciler(IKubernetes client, Informer<V1Pod> pods, SandboxPolicies policies, GpuCatalog catalog, SandboxOptions options,
-        EventRecorder events, TimeProvider? time = null, ILogger? logger = null)
+    /// <summary>
+    /// A reconciler reading pods from <paramref name="pods"/> and the pools it may claim warm pods from from
+    /// <paramref name="pools"/>, keeping policies through <paramref name="policies"/>.
+    /// </summary>
+    public SandboxReconciler(IKubernetes client, Informer<V1Pod> pods, Informer<SandboxWarmPool> pools, SandboxPolicies policies, GpuCatalog catalog,
+        SandboxOptions options, EventRecorder events, TimeProvider? time = null, ILogger? logger = null)
     {
         _client = client;
         _policies = policies;
         _pods = pods;
+        _pools = pools;
         _catalog = catalog;
         _options = options;
         _events = events;
@@ -441,6 +446,9 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
     /// relabels it as the sandbox's (which moves it from the pool's deny-all policy
     /// to the sandbox's) and makes the sandbox its owner. Optimistic: a pod another
     /// sandbox claimed first is skipped. Null when there is none to take.
+    /// Labels only point at candidates: a pod is taken only when its controller is a
+    /// pool in the operator's cache (by UID) and its spec is that pool's template
+    /// (<see cref="Candidates"/>), so a look-alike pod made by anyone else is never claimed.
     /// </summary>
     private async Task<V1Pod?> ClaimAsync(Sandbox sandbox, string? runtimeClass, CancellationToken ct)
     {
@@ -449,12 +457,8 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
             return null;
         }
 
-        var candidates = _pods.List(sandbox.Metadata.NamespaceProperty)
-            .Where(p => p.Metadata.Labels?.ContainsKey(SandboxPods.PoolLabel) == true
-                && p.Metadata.Labels.TryGetValue(SandboxPods.ShapeLabel, out var s) && s == shape
-                && p.Metadata.DeletionTimestamp is null && PodReadiness.IsReady(p))
-            .OrderBy(p => p.Metadata.CreationTimestamp)
-            .ToList();
+        var candidates = Candidates(_pods.List(sandbox.Metadata.NamespaceProperty), _pools.List(sandbox.Metadata.NamespaceProperty), shape, _options,
+            (pod, why) => _logger.LogInformation("Not claiming pod {Namespace}/{Pod} for a sandbox: {Reason}", pod.Metadata.NamespaceProperty, pod.Metadata.Name, why));
         foreach (var candidate in candidates)
         {
             var patch = new
@@ -483,6 +487,50 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// The warm pods a sandbox of <paramref name="shape"/> may claim, oldest first, purely: ready, not being
+    /// deleted, labelled with a pool and the shape, and trusted (<see cref="WarmPodTrust.Distrust"/>) against
+    /// the pool of that name in <paramref name="pools"/>, whose own shape must be <paramref name="shape"/> too.
+    /// A look-alike is passed to <paramref name="refused"/> with the reason, and left alone.
+    /// </summary>
+    public static IReadOnlyList<V1Pod> Candidates(IEnumerable<V1Pod> pods, IEnumerable<SandboxWarmPool> pools, string shape, SandboxOptions options,
+        Action<V1Pod, string>? refused = null)
+    {
+        ArgumentNullException.ThrowIfNull(pods);
+        ArgumentNullException.ThrowIfNull(pools);
+        var byName = pools.Where(p => p.Metadata.DeletionTimestamp is null).ToDictionary(p => p.Metadata.Name, StringComparer.Ordinal);
+        var trusted = new List<V1Pod>();
+        foreach (var pod in pods)
+        {
+            if (pod.Metadata.Labels?.TryGetValue(SandboxPods.PoolLabel, out var poolName) != true || poolName is null
+                || !(pod.Metadata.Labels.TryGetValue(SandboxPods.ShapeLabel, out var s) && s == shape)
+                || pod.Metadata.DeletionTimestamp is not null || !PodReadiness.IsReady(pod))
+            {
+                continue;
+            }
+
+            if (!byName.TryGetValue(poolName, out var pool))
+            {
+                refused?.Invoke(pod, $"no SandboxWarmPool {poolName} is known in its namespace");
+                continue;
+            }
+
+            var (poolRuntimeClass, problems) = SandboxWarmPoolReconciler.Resolve(pool, options);
+            var why = problems.Count > 0 ? "its pool's spec is invalid"
+                : SandboxPods.Shape(pool.Spec.Image, pool.Spec.Resources, poolRuntimeClass, pool.Spec.WorkspaceSize, options) != shape ? "its pool has another shape"
+                : WarmPodTrust.Distrust(pod, pool, poolRuntimeClass, options);
+            if (why is not null)
+            {
+                refused?.Invoke(pod, why);
+                continue;
+            }
+
+            trusted.Add(pod);
+        }
+
+        return [.. trusted.OrderBy(p => p.Metadata.CreationTimestamp).ThenBy(p => p.Metadata.Name, StringComparer.Ordinal)];
     }
 
     private async Task CreatePodAsync(Sandbox sandbox, string? runtimeClass, FunctionPlacement? placement, CancellationToken ct)

@@ -22,7 +22,8 @@ public sealed class SandboxWarmPoolReconciler(IKubernetes client, Informer<V1Pod
     /// <summary>What the admission webhook refuses a pool for, and this reconciler marks it InvalidSpec for.</summary>
     public static IReadOnlyList<string> Validate(SandboxWarmPool pool, SandboxOptions options) => Resolve(pool, options).Problems;
 
-    private static (string? RuntimeClass, IReadOnlyList<string> Problems) Resolve(SandboxWarmPool pool, SandboxOptions options)
+    /// <summary>The runtime class the pool's pods get, and what is wrong with the pool's spec (nothing: empty).</summary>
+    public static (string? RuntimeClass, IReadOnlyList<string> Problems) Resolve(SandboxWarmPool pool, SandboxOptions options)
     {
         ArgumentNullException.ThrowIfNull(pool);
         var problems = new List<string>();
@@ -76,6 +77,16 @@ public sealed class SandboxWarmPoolReconciler(IKubernetes client, Informer<V1Pod
             var shape = SandboxPods.Shape(pool.Spec.Image, pool.Spec.Resources, runtimeClass, pool.Spec.WorkspaceSize, options);
             var stale = live.Where(p => p.Status?.Phase is "Failed" or "Succeeded"
                 || !(p.Metadata.Labels!.TryGetValue(SandboxPods.ShapeLabel, out var s) && s == shape)).ToList();
+            // A pod naming the pool as its controller but not made from its template (someone else's, or edited):
+            // not counted as warm, never claimed (the Sandbox reconciler checks the same), and removed.
+            var foreign = live.Except(stale).Select(p => (Pod: p, Why: WarmPodTrust.Distrust(p, pool, runtimeClass, options)))
+                .Where(x => x.Why is not null).ToList();
+            foreach (var (pod, why) in foreign)
+            {
+                await events.WarningAsync(pool, "ForeignPod", $"Removing pod {pod.Metadata.Name}: {why}", cancellationToken).ConfigureAwait(false);
+            }
+
+            stale.AddRange(foreign.Select(x => x.Pod));
             live = [.. live.Except(stale)];
             var surplus = live.OrderBy(PodReadiness.IsReady).ThenByDescending(p => p.Metadata.CreationTimestamp)
                 .Take(Math.Max(0, live.Count - pool.Spec.Replicas)).ToList();

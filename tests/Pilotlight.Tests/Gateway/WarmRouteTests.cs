@@ -144,14 +144,20 @@ public sealed class WarmRoutesFromPodsTests
     {
         var informer = new Informer<k8s.Models.V1Pod>(new ListWatch<k8s.Models.V1Pod>("pods",
             (_, _, _) => Task.FromResult(new ListPage<k8s.Models.V1Pod>(pods, "1", null)),
-            (_, _, _, ct) => Forever(ct)));
-        var routes = new FunctionRoutes(informer, 8099);
+            (_, _, _, ct) => Forever<k8s.Models.V1Pod>(ct)));
+        var function = new Pilotlight.Api.V1Alpha1.GpuFunction { Metadata = new k8s.Models.V1ObjectMeta { Name = "fn", NamespaceProperty = "ns", Uid = Uid } };
+        var functions = new Informer<Pilotlight.Api.V1Alpha1.GpuFunction>(new ListWatch<Pilotlight.Api.V1Alpha1.GpuFunction>("gpufunctions",
+            (_, _, _) => Task.FromResult(new ListPage<Pilotlight.Api.V1Alpha1.GpuFunction>([function], "1", null)),
+            (_, _, _, ct) => Forever<Pilotlight.Api.V1Alpha1.GpuFunction>(ct)));
+        var routes = new FunctionRoutes(informer, functions, 8099);
+        _ = functions.RunAsync(_stop.Token);
+        await functions.Synced.WaitAsync(TimeSpan.FromSeconds(10));
         _ = informer.RunAsync(_stop.Token);
         await informer.Synced.WaitAsync(TimeSpan.FromSeconds(10));
         return routes;
     }
 
-    private static async IAsyncEnumerable<(k8s.WatchEventType, k8s.Models.V1Pod)> Forever([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    private static async IAsyncEnumerable<(k8s.WatchEventType, T)> Forever<T>([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
         await Task.Delay(Timeout.Infinite, ct).ContinueWith(_ => { }, TaskScheduler.Default);
         yield break;
@@ -164,8 +170,8 @@ public sealed class WarmRoutesFromPodsTests
         var route = routes.Get(new ObjectKey("ns", "fn"));
 
         Assert.That(route.Ready, Is.Empty, "a warm pod is not a serving one");
-        Assert.That(route.Warm.Select(p => (p.Name, p.OwnerUid)), Is.EquivalentTo(new[] { ("w1", (string?)Uid), ("w-forged", null) }),
-            "only ready warm pods; the forged one is kept without an owner, so never chosen");
+        Assert.That(route.Warm.Select(p => (p.Name, p.OwnerUid)), Is.EquivalentTo(new[] { ("w1", (string?)Uid) }),
+            "only ready warm pods the function controls; the forged one is not even kept");
 
         route.Arrived(DateTimeOffset.UtcNow);
         var pod = route.TryAcquire(1, _ => new HashSet<string>(), Uid);

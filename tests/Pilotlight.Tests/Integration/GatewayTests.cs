@@ -223,6 +223,39 @@ public class GatewayTests() : ServingFixture(5, "gw")
     }
 
     [Test]
+    public async Task A_pod_labelled_with_a_functions_name_but_not_owned_by_it_gets_no_traffic()
+    {
+        var ns = await DeployAsync("owned", Manifest("owned").Replace("minReplicas: 0", "minReplicas: 1"));
+        await Eventually.HoldsAsync(async () => (await GetAsync(ns, "owned")).Status?.ReadyReplicas == 1, Timeout, "one ready pod");
+        var genuine = (await Client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{FunctionLabels.Function}=owned")).Items.Single();
+
+        // A namespace member's pod with the function's labels, running a server that names itself in every answer;
+        // first by name, so a route by labels would pick it first.
+        var impostor = KubernetesJson.Deserialize<k8s.Models.V1Pod>(KubernetesJson.Serialize(genuine));
+        impostor.Metadata = new k8s.Models.V1ObjectMeta { Name = "aaa-impostor", Labels = new Dictionary<string, string>(genuine.Metadata.Labels) };
+        impostor.Status = null;
+        foreach (var container in impostor.Spec.Containers)
+        {
+            container.Resources?.Limits?.Remove(FunctionPods.GpuResource);
+            container.Resources?.Requests?.Remove(FunctionPods.GpuResource);
+        }
+
+        await Client.CoreV1.CreateNamespacedPodAsync(impostor, ns);
+        await Eventually.HoldsAsync(async () => PodReadiness.IsReady(await Client.CoreV1.ReadNamespacedPodAsync("aaa-impostor", ns)), Timeout,
+            "the impostor is ready and answering");
+
+        for (var i = 0; i < 20; i++)
+        {
+            using var response = await Http.PostAsync($"{GatewayUrl}/{ns}/owned/predict", new StringContent($"call {i}"));
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), text);
+            Assert.That(text, Does.Contain(genuine.Metadata.Name).And.Not.Contain("aaa-impostor"));
+        }
+
+        Assert.That((await GetAsync(ns, "owned")).Status?.ReadyReplicas, Is.EqualTo(1), "the operator does not count it either");
+    }
+
+    [Test]
     public async Task Unknown_functions_get_404()
     {
         using var response = await Http.GetAsync($"{GatewayUrl}/nowhere/nothing/predict");

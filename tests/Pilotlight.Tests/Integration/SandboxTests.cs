@@ -534,6 +534,100 @@ public class SandboxTests() : ServingFixture(9, "sbx", TimeSpan.FromMinutes(1))
         Assert.That((await GetAsync(ns, "other")).Status!.PodName, Is.EqualTo("other"));
     }
 
+    /// <summary>A copy of <paramref name="pod"/> as a namespace member could make it: its labels and spec, under another name.</summary>
+    private static V1Pod LookAlike(V1Pod pod, string name, Action<V1Pod> edit)
+    {
+        var copy = KubernetesJson.Deserialize<V1Pod>(KubernetesJson.Serialize(pod));
+        copy.Metadata = new V1ObjectMeta { Name = name, Labels = new Dictionary<string, string>(pod.Metadata.Labels) };
+        copy.Status = null;
+        edit(copy);
+        return copy;
+    }
+
+    private async Task<bool> PodReadyAsync(string ns, string name) =>
+        (await Client.CoreV1.ListNamespacedPodAsync(ns, fieldSelector: $"metadata.name={name}")).Items.SingleOrDefault() is { } p && PodReadiness.IsReady(p);
+
+    [Test]
+    public async Task A_pool_pod_as_the_api_server_stores_it_is_trusted()
+    {
+        // What the API server's defaulting and admission add to the template must not make the operator distrust its own pods.
+        var ns = await Plane.CreateNamespaceAsync("sbx-trust");
+        var pool = new SandboxWarmPool
+        {
+            Metadata = new V1ObjectMeta { Name = "absent", NamespaceProperty = ns, Uid = Guid.NewGuid().ToString() },
+            Spec = new SandboxWarmPoolSpec { Image = "python:3.12-slim", Replicas = 1 },
+        };
+        var options = new SandboxOptions { AllowedRuntimeClasses = ["runsc"], DefaultRuntimeClass = "runsc" };
+        var stored = await Client.CoreV1.CreateNamespacedPodAsync(SandboxPods.MakePoolPod(pool, "runsc", options), ns);
+        Assert.That(WarmPodTrust.Distrust(stored, pool, "runsc", options), Is.Null);
+    }
+
+    [Test]
+    public async Task A_forged_pod_with_a_pools_labels_is_never_claimed_and_the_sandbox_gets_a_fresh_pod()
+    {
+        var ns = await Plane.CreateNamespaceAsync("sbx-forge");
+        string PoolManifest(int replicas) => $$"""
+            apiVersion: pilotlight.dev/v1alpha1
+            kind: SandboxWarmPool
+            metadata: {name: py}
+            spec: {image: "python:3.12-slim", replicas: {{replicas}}}
+            """;
+        (await Kubectl.ApplyAsync(PoolManifest(1), ns)).EnsureSuccess();
+        var genuine = await Eventually.GetAsync(async () =>
+        {
+            var pods = (await Client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{SandboxPods.PoolLabel}=py")).Items;
+            return pods.Count == 1 && PodReadiness.IsReady(pods[0]) ? pods[0] : null;
+        }, Timeout, "one ready warm pod");
+
+        // The pool empties, so only a look-alike is left to claim.
+        (await Kubectl.ApplyAsync(PoolManifest(0), ns)).EnsureSuccess();
+        await Eventually.HoldsAsync(async () => (await Client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{SandboxPods.PoolLabel}=py")).Items.Count == 0,
+            Timeout, "the pool's pod is gone");
+
+        // A namespace member copies the pool pod's labels onto a pod with no gVisor and a powerful ServiceAccount.
+        await Client.CoreV1.CreateNamespacedPodAsync(LookAlike(genuine, "py-forged", p =>
+        {
+            p.Spec.RuntimeClassName = null;
+            p.Spec.ServiceAccountName = "builder";
+            p.Spec.ServiceAccount = null;
+        }), ns);
+        await Eventually.HoldsAsync(() => PodReadyAsync(ns, "py-forged"), Timeout, "the look-alike is ready, as a warm pod would be");
+
+        (await Kubectl.ApplyAsync(Manifest("claimer"), ns)).EnsureSuccess();
+        await WaitReadyAsync(ns, "claimer");
+        Assert.That((await GetAsync(ns, "claimer")).Status!.PodName, Is.EqualTo("claimer"), "a fresh pod, not the look-alike");
+        var fresh = await Client.CoreV1.ReadNamespacedPodAsync("claimer", ns);
+        Assert.That(fresh.Spec.RuntimeClassName, Is.EqualTo("runsc"));
+        var forged = await Client.CoreV1.ReadNamespacedPodAsync("py-forged", ns);
+        Assert.That(forged.Metadata.Labels, Does.ContainKey(SandboxPods.PoolLabel).And.Not.ContainKey(SandboxAnnotations.SandboxLabel), "never relabelled");
+        Assert.That(forged.Metadata.OwnerReferences ?? [], Is.Empty, "never taken over");
+
+        // A look-alike naming the pool as its controller (its UID is readable): not counted as warm, removed by the pool.
+        var pool = await Client.CustomObjects.GetNamespacedCustomObjectAsync<SandboxWarmPool>(Group.Name, Group.Version, ns, "sandboxwarmpools", "py");
+        (await Kubectl.ApplyAsync(PoolManifest(1), ns)).EnsureSuccess();
+        await Client.CoreV1.CreateNamespacedPodAsync(LookAlike(genuine, "py-forged-owned", p =>
+        {
+            p.Spec.RuntimeClassName = null;
+            p.Metadata.OwnerReferences =
+            [
+                new V1OwnerReference { ApiVersion = pool.ApiVersion, Kind = pool.Kind, Name = "py", Uid = pool.Metadata.Uid, Controller = true },
+            ];
+        }), ns);
+        await Eventually.HoldsAsync(async () => (await Client.CoreV1.ListNamespacedEventAsync(ns, fieldSelector: "involvedObject.name=py,reason=ForeignPod")).Items
+            .Any(e => e.Message.Contains("py-forged-owned", StringComparison.Ordinal)), Timeout, "the pool reports the look-alike");
+        await Eventually.HoldsAsync(async () => (await Client.CoreV1.ListNamespacedPodAsync(ns, fieldSelector: "metadata.name=py-forged-owned")).Items.Count == 0,
+            Timeout, "the pool removed the look-alike naming it");
+        await Eventually.HoldsAsync(async () =>
+        {
+            var pods = (await Client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{SandboxPods.PoolLabel}=py")).Items;
+            return pods.Count(p => p.Metadata.OwnerReferences?.Any(o => o.Uid == pool.Metadata.Uid) == true && PodReadiness.IsReady(p)) == 1
+                && pods.All(p => p.Metadata.Name != "py-forged-owned");
+        }, Timeout, "a genuine warm pod of its own");
+        (await Kubectl.ApplyAsync(Manifest("second"), ns)).EnsureSuccess();
+        await WaitReadyAsync(ns, "second");
+        Assert.That((await GetAsync(ns, "second")).Status!.PodName, Is.Not.EqualTo("py-forged").And.Not.EqualTo("py-forged-owned"));
+    }
+
     [Test]
     public async Task The_sandbox_lives_as_long_as_its_command()
     {
