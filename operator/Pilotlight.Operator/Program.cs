@@ -47,6 +47,8 @@ using Prometheus;
 //   --webhook-secret NS/NAME  the Secret holding the webhook's CA and certificate, shared by replicas
 //                          (default $POD_NAMESPACE/pilotlight-webhook-tls); created and renewed by the operator
 //   --webhook-configuration NAME  the ValidatingWebhookConfiguration whose caBundle the operator keeps current
+//   --pod-label-writers USER[,USER]  the users (the operator's ServiceAccount) who may put pilotlight.dev/* labels on
+//                          pods; the webhook refuses anyone else (the chart routes pods labelled managed-by=pilotlight to it)
 //   --sandbox-agent-secret NS/NAME  the Secret with the CA sandbox agents trust and the gateway's client certificate
 //                          (tls.crt/tls.key, which the gateway mounts); created and renewed by the operator. Without
 //                          it sandbox agents speak plain HTTP to anyone who reaches them (development only)
@@ -300,7 +302,10 @@ if (webhookPort > 0)
         Secret = webhookSecret, Hosts = webhookHosts, Configuration = flags.Get("webhook-configuration"),
     }, logger: loggers.CreateLogger("webhook"));
     webhook = await Pilotlight.Operator.Admission.AdmissionServer.StartAsync(
-        new Pilotlight.Operator.Admission.AdmissionWebhook(catalog, admission, options.Pods, options.Sandboxes),
+        new Pilotlight.Operator.Admission.AdmissionWebhook(catalog, admission, options.Pods, options.Sandboxes)
+        {
+            PodLabelWriters = Pilotlight.Operator.Admission.AdmissionPolicy.ListFlag(flags.Get("pod-label-writers")),
+        },
         certificates, System.Net.IPAddress.Any, webhookPort, TimeSpan.FromHours(1), stop.Token);
     log.LogInformation("Admission webhook on :{Port} for {Hosts}", webhookPort, string.Join(", ", webhookHosts));
 }

@@ -41,12 +41,18 @@ public static class Helm
     /// <summary>
     /// <c>helm template pilotlight charts/pilotlight --namespace pilotlight-system</c>, limited to
     /// <paramref name="showOnly"/> templates (e.g. "templates/operator-rbac.yaml") when any are named,
-    /// with <paramref name="set"/> as --set values, for a cluster of <paramref name="kubeVersion"/> when given.
+    /// with <paramref name="set"/> as --set values, for a cluster of <paramref name="kubeVersion"/> when given, serving
+    /// <paramref name="apiVersions"/> besides the built-in ones (e.g. "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy").
     /// </summary>
     public static async Task<string> TemplateAsync(IEnumerable<string>? showOnly = null, IEnumerable<string>? set = null,
-        CancellationToken cancellationToken = default, string? kubeVersion = null)
+        CancellationToken cancellationToken = default, string? kubeVersion = null, IEnumerable<string>? apiVersions = null)
     {
         var args = new List<string> { "template", Release, ChartPath, "--namespace", Namespace };
+        foreach (var api in apiVersions ?? [])
+        {
+            args.AddRange(["--api-versions", api]);
+        }
+
         if (kubeVersion is not null)
         {
             args.AddRange(["--kube-version", kubeVersion]);

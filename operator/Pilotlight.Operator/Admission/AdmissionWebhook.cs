@@ -18,6 +18,35 @@ namespace Pilotlight.Operator.Admission;
 /// <param name="sandboxes">Runtime classes and limits of sandboxes.</param>
 public sealed class AdmissionWebhook(GpuCatalog catalog, AdmissionPolicy policy, FunctionPodOptions pods, SandboxOptions sandboxes)
 {
+    /// <summary>
+    /// Users who may set or change Pilotlight's labels on pods (<c>pilotlight.dev/*</c> and
+    /// <c>app.kubernetes.io/managed-by=pilotlight</c>): the operator's ServiceAccount. Empty: pods are not checked.
+    /// Labels decide nothing alone (claims and routes go by controller reference), but a pod that carries them without
+    /// the operator having made it is refused at once.
+    /// </summary>
+    public IReadOnlyCollection<string> PodLabelWriters { get; init; } = [];
+
+    /// <summary>The Pilotlight labels of a pod's metadata, as <c>key=value</c> strings.</summary>
+    public static HashSet<string> PilotlightLabels(JsonElement pod)
+    {
+        var labels = new HashSet<string>(StringComparer.Ordinal);
+        if (pod.ValueKind == JsonValueKind.Object && pod.TryGetProperty("metadata", out var metadata) && metadata.TryGetProperty("labels", out var map)
+            && map.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var label in map.EnumerateObject())
+            {
+                var value = label.Value.ValueKind == JsonValueKind.String ? label.Value.GetString() : label.Value.GetRawText();
+                if (label.Name.StartsWith("pilotlight.dev/", StringComparison.Ordinal)
+                    || (label.Name == Contracts.FunctionLabels.ManagedBy && value == Contracts.FunctionLabels.ManagedByValue))
+                {
+                    labels.Add($"{label.Name}={value}");
+                }
+            }
+        }
+
+        return labels;
+    }
+
     /// <summary>The answer to <paramref name="review"/>, an AdmissionReview from the API server.</summary>
     public JsonObject Review(JsonElement review)
     {
@@ -52,6 +81,12 @@ public sealed class AdmissionWebhook(GpuCatalog catalog, AdmissionPolicy policy,
             return []; // DELETE and CONNECT carry no object; nothing to check
         }
 
+        var kind = request.TryGetProperty("kind", out var k) && k.TryGetProperty("kind", out var kk) ? kk.GetString() : null;
+        if (kind == "Pod")
+        {
+            return PodProblems(request, obj);
+        }
+
         // An object on its way out (finalizers being removed) and updates that leave the spec alone (annotations,
         // labels, finalizers) are never refused: a policy tightened later must not block deleting or waking an
         // object. The reconciler still marks such an object InvalidSpec.
@@ -66,7 +101,6 @@ public sealed class AdmissionWebhook(GpuCatalog catalog, AdmissionPolicy policy,
             return [];
         }
 
-        var kind = request.TryGetProperty("kind", out var k) && k.TryGetProperty("kind", out var kk) ? kk.GetString() : null;
         try
         {
             return kind switch
@@ -81,6 +115,27 @@ public sealed class AdmissionWebhook(GpuCatalog catalog, AdmissionPolicy policy,
         {
             return [$"the object could not be read: {ex.Message}"];
         }
+    }
+
+    /// <summary>Refuses a pod whose Pilotlight labels someone other than <see cref="PodLabelWriters"/> adds, changes or removes.</summary>
+    private IReadOnlyList<string> PodProblems(JsonElement request, JsonElement pod)
+    {
+        if (PodLabelWriters.Count == 0)
+        {
+            return [];
+        }
+
+        var user = request.TryGetProperty("userInfo", out var info) && info.TryGetProperty("username", out var name) ? name.GetString() ?? "" : "";
+        if (PodLabelWriters.Contains(user))
+        {
+            return [];
+        }
+
+        var before = request.TryGetProperty("oldObject", out var old) ? PilotlightLabels(old) : [];
+        var after = PilotlightLabels(pod);
+        return before.SetEquals(after)
+            ? []
+            : [$"metadata.labels: only the Pilotlight operator may set pilotlight.dev/* or app.kubernetes.io/managed-by=pilotlight on a pod ({user} tried: {string.Join(", ", after.Except(before).Concat(before.Except(after)).Order(StringComparer.Ordinal))})"];
     }
 
     private IReadOnlyList<string> PoolProblems(SandboxWarmPool pool) => SandboxWarmPoolReconciler.Validate(pool, sandboxes);

@@ -201,7 +201,10 @@ internal static class SharedOperator
                 {
                     Secret = new ObjectKey(Helm.Namespace, WebhookName + "-tls"), Hosts = ["127.0.0.1"], Configuration = WebhookName,
                 });
-                var webhook = await AdmissionServer.StartAsync(new AdmissionWebhook(catalog, Admission, new Pilotlight.Operator.Functions.FunctionPodOptions(), sandboxes),
+                var webhook = await AdmissionServer.StartAsync(new AdmissionWebhook(catalog, Admission, new Pilotlight.Operator.Functions.FunctionPodOptions(), sandboxes)
+                    {
+                        PodLabelWriters = [OperatorUser],
+                    },
                     certificates, System.Net.IPAddress.Loopback, webhookPort, TimeSpan.FromHours(1), stop.Token);
                 var journal = new UsageJournal();
                 var host = PilotlightOperator.Create(operatorClient, new OperatorOptions

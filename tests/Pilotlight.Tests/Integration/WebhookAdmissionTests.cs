@@ -54,6 +54,53 @@ public class WebhookAdmissionTests
         {spec}
         """;
 
+    private static V1Pod LabelledPod(string name, Dictionary<string, string> labels) => new()
+    {
+        Metadata = new V1ObjectMeta { Name = name, Labels = labels },
+        // Never scheduled: no node carries this label, so no simulated kubelet starts anything for it.
+        Spec = new V1PodSpec
+        {
+            Containers = [new V1Container { Name = "c", Image = "example/impostor:1" }],
+            NodeSelector = new Dictionary<string, string> { ["pilotlight.dev/test-nowhere"] = "true" },
+        },
+    };
+
+    [Test]
+    public async Task Only_the_operator_may_put_pilotlight_labels_on_a_pod()
+    {
+        var pilotlight = new Dictionary<string, string> { ["app.kubernetes.io/managed-by"] = "pilotlight", ["pilotlight.dev/reservation-for"] = "llm" };
+
+        // Anyone else (here the cluster admin) is refused at create, with the labels named.
+        var refused = await Assert.ThrowsAsync<k8s.Autorest.HttpOperationException>(() =>
+            _client.CoreV1.CreateNamespacedPodAsync(LabelledPod("forged", pilotlight), _guarded));
+        Assert.That(refused!.Response.Content, Does.Contain("only the Pilotlight operator may set").And.Contain("pilotlight.dev/reservation-for=llm"));
+
+        // The operator may; and then no one else may change, add or remove those labels, though other edits pass.
+        using var operatorClient = _shared.Plane.CreateClient(ChartRbac.OperatorUser);
+        await operatorClient.CoreV1.CreateNamespacedPodAsync(LabelledPod("made", pilotlight), _guarded);
+        foreach (var labels in new object[]
+        {
+            new Dictionary<string, string?> { ["pilotlight.dev/role"] = "serving" },
+            new Dictionary<string, string?> { ["pilotlight.dev/reservation-for"] = "other" },
+            new Dictionary<string, string?> { ["pilotlight.dev/reservation-for"] = null },
+        })
+        {
+            var patch = new V1Patch(KubernetesJson.Serialize(new { metadata = new { labels } }), V1Patch.PatchType.MergePatch);
+            var changed = await Assert.ThrowsAsync<k8s.Autorest.HttpOperationException>(() => _client.CoreV1.PatchNamespacedPodAsync(patch, "made", _guarded));
+            Assert.That(changed!.Response.StatusCode, Is.EqualTo(System.Net.HttpStatusCode.Forbidden).Or.EqualTo((System.Net.HttpStatusCode)422));
+        }
+
+        var unrelated = new V1Patch("{\"metadata\":{\"labels\":{\"team\":\"a\"}}}", V1Patch.PatchType.MergePatch);
+        await _client.CoreV1.PatchNamespacedPodAsync(unrelated, "made", _guarded);
+
+        // A pod without Pilotlight's labels is not the webhook's business.
+        await _client.CoreV1.CreateNamespacedPodAsync(LabelledPod("plain", new Dictionary<string, string> { ["app"] = "x" }), _guarded);
+        foreach (var name in new[] { "made", "plain" })
+        {
+            await _client.CoreV1.DeleteNamespacedPodAsync(name, _guarded, gracePeriodSeconds: 0);
+        }
+    }
+
     private static IEnumerable<TestCaseData> Refused()
     {
         yield return new TestCaseData(Function("minmax", "  scaling: {minReplicas: 3, maxReplicas: 2}"), "spec.scaling.minReplicas").SetName("minReplicas over maxReplicas");
