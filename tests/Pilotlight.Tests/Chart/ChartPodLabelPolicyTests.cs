@@ -30,7 +30,7 @@ public sealed class ChartPodLabelPolicyTests
         Assert.That(KubernetesYaml.LoadAllFromString(modern).OfType<V1ValidatingWebhookConfiguration>().Single().Webhooks.Select(w => w.Name),
             Is.EqualTo(new[] { "validate.pilotlight.dev" }), "the policy takes pods over");
         Assert.That(modern, Does.Contain("kind: ValidatingAdmissionPolicy\n").And.Contain("kind: ValidatingAdmissionPolicyBinding"));
-        Assert.That(old, Does.Not.Contain("ValidatingAdmissionPolicy"));
+        Assert.That(old, Does.Not.Contain("kind: ValidatingAdmissionPolicy"));
     }
 
     private static (Dictionary<string, string> Variables, string Validation) Policy(string yaml)
@@ -56,8 +56,14 @@ public sealed class ChartPodLabelPolicyTests
         {
             ["object"] = pod, ["oldObject"] = old, ["request"] = new Dictionary<string, object?> { ["userInfo"] = new Dictionary<string, object?> { ["username"] = user } },
         };
-        var computed = variables.ToDictionary(v => v.Key, v => cel.Compile(v.Value).Invoke(context));
+        // In order: a variable may use the ones before it, as in the API server.
+        var computed = new Dictionary<string, object?>();
         context["variables"] = computed;
+        foreach (var (name, expression) in variables)
+        {
+            computed[name] = cel.Compile(expression).Invoke(context);
+        }
+
         return cel.Compile(validation).Invoke(context) is true;
     }
 
