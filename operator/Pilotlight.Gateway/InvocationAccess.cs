@@ -115,13 +115,10 @@ public sealed class InvocationAccess : IDisposable
         var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{token}\n{ns}\n{name}")));
         if (!_decisions.TryGetValue(key, out (int Status, string Detail, string Caller) decision))
         {
-            using var lease = _failures.AttemptAcquire(address, 0);
-            if (!lease.IsAcquired)
+            if (OverFailureBudget(address))
             {
-                // Over its failure budget already: refused without asking the API server.
-                context.Response.Headers.RetryAfter = "60";
-                return await DenyAsync(context, "rate_limited", StatusCodes.Status429TooManyRequests,
-                    "too many requests with tokens that were not accepted; try again later").ConfigureAwait(false);
+                // Refused without asking the API server.
+                return await RateLimitedAsync(context).ConfigureAwait(false);
             }
 
             try
@@ -180,12 +177,9 @@ public sealed class InvocationAccess : IDisposable
         var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes($"{token}\ninternal")));
         if (!_decisions.TryGetValue(key, out string? user))
         {
-            using var lease = _failures.AttemptAcquire(address, 0);
-            if (!lease.IsAcquired)
+            if (OverFailureBudget(address))
             {
-                context.Response.Headers.RetryAfter = "60";
-                return await DenyAsync(context, "rate_limited", StatusCodes.Status429TooManyRequests,
-                    "too many requests with tokens that were not accepted; try again later").ConfigureAwait(false);
+                return await RateLimitedAsync(context).ConfigureAwait(false);
             }
 
             try
@@ -223,14 +217,9 @@ public sealed class InvocationAccess : IDisposable
 
     private async Task<bool> AdmitKeyAsync(HttpContext context, GpuFunction? function, string ns, string name, string key, string address)
     {
-        using (var lease = _failures.AttemptAcquire(address, 0))
+        if (OverFailureBudget(address))
         {
-            if (!lease.IsAcquired)
-            {
-                context.Response.Headers.RetryAfter = "60";
-                return await DenyAsync(context, "rate_limited", StatusCodes.Status429TooManyRequests,
-                    "too many requests with tokens that were not accepted; try again later").ConfigureAwait(false);
-            }
+            return await RateLimitedAsync(context).ConfigureAwait(false);
         }
 
         if (Keys is { HasSynced: false })
@@ -278,6 +267,19 @@ public sealed class InvocationAccess : IDisposable
         return allowed
             ? (StatusCodes.Status200OK, "", user.Username)
             : (StatusCodes.Status403Forbidden, $"{user.Username} may not invoke {ns}/{name} (create gpufunctions/invoke)", user.Username);
+    }
+
+    /// <summary>True when <paramref name="address"/> has used up its failed-authentication budget (nothing is taken from it).</summary>
+    private bool OverFailureBudget(string address)
+    {
+        using var lease = _failures.AttemptAcquire(address, 0);
+        return !lease.IsAcquired;
+    }
+
+    private Task<bool> RateLimitedAsync(HttpContext context)
+    {
+        context.Response.Headers.RetryAfter = "60";
+        return DenyAsync(context, "rate_limited", StatusCodes.Status429TooManyRequests, "too many requests with tokens that were not accepted; try again later");
     }
 
     private async Task<bool> DenyAsync(HttpContext context, string result, int status, string detail)

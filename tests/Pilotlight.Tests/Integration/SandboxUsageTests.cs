@@ -64,23 +64,8 @@ public class SandboxUsageTests() : ServingFixture(58, "sbxuse")
         var ns = await Plane.CreateNamespaceAsync("sbx-usage");
 
         // The test's own watch times the sandbox's pod: from its start to the moment it is gone.
-        var started = new ConcurrentDictionary<string, DateTime>();
-        var gone = new ConcurrentDictionary<string, DateTime>();
-        var watch = new Informer<V1Pod>(ListWatch.ForPods(Client, fieldSelector: $"metadata.namespace={ns}"));
-        watch.AddHandler(e =>
-        {
-            if (e.Type == WatchEventType.Deleted)
-            {
-                gone.TryAdd(e.Object.Metadata.Uid, DateTime.UtcNow);
-            }
-            else if (e.Object.Status?.StartTime is { } start)
-            {
-                started.TryAdd(e.Object.Metadata.Uid, start);
-            }
-        });
-        using var stop = new CancellationTokenSource();
-        var watching = watch.RunAsync(stop.Token);
-        await watch.Synced;
+        await using var lifetimes = await PodLifetimes.WatchAsync(Client, ns);
+        var (started, gone) = (lifetimes.Started, lifetimes.Gone);
 
         (await Kubectl.ApplyAsync("""
             apiVersion: pilotlight.dev/v1alpha1
@@ -166,8 +151,6 @@ public class SandboxUsageTests() : ServingFixture(58, "sbxuse")
             Is.EqualTo(2.0).Within(1e-6), "two GPUs are two GPU-seconds a second");
 
         await web.StopAsync();
-        await stop.CancelAsync();
-        await watching;
     }
 
     [Test]

@@ -38,23 +38,8 @@ public class UsageTests
         await sim.AddNodeAsync($"{ns}-h100", GpuNodePreset.H100, new Dictionary<string, string> { [PoolLabel] = ns });
 
         // The test's own watch times the pod: from its start to the moment it is gone.
-        var started = new ConcurrentDictionary<string, DateTime>();
-        var gone = new ConcurrentDictionary<string, DateTime>();
-        var watch = new Informer<V1Pod>(ListWatch.ForPods(client, fieldSelector: $"metadata.namespace={ns}"));
-        watch.AddHandler(e =>
-        {
-            if (e.Type == WatchEventType.Deleted)
-            {
-                gone.TryAdd(e.Object.Metadata.Uid, DateTime.UtcNow);
-            }
-            else if (e.Object.Status?.StartTime is { } start)
-            {
-                started.TryAdd(e.Object.Metadata.Uid, start);
-            }
-        });
-        using var stop = new CancellationTokenSource();
-        var watching = watch.RunAsync(stop.Token);
-        await watch.Synced;
+        await using var lifetimes = await PodLifetimes.WatchAsync(client, ns);
+        var (started, gone) = (lifetimes.Started, lifetimes.Gone);
 
         var kubectl = new Kubectl(plane.KubeconfigPath);
         string Manifest(int replicas) => $$"""
@@ -93,8 +78,6 @@ public class UsageTests
         Assert.That(report!.GpuSeconds, Is.EqualTo(fn.Status.Usage.GpuSeconds).Within(0.01), "the window holds the whole pod");
         Assert.That(report.Seconds.Max(p => p.GpuSeconds), Is.EqualTo((double)gpus).Within(1e-6), "one pod of N GPUs is N GPU-seconds a second");
 
-        await stop.CancelAsync();
-        await watching;
         await sim.DeleteNodesAsync();
     }
 

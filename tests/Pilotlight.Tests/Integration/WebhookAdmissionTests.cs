@@ -220,7 +220,7 @@ public class WebhookAdmissionTests
         var secretName = SharedOperator.WebhookName + "-tls";
         var before = await _client.CoreV1.ReadNamespacedSecretAsync(secretName, Helm.Namespace);
         var configuration = await _client.AdmissionregistrationV1.ReadValidatingWebhookConfigurationAsync(SharedOperator.WebhookName);
-        Assert.That(configuration.Webhooks.Single().ClientConfig.CaBundle, Is.EqualTo(before.Data["ca.crt"]), "written by the operator");
+        Assert.That(configuration.Webhooks.Select(w => w.ClientConfig.CaBundle).ToList(), Has.Count.EqualTo(2).And.All.EqualTo(before.Data["ca.crt"]), "written by the operator, for functions and pods");
         Assert.That(Thumbprint(await ServedCertificateAsync()), Is.EqualTo(Thumbprint(before.Data["tls.crt"])));
 
         // Another replica (as the operator's ServiceAccount) finds the certificate due and renews it.
