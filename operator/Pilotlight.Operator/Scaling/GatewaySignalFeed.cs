@@ -80,8 +80,7 @@ public sealed partial class GatewaySignalFeed : IController
     {
         lock (_gate)
         {
-            return _pollers.Values.Select(p => p.Last?.Wakes.FirstOrDefault(w => w.Key == function)).Where(w => w is not null)
-                .MaxBy(w => w!.At);
+            return _pollers.Values.Select(p => p.Wakes.GetValueOrDefault(function)).OfType<WakeSignal>().MaxBy(w => w.At);
         }
     }
 
@@ -93,7 +92,7 @@ public sealed partial class GatewaySignalFeed : IController
     {
         lock (_gate)
         {
-            var signals = _pollers.Values.Select(p => p.Last?.Sandboxes.FirstOrDefault(s => s.Key == sandbox && s.Uid == uid)).OfType<SandboxSignal>().ToList();
+            var signals = _pollers.Values.Select(p => p.Sandboxes.GetValueOrDefault(sandbox)).OfType<SandboxSignal>().Where(s => s.Uid == uid).ToList();
             DateTimeOffset? last = _activity.TryGetValue(sandbox, out var seen) && seen.Uid == uid ? seen.At : null;
             return (last, signals.Sum(s => s.Active), signals.Any(s => s.TerminateRequested is not null));
         }
@@ -226,10 +225,10 @@ public sealed partial class GatewaySignalFeed : IController
         lock (_gate)
         {
             var before = poller.Last;
-            woken = [.. signals.Wakes.Where(w => before?.Wakes.FirstOrDefault(b => b.Key == w.Key) is not { } b || b.At != w.At || b.Held != w.Held)
+            woken = [.. signals.Wakes.Where(w => poller.Wakes.GetValueOrDefault(w.Key) is not { } b || b.At != w.At || b.Held != w.Held)
                 .Select(w => w.Key)];
             terminated = [.. signals.Sandboxes.Where(s => s.TerminateRequested is not null
-                    && before?.Sandboxes.FirstOrDefault(b => b.Key == s.Key && b.Uid == s.Uid)?.TerminateRequested is null)
+                    && (poller.Sandboxes.GetValueOrDefault(s.Key) is not { } b || b.Uid != s.Uid || b.TerminateRequested is null))
                 .Select(s => s.Key)];
             foreach (var s in signals.Sandboxes)
             {
@@ -245,6 +244,8 @@ public sealed partial class GatewaySignalFeed : IController
             }
 
             poller.Last = signals;
+            poller.Wakes = signals.Wakes.GroupBy(w => w.Key).ToDictionary(g => g.Key, g => g.MaxBy(w => w.At)!);
+            poller.Sandboxes = signals.Sandboxes.GroupBy(x => x.Key).ToDictionary(g => g.Key, g => g.Last());
             poller.Healthy = true;
         }
 
@@ -268,6 +269,11 @@ public sealed partial class GatewaySignalFeed : IController
     private sealed class Poller
     {
         public GatewaySignals? Last { get; set; }
+
+        /// <summary>The last answer's wakes and sandboxes by key, for lookups per reconcile and per tick.</summary>
+        public Dictionary<ObjectKey, WakeSignal> Wakes { get; set; } = [];
+
+        public Dictionary<ObjectKey, SandboxSignal> Sandboxes { get; set; } = [];
 
         public bool Healthy { get; set; } = true;
     }
