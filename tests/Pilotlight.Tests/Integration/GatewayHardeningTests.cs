@@ -179,7 +179,7 @@ public sealed partial class GatewayHardeningTests() : ServingFixture(50, "harden
     }
 
     [Test]
-    public async Task The_gateways_service_account_cannot_write_a_function_or_a_sandbox_and_a_wake_writes_nothing()
+    public async Task The_gateways_service_account_cannot_write_a_function_or_a_sandbox()
     {
         // The chart's gateway role, as the gateway runs: no patch on either resource.
         var patch = new V1Patch("{\"metadata\":{\"annotations\":{\"x\":\"y\"}}}", V1Patch.PatchType.MergePatch);
@@ -189,31 +189,6 @@ public sealed partial class GatewayHardeningTests() : ServingFixture(50, "harden
                 _gatewayClient.CustomObjects.PatchNamespacedCustomObjectAsync(patch, Group.Name, Group.Version, _ns, plural, "small"));
             Assert.That(refused!.Response.StatusCode, Is.EqualTo(HttpStatusCode.Forbidden), plural);
         }
-
-        // A function at zero wakes through the shared gateway's signals, which the operator reads with its token.
-        (await Kubectl.ApplyAsync($$"""
-            apiVersion: pilotlight.dev/v1alpha1
-            kind: GpuFunction
-            metadata: {name: sleepy}
-            spec:
-              image: example/model-server:1
-              env:
-                - {name: LOAD_SECONDS, value: "0"}
-              gpu: {type: L4}
-              scaling: {minReplicas: 0, maxReplicas: 1, scaledownWindow: 5s}
-              startupTimeout: 2m
-              nodeSelector: {{{PoolLabel}}: {{Pool}}}
-            """, _ns)).EnsureSuccess();
-        using (var woken = await Http.GetAsync($"{GatewayUrl}/{_ns}/sleepy/headers"))
-        {
-            Assert.That(woken.StatusCode, Is.EqualTo(HttpStatusCode.OK), await woken.Content.ReadAsStringAsync());
-            Assert.That(woken.Headers.GetValues("X-Pilotlight-Start").Single(), Is.EqualTo("cold"));
-        }
-
-        var function = await Client.CustomObjects.GetNamespacedCustomObjectAsync<GpuFunction>(Group.Name, Group.Version, _ns, "gpufunctions", "sleepy");
-        Assert.That((function.Metadata.Annotations ?? new Dictionary<string, string>()).Keys.Where(k => k.Contains("wake", StringComparison.Ordinal)), Is.Empty,
-            "the gateway wrote no wake annotation");
-        await Client.CustomObjects.DeleteNamespacedCustomObjectAsync(Group.Name, Group.Version, _ns, "gpufunctions", "sleepy");
     }
 
     [Test]
