@@ -195,7 +195,11 @@ public sealed partial class GatewayHardeningTests() : ServingFixture(50, "harden
     public async Task A_declared_body_over_the_limit_is_413_and_never_reaches_the_proxy()
     {
         var before = await CountedAsync(_gatewayUrl, "upload");
-        using var response = await Http.PostAsync($"{_gatewayUrl}/{_ns}/upload/upload", new ByteArrayContent(new byte[2 * MiB]));
+        // As a careful client sends a large body: it waits for the go-ahead, so the early 413 cannot race its upload
+        // (without it the client may still be writing when the gateway closes: a broken pipe instead of the answer).
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"{_gatewayUrl}/{_ns}/upload/upload") { Content = new ByteArrayContent(new byte[2 * MiB]) };
+        request.Headers.ExpectContinue = true;
+        using var response = await Http.SendAsync(request);
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.RequestEntityTooLarge));
         Assert.That(await response.Content.ReadAsStringAsync(), Does.Contain("1 MiB"));
