@@ -12,8 +12,11 @@ namespace Pilotlight.Metering;
 /// </summary>
 public static class GpuProbe
 {
-    /// <summary>Exit codes: 0 ready, 1 fewer GPUs than expected, 2 bad arguments.</summary>
-    public static int Run(string[] args, string? visibleDevices, TextWriter stdout, TextWriter stderr, TimeProvider time)
+    /// <summary>
+    /// Exit codes: 0 ready, 1 fewer GPUs than expected, 2 bad arguments. <paramref name="simulated"/>: the devices
+    /// come from a simulated device plugin (PILOTLIGHT_SIMULATED_GPUS=true), so without NVML they count as present.
+    /// </summary>
+    public static int Run(string[] args, string? visibleDevices, TextWriter stdout, TextWriter stderr, TimeProvider time, bool simulated = false)
     {
         var expect = 0;
         string? write = null;
@@ -33,7 +36,16 @@ public static class GpuProbe
             }
         }
 
-        var report = GpuReports.Sample(GpuReports.VisibleDevices(visibleDevices), time);
+        var visible = GpuReports.VisibleDevices(visibleDevices);
+        var report = GpuReports.Sample(visible, time);
+        if (!report.Available && simulated && visible is { Count: > 0 })
+        {
+            // A test node's simulated device plugin (PILOTLIGHT_SIMULATED_GPUS, which only a device plugin or the
+            // operator can set: tenants may not name PILOTLIGHT_ variables) gave devices that NVML cannot see:
+            // report them as present and idle. Where NVML loads, this never applies.
+            report = GpuReports.Simulated(visible, time);
+        }
+
         stdout.WriteLine(GpuReports.Serialize(report));
         if (write is not null)
         {

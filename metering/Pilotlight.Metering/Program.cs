@@ -9,7 +9,8 @@ using Prometheus;
 // totals; SIGTERM flushes the last partial second.
 if (args is ["gpu-probe", .. var probeArgs])
 {
-    return GpuProbe.Run(probeArgs, Environment.GetEnvironmentVariable("NVIDIA_VISIBLE_DEVICES"), Console.Out, Console.Error, TimeProvider.System);
+    return GpuProbe.Run(probeArgs, Environment.GetEnvironmentVariable("NVIDIA_VISIBLE_DEVICES"), Console.Out, Console.Error, TimeProvider.System,
+        simulated: Environment.GetEnvironmentVariable("PILOTLIGHT_SIMULATED_GPUS") == "true");
 }
 
 if (args is ["idle"])

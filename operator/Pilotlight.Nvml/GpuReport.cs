@@ -34,6 +34,14 @@ public static class GpuReports
         };
     }
 
+    /// <summary>Simulated GPUs (a test node's device plugin): each of <paramref name="visible"/> present, idle, no memory.</summary>
+    public static GpuReport Simulated(IReadOnlySet<string> visible, TimeProvider time) => new()
+    {
+        At = time.GetUtcNow(),
+        Available = true,
+        Gpus = [.. visible.Order(StringComparer.Ordinal).Select(uuid => new GpuReading { Uuid = uuid, Utilization = 0 })],
+    };
+
     /// <summary>The pod's own GPUs: the UUIDs in NVIDIA_VISIBLE_DEVICES, or null (every GPU NVML sees) when it names none.</summary>
     public static IReadOnlySet<string>? VisibleDevices(string? value) => value is { } v && v.StartsWith("GPU-", StringComparison.Ordinal)
         ? v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet()

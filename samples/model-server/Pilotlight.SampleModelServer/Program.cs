@@ -21,6 +21,7 @@
 // {"pod": ..., "computeMs": n, "echo": <first 1 KB of the request body>, "started": k (the k-th request it began)}.
 // Query knobs, so tests can act out a real model server's habits per request:
 //   ?ms=N           compute N ms instead of COMPUTE_MS (a long inference)
+//   ?spin=1         spend those ms on a CPU instead of waiting (a busy pod, for metering)
 //   ?failOn=a,b     answer 500 at once when POD_NAME is one of the listed names (a broken replica)
 using System.Collections.Concurrent;
 using System.Globalization;
@@ -187,7 +188,22 @@ app.MapFallback("{**path}", async context =>
 
     var ms = QueryInt(context, "ms", computeMs);
     var started = Interlocked.Increment(ref served);
-    await Task.Delay(ms, context.RequestAborted);
+    if (context.Request.Query["spin"] == "1")
+    {
+        var until = Environment.TickCount64 + ms;
+        var spins = 0L;
+        while (Environment.TickCount64 < until && !context.RequestAborted.IsCancellationRequested)
+        {
+            spins++;
+        }
+
+        GC.KeepAlive(spins);
+    }
+    else
+    {
+        await Task.Delay(ms, context.RequestAborted);
+    }
+
     await context.Response.WriteAsJsonAsync(
         new Answer(pod, ms, Encoding.UTF8.GetString(buffer, 0, read), started),
         context.RequestAborted);

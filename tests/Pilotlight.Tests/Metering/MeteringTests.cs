@@ -269,6 +269,34 @@ public class MeteringTests
     }
 
     [Test]
+    public void Simulated_gpus_count_as_present_only_where_nvml_is_absent_and_only_those_the_device_plugin_gave()
+    {
+        if (Pilotlight.Nvml.NvmlLibrary.Probe() is { Available: true })
+        {
+            Assert.Ignore("this machine has an NVIDIA driver; the test wants one without");
+        }
+
+        var time = new FakeTimeProvider(Start);
+        var report = Path.Combine(_dir, "simulated.json");
+        var (stdout, stderr) = (new StringWriter(), new StringWriter());
+        const string devices = "GPU-sim-vm-1,GPU-sim-vm-0";
+
+        Assert.That(GpuProbe.Run(["--expect", "2", "--write", report], devices, stdout, stderr, time, simulated: true), Is.EqualTo(0), stderr.ToString());
+        var seen = GpuReports.ReadFresh(report, time, TimeSpan.FromSeconds(1));
+        Assert.Multiple(() =>
+        {
+            Assert.That(seen?.Available, Is.True);
+            Assert.That(seen?.Gpus.Select(g => g.Uuid), Is.EqualTo(new[] { "GPU-sim-vm-0", "GPU-sim-vm-1" }));
+            Assert.That(seen?.Gpus.Select(g => g.Utilization), Is.All.EqualTo(0.0));
+        });
+
+        // More than the plugin gave, or no devices named, or not marked simulated: not ready.
+        Assert.That(GpuProbe.Run(["--expect", "3"], devices, stdout, stderr, time, simulated: true), Is.EqualTo(1));
+        Assert.That(GpuProbe.Run(["--expect", "1"], null, stdout, stderr, time, simulated: true), Is.EqualTo(1));
+        Assert.That(GpuProbe.Run(["--expect", "1"], devices, stdout, stderr, time, simulated: false), Is.EqualTo(1));
+    }
+
+    [Test]
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public void Install_copies_the_probe_as_an_executable_and_may_run_again()
     {

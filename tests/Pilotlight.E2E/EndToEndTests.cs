@@ -8,39 +8,39 @@ using NUnit.Framework.Interfaces;
 using Pilotlight.Api.V1Alpha1;
 using Pilotlight.Testing;
 
-namespace Pilotlight.E2E.K3s;
+namespace Pilotlight.E2E;
 
 /// <summary>
-/// Pilotlight on a real cluster: K3s in Docker, the images built from docker/, the
-/// chart installed with helm (see <see cref="K3sCluster"/>). A function at zero
-/// woken by its first request through the gateway and back at zero afterwards;
-/// the samples applied server-side twice, the second time a no-op; a sandbox used
-/// through the gateway by a service account bound to the chart's sandbox-user role.
-/// Skipped, saying why, without a Docker engine, DOTNET_IMAGES or helm. Run with
-/// <c>DOTNET_IMAGES=&lt;repository of the .NET images&gt; dotnet test tests/Pilotlight.E2E.K3s -c Release</c>
-/// (the first run builds the images, which takes a while).
+/// Pilotlight on a real cluster, used as its users would (see <see cref="E2ECluster"/>): the chart
+/// installed with helm from images built from docker/; a function at zero woken by its first request
+/// through the gateway, billed, and back at zero; a GPU function admitted by the kubelet on devices a
+/// device plugin advertises; the samples applied server-side twice; a sandbox used through the gateway,
+/// held to its hardening and ended by its timeout; the meter against the kernel's accounting; an upgrade
+/// while a function serves, and an uninstall. Skipped, saying why, where the cluster is missing
+/// (an error under PILOTLIGHT_E2E_REQUIRED=1, as make test runs it).
 /// </summary>
 [TestFixture, Category("E2E"), NonParallelizable]
-public class K3sEndToEndTests
+public partial class EndToEndTests
 {
     private const string FieldManager = "pilotlight-e2e";
     private static readonly TimeSpan Startup = TimeSpan.FromMinutes(5);
-    private K3sCluster? _cluster;
+    private E2ECluster? _cluster;
     private HttpClient _http = null!;
 
-    private K3sCluster Cluster => _cluster!;
+    private E2ECluster Cluster => _cluster!;
 
     [OneTimeSetUp]
     public async Task SetUpAsync()
     {
-        if (await K3sCluster.MissingPrerequisiteAsync() is { } reason)
+        var (cluster, missing) = await E2ECluster.StartAsync();
+        if (cluster is null)
         {
-            Assert.Ignore(reason);
+            Assert.Ignore(missing ?? "no cluster");
         }
 
-        _cluster = await K3sCluster.StartAsync();
+        _cluster = cluster;
         // A cold request is held by the gateway for up to the function's startupTimeout.
-        _http = new HttpClient { BaseAddress = _cluster.Gateway, Timeout = Startup + TimeSpan.FromMinutes(1) };
+        _http = new HttpClient { BaseAddress = cluster.Gateway, Timeout = Startup + TimeSpan.FromMinutes(1) };
     }
 
     [OneTimeTearDown]
@@ -72,7 +72,7 @@ public class K3sEndToEndTests
             metadata:
               name: echo
             spec:
-              image: {{K3sCluster.ModelServerImage}}
+              image: {{Cluster.ModelServerImage}}
               # Waking and scaling are the subject here; the integration suite covers who may invoke.
               access: Public
               port: 8080
@@ -82,9 +82,9 @@ public class K3sEndToEndTests
                   value: "2"
                 - name: COMPUTE_MS
                   value: "20"
-              # count 0: placed on a node of the type (the K3s node is labelled as an L4 node), no GPU asked for.
+              # count 0: placed on a node of the type (the node is labelled as an L4 node, as GPU Feature Discovery would), no GPU asked for.
               gpu:
-                type: L4
+                type: {{Cluster.GpuType}}
                 count: 0
               scaling:
                 minReplicas: 0
@@ -119,7 +119,7 @@ public class K3sEndToEndTests
 
         // scaledownWindow 15s without a request, then the pod drains and goes.
         await UntilScaledToZeroAsync(ns, "echo", "the function to scale back to zero");
-        await K3sCluster.UntilAsync("the function's pods to be gone", TimeSpan.FromMinutes(3), async () =>
+        await E2ECluster.UntilAsync("the function's pods to be gone", TimeSpan.FromMinutes(3), async () =>
         {
             var pods = await Cluster.Client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: "pilotlight.dev/function=echo");
             return (pods.Items.Count == 0, string.Join(", ", pods.Items.Select(p => $"{p.Metadata.Name} {p.Status?.Phase}")));
@@ -137,7 +137,7 @@ public class K3sEndToEndTests
 
         var applied = (await Cluster.KubectlAsync(apply)).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => line.Split(' ')[0]).ToList();
         var first = new List<AppliedObject>();
-        await K3sCluster.UntilAsync("every sample to be reconciled (observedGeneration caught up)", TimeSpan.FromMinutes(2), async () =>
+        await E2ECluster.UntilAsync("every sample to be reconciled (observedGeneration caught up)", TimeSpan.FromMinutes(2), async () =>
         {
             first = await ObserveAsync(ns);
             var behind = first.Where(o => o.ObservedGeneration != o.Generation).Select(o => o.Key).ToList();
@@ -182,7 +182,7 @@ public class K3sEndToEndTests
             roleRef:
               apiGroup: rbac.authorization.k8s.io
               kind: ClusterRole
-              name: {{K3sCluster.Release}}-sandbox-user
+              name: {{E2ECluster.Release}}-sandbox-user
             subjects:
               - kind: ServiceAccount
                 name: alice
@@ -193,16 +193,16 @@ public class K3sEndToEndTests
             metadata:
               name: work
             spec:
-              # Any image with a shell will do: the model server's is on the node already.
-              # No runtimeClassName: the install's default is the node's own runtime (no gVisor in K3s).
-              image: {{K3sCluster.ModelServerImage}}
+              # Any image with a shell will do.
+              # No runtimeClassName: the install's default is the node's own runtime (no gVisor here).
+              image: {{Cluster.ShellImage}}
               resources:
                 cpu: 250m
                 memory: 256Mi
               timeout: 600s
               idleTimeout: 300s
             """);
-        await K3sCluster.UntilAsync("the sandbox to be Ready", Startup, async () =>
+        await E2ECluster.UntilAsync("the sandbox to be Ready", Startup, async () =>
         {
             var sandbox = await Cluster.Client.CustomObjects.GetNamespacedCustomObjectAsync<Sandbox>(Group.Name, Group.Version, ns, "sandboxes", "work");
             var ready = sandbox.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready");
@@ -234,7 +234,7 @@ public class K3sEndToEndTests
         });
     }
 
-    private Task UntilScaledToZeroAsync(string ns, string name, string what) => K3sCluster.UntilAsync(what, TimeSpan.FromMinutes(3), async () =>
+    internal Task UntilScaledToZeroAsync(string ns, string name, string what) => E2ECluster.UntilAsync(what, TimeSpan.FromMinutes(3), async () =>
     {
         var function = await Cluster.Client.CustomObjects.GetNamespacedCustomObjectAsync<GpuFunction>(Group.Name, Group.Version, ns, "gpufunctions", name);
         var ready = function.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready");

@@ -7,7 +7,7 @@ using k8s.Autorest;
 using k8s.Models;
 using Testcontainers.K3s;
 
-namespace Pilotlight.E2E.K3s;
+namespace Pilotlight.E2E;
 
 /// <summary>
 /// A one-node K3s cluster in a Docker container with Pilotlight installed as a
@@ -24,19 +24,13 @@ namespace Pilotlight.E2E.K3s;
 /// The cluster still pulls K3s' own images (pause, CoreDNS) and the K3s and
 /// Testcontainers images from their registries, so the Docker host needs network.
 /// </remarks>
-public sealed class K3sCluster : IAsyncDisposable
+public sealed class K3sCluster : E2ECluster
 {
-    /// <summary>The helm release; the chart names everything after it (pilotlight-operator, pilotlight-sandbox-user, ...).</summary>
-    public const string Release = "pilotlight";
-
-    /// <summary>The release namespace; sandbox NetworkPolicies admit the gateway from this namespace only.</summary>
-    public const string ReleaseNamespace = "pilotlight-system";
-
     /// <summary>Tag of every image this suite builds, so none is mistaken for a published one.</summary>
     public const string Tag = "e2e";
 
     /// <summary>The sample model server (docker/model-server.Dockerfile), the function the scenarios run.</summary>
-    public const string ModelServerImage = "pilotlight/sample-model-server:" + Tag;
+    public const string ModelServerImageName = "pilotlight/sample-model-server:" + Tag;
 
     /// <summary>K3s release the cluster runs, unless PILOTLIGHT_K3S_IMAGE names another.</summary>
     public const string DefaultK3sImage = "rancher/k3s:v1.32.3-k3s1";
@@ -79,8 +73,6 @@ public sealed class K3sCluster : IAsyncDisposable
             default: ""
         """;
 
-    private static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
-
     private readonly K3sContainer _container;
     private readonly string _workDirectory;
 
@@ -93,13 +85,16 @@ public sealed class K3sCluster : IAsyncDisposable
     }
 
     /// <summary>A client with the cluster's admin credentials.</summary>
-    public IKubernetes Client { get; }
+    public override IKubernetes Client { get; }
 
     /// <summary>The gateway as seen from the test: the NodePort's host port, e.g. http://127.0.0.1:49153.</summary>
-    public Uri Gateway { get; }
+    public override Uri Gateway { get; }
 
-    /// <summary>The repository root (the Docker build context, the chart, the samples).</summary>
-    public static string RepositoryRoot { get; } = FindRepositoryRoot();
+    /// <inheritdoc />
+    public override string ModelServerImage => ModelServerImageName;
+
+    /// <inheritdoc />
+    public override string ShellImage => ModelServerImageName;
 
     private static string Docker => Environment.GetEnvironmentVariable("DOCKER") is { Length: > 0 } docker ? docker : "docker";
 
@@ -166,19 +161,8 @@ public sealed class K3sCluster : IAsyncDisposable
         }
     }
 
-    /// <summary>A fresh namespace named <paramref name="prefix"/>-&lt;random&gt;.</summary>
-    public async Task<string> CreateNamespaceAsync(string prefix)
-    {
-        var name = $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 7)];
-        await Client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = name } });
-        return name;
-    }
-
-    /// <summary>Deletes a namespace and what is in it (not waiting for it to be gone).</summary>
-    public Task DeleteNamespaceAsync(string name) => Client.CoreV1.DeleteNamespaceAsync(name);
-
     /// <summary><c>kubectl apply -f</c> of <paramref name="yaml"/> in <paramref name="ns"/>, with the K3s node's own kubectl.</summary>
-    public async Task ApplyAsync(string ns, string yaml)
+    public override async Task ApplyAsync(string ns, string yaml)
     {
         var path = $"/var/lib/rancher/k3s/pilotlight-e2e/manifests/{Guid.NewGuid():N}.yaml";
         await _container.CopyAsync(Encoding.UTF8.GetBytes(yaml), path);
@@ -189,7 +173,7 @@ public sealed class K3sCluster : IAsyncDisposable
     /// Copies <c>samples/&lt;folder&gt;/*.yaml</c> of each folder into the K3s container, all into one
     /// directory, and returns that directory (for <c>kubectl apply -f DIR</c>).
     /// </summary>
-    public async Task<string> CopySamplesAsync(params string[] folders)
+    public override async Task<string> CopySamplesAsync(params string[] folders)
     {
         var target = $"/var/lib/rancher/k3s/pilotlight-e2e/samples-{Guid.NewGuid():N}";
         foreach (var folder in folders)
@@ -204,75 +188,15 @@ public sealed class K3sCluster : IAsyncDisposable
     }
 
     /// <summary>Runs kubectl on the K3s node (the server's own version, admin credentials); its standard output, or a failed assertion.</summary>
-    public async Task<string> KubectlAsync(params string[] args)
+    public override async Task<string> KubectlAsync(params string[] args)
     {
         var result = await _container.ExecAsync(["kubectl", .. args]);
         Assert.That(result.ExitCode, Is.Zero, $"kubectl {string.Join(' ', args)}:\n{result.Stderr}{result.Stdout}");
         return result.Stdout;
     }
 
-    /// <summary>
-    /// Polls <paramref name="probe"/> every second until it reports done; fails after
-    /// <paramref name="timeout"/>, saying what it last saw. API and HTTP errors count as "not yet".
-    /// </summary>
-    public static async Task UntilAsync(string what, TimeSpan timeout, Func<Task<(bool Done, string Seen)>> probe)
-    {
-        var clock = Stopwatch.StartNew();
-        var seen = "nothing yet";
-        while (true)
-        {
-            try
-            {
-                var (done, now) = await probe();
-                if (done)
-                {
-                    return;
-                }
-
-                seen = now;
-            }
-            catch (Exception e) when (e is HttpOperationException or HttpRequestException or TaskCanceledException)
-            {
-                seen = e.Message;
-            }
-
-            if (clock.Elapsed > timeout)
-            {
-                Assert.Fail($"timed out after {timeout} waiting for {what}; last seen: {seen}");
-            }
-
-            await Task.Delay(PollInterval);
-        }
-    }
-
-    /// <summary>Writes what a failure needs explained: objects, events and the operator's and gateway's logs.</summary>
-    public async Task LogDiagnosticsAsync(TextWriter writer)
-    {
-        string[][] commands =
-        [
-            ["get", "nodes,pods", "-A", "-o", "wide"],
-            ["get", "gpufunctions,sandboxes", "-A", "-o", "wide"],
-            ["get", "events", "-A", "--sort-by=.lastTimestamp"],
-            ["logs", "-n", ReleaseNamespace, "-l", "app.kubernetes.io/name=pilotlight-operator", "--prefix", "--tail=200"],
-            ["logs", "-n", ReleaseNamespace, "-l", "app.kubernetes.io/name=pilotlight-gateway", "--prefix", "--tail=200"],
-        ];
-        foreach (var args in commands)
-        {
-            await writer.WriteLineAsync($"$ kubectl {string.Join(' ', args)}");
-            try
-            {
-                var result = await _container.ExecAsync(["kubectl", .. args]);
-                await writer.WriteLineAsync(result.Stdout + result.Stderr);
-            }
-            catch (Exception e)
-            {
-                await writer.WriteLineAsync($"(not available: {e.Message})");
-            }
-        }
-    }
-
     /// <inheritdoc />
-    public async ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
         Client.Dispose();
         await _container.DisposeAsync();
@@ -310,33 +234,6 @@ public sealed class K3sCluster : IAsyncDisposable
         }
     }
 
-    /// <summary>Where helm is: HELM, else where tests/chart/check.sh caches it, else PATH.</summary>
-    private static string? FindHelm()
-    {
-        if (Environment.GetEnvironmentVariable("HELM") is { Length: > 0 } helm)
-        {
-            return helm.Contains('/', StringComparison.Ordinal) ? helm : OnPath(helm) ?? helm;
-        }
-
-        var cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
-            ? xdg
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        var cached = Path.Combine(cache, "pilotlight", "helm", "helm");
-        return File.Exists(cached) ? cached : OnPath("helm");
-
-        static string? OnPath(string command) => (Environment.GetEnvironmentVariable("PATH") ?? "")
-            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
-            .Select(dir => Path.Combine(dir, command))
-            .FirstOrDefault(File.Exists);
-    }
-
-    private static string? HelmProblem() => FindHelm() switch
-    {
-        null => "no helm: run tests/chart/check.sh once (it caches helm in ${XDG_CACHE_HOME:-$HOME/.cache}/pilotlight/helm) or set HELM",
-        var helm when !File.Exists(helm) => $"no helm at HELM={helm}",
-        _ => null,
-    };
-
     private static async Task BuildImagesAsync(CancellationToken ct)
     {
         var timeout = TimeSpan.FromMinutes(45);
@@ -345,10 +242,10 @@ public sealed class K3sCluster : IAsyncDisposable
         var environment = new Dictionary<string, string?> { ["DOCKER_BUILDKIT"] = "1", ["TAG"] = Tag, ["REGISTRY"] = null, ["PUSH"] = null, ["DOCKER"] = Docker };
         Log($"building {string.Join(", ", BuildComponents)} with docker/build.sh (slow the first time: two NativeAOT builds)");
         await RunAsync("bash", [Path.Combine(RepositoryRoot, "docker", "build.sh"), .. BuildComponents], timeout, echo: true, environment: environment, ct: ct);
-        Log($"building {ModelServerImage}");
+        Log($"building {ModelServerImageName}");
         await RunAsync(Docker,
             ["build", "-f", Path.Combine(RepositoryRoot, "docker", "model-server.Dockerfile"),
-             "--build-arg", $"DOTNET_IMAGES={Environment.GetEnvironmentVariable("DOTNET_IMAGES")}", "-t", ModelServerImage, RepositoryRoot],
+             "--build-arg", $"DOTNET_IMAGES={Environment.GetEnvironmentVariable("DOTNET_IMAGES")}", "-t", ModelServerImageName, RepositoryRoot],
             timeout, echo: true, environment: environment, ct: ct);
     }
 
@@ -397,117 +294,8 @@ public sealed class K3sCluster : IAsyncDisposable
         await Client.CoreV1.PatchNodeAsync(new V1Patch("""{"metadata":{"labels":{"nvidia.com/gpu.product":"NVIDIA-L4"}}}""", V1Patch.PatchType.MergePatch),
             node.Metadata.Name, cancellationToken: ct);
 
-        foreach (var deployment in new[] { $"{Release}-operator", $"{Release}-gateway" })
-        {
-            await UntilAsync($"Deployment {deployment} to be Available", TimeSpan.FromMinutes(10), async () =>
-            {
-                var d = await Client.AppsV1.ReadNamespacedDeploymentAsync(deployment, ReleaseNamespace, cancellationToken: ct);
-                var available = d.Status?.Conditions?.FirstOrDefault(c => c.Type == "Available");
-                return (available?.Status == "True" && d.Status?.ReadyReplicas == d.Spec.Replicas,
-                    $"ready {d.Status?.ReadyReplicas ?? 0}/{d.Spec.Replicas}, Available={available?.Status} {available?.Message}");
-            });
-        }
-
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        await UntilAsync($"the gateway to answer /readyz at {Gateway}", TimeSpan.FromMinutes(2), async () =>
-        {
-            using var response = await http.GetAsync(new Uri(Gateway, "/readyz"), ct);
-            return (response.IsSuccessStatusCode, $"HTTP {(int)response.StatusCode}");
-        });
+        await UntilInstalledAsync(ct);
         Log($"Pilotlight is up; gateway at {Gateway}");
     }
 
-    private sealed record ProcessResult(int ExitCode, string Output);
-
-    /// <summary>Runs a command to its end (killed after <paramref name="timeout"/>); fails the test on a non-zero exit unless <paramref name="check"/> is false.</summary>
-    private static async Task<ProcessResult> RunAsync(string file, IEnumerable<string> args, TimeSpan timeout, bool check = true, bool echo = false,
-        IReadOnlyDictionary<string, string?>? environment = null, CancellationToken ct = default)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepositoryRoot };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
-        {
-            if (value is null)
-            {
-                start.Environment.Remove(name);
-            }
-            else
-            {
-                start.Environment[name] = value;
-            }
-        }
-
-        var output = new StringBuilder();
-        void OnLine(object sender, DataReceivedEventArgs e)
-        {
-            if (e.Data is null)
-            {
-                return;
-            }
-
-            lock (output)
-            {
-                output.AppendLine(e.Data);
-            }
-
-            if (echo)
-            {
-                TestContext.Progress.WriteLine(e.Data);
-            }
-        }
-
-        using var process = new Process { StartInfo = start };
-        process.OutputDataReceived += OnLine;
-        process.ErrorDataReceived += OnLine;
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        limit.CancelAfter(timeout);
-        try
-        {
-            await process.WaitForExitAsync(limit.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"{file} {string.Join(' ', start.ArgumentList)} did not finish within {timeout}:\n{Tail(output)}");
-        }
-
-        var result = new ProcessResult(process.ExitCode, Tail(output));
-        if (check && result.ExitCode != 0)
-        {
-            Assert.Fail($"{file} {string.Join(' ', start.ArgumentList)} failed with exit code {result.ExitCode}:\n{result.Output}");
-        }
-
-        return result;
-    }
-
-    private static string Tail(StringBuilder output)
-    {
-        lock (output)
-        {
-            var text = output.ToString();
-            return text.Length <= 8000 ? text : "...\n" + text[^8000..];
-        }
-    }
-
-    private static void Log(string message) => TestContext.Progress.WriteLine($"[k3s-e2e {DateTime.Now:HH:mm:ss}] {message}");
-
-    private static string FindRepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Operator.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"no Operator.sln above {AppContext.BaseDirectory}");
-    }
 }
