@@ -7,7 +7,7 @@ CONFIG ?= Release
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: all build crds crds-check test test-unit bench demo usage pod-processes control-plane chart-check images test-e2e clean real-node real-node-up real-node-down real-node-images real-node-smoke
+.PHONY: all build crds crds-check test test-unit test-integration test-real-node bench demo demo-real usage pod-processes control-plane chart-check images test-e2e clean real-node real-node-up real-node-down real-node-images real-node-smoke
 
 all: build
 
@@ -21,6 +21,11 @@ crds:
 ## control-plane: build (once, cached outside the tree) etcd + kube-apiserver/controller-manager/scheduler
 control-plane:
 	@tests/control-plane/build.sh >/dev/null
+
+## demo-real: the demo's story on the real node: its images from the registry, the chart installed with helm,
+##   a GPU function on simulated devices woken from zero, invoked warm, scaled back to zero (root; leaves the node up)
+demo-real: real-node-images
+	tests/real-node/demo.sh
 
 ## demo: local control plane + simulated GPU nodes + operator + gateway; a function invoked cold and warm, then scaled to zero
 demo: control-plane pod-processes
@@ -50,23 +55,39 @@ chart-check: control-plane
 images:
 	docker/build.sh
 
-## test: the chart checks, then unit and integration tests (integration ones start a real control plane)
+## test: the chart checks, unit and integration tests (integration ones start a real control plane), then the
+##   end-to-end suite on the real node (test-real-node). CI runs exactly this.
 # The log is kept and its failures repeated at the end, where CI's tail shows them (a failed
 # OneTimeTearDown too: the chart-RBAC audit of the integration suite runs in one).
 test: control-plane pod-processes chart-check
 	@mkdir -p .artifacts; set -o pipefail; \
-	$(DOTNET) test Operator.sln -c $(CONFIG) --logger "console;verbosity=normal" 2>&1 | tee .artifacts/test.log; rc=$$?; \
+	$(DOTNET) test Operator.sln -c $(CONFIG) --filter "TestCategory!=E2E" --logger "console;verbosity=normal" 2>&1 | tee .artifacts/test.log; rc=$$?; \
 	if [ $$rc -ne 0 ]; then echo "== failed tests (full log: .artifacts/test.log)"; \
 	  grep -E -A6 '^\s+Failed [A-Za-z_]' .artifacts/test.log | grep -v -E '^\s+at ' ; \
 	  grep -E -A12 '^TearDown failed' .artifacts/test.log | grep -v -E '^\s+at ' ; fi; exit $$rc
+	$(MAKE) --no-print-directory test-real-node
 
 ## test-unit: only the tests that need no control plane (the chart-rule tests need helm, which chart-check fetches)
 test-unit: chart-check
 	$(DOTNET) test Operator.sln -c $(CONFIG) --filter "TestCategory!=Integration&TestCategory!=E2E"
 
-## test-e2e: the chart and the real images on K3s (needs a Docker engine and DOTNET_IMAGES; skipped without)
+## test-integration: unit and integration tests on the local control plane, no real node (daily work)
+test-integration: control-plane pod-processes chart-check
+	$(DOTNET) test Operator.sln -c $(CONFIG) --filter "TestCategory!=E2E"
+
+## test-real-node: the end-to-end suite on the real node: node up, images built from docker/ and pushed to its
+##   registry, the chart installed with helm, the suite (tests/Pilotlight.E2E), the node stopped again (root)
+test-real-node: real-node-images
+	@mkdir -p .artifacts; set -o pipefail; \
+	PILOTLIGHT_E2E_REQUIRED=1 $(DOTNET) test tests/Pilotlight.E2E -c $(CONFIG) --logger "console;verbosity=normal" 2>&1 | tee .artifacts/test-real-node.log; rc=$$?; \
+	if [ $$rc -ne 0 ]; then echo "== failed tests (full log: .artifacts/test-real-node.log)"; \
+	  grep -E -A8 '^\s+Failed [A-Za-z_]' .artifacts/test-real-node.log | grep -v -E '^\s+at ' ; fi; \
+	[ -n "$(KEEP_NODE)" ] || tests/real-node/down.sh >/dev/null; exit $$rc
+
+## test-e2e: the same suite on K3s in Docker (PILOTLIGHT_E2E_CLUSTER=k3s; needs a Docker engine and DOTNET_IMAGES; skipped without)
+##   or on any cluster: PILOTLIGHT_E2E_CLUSTER=kubeconfig KUBECONFIG=... PILOTLIGHT_E2E_REGISTRY=... make test-e2e
 test-e2e:
-	$(DOTNET) test tests/Pilotlight.E2E.K3s -c $(CONFIG) --logger "console;verbosity=normal"
+	PILOTLIGHT_E2E_CLUSTER=$${PILOTLIGHT_E2E_CLUSTER:-k3s} $(DOTNET) test tests/Pilotlight.E2E -c $(CONFIG) --logger "console;verbosity=normal"
 
 ## bench: benchmarks on the real control plane; results land in bench/results/
 ##   make bench BENCH=burst runs one (controller, gateway, metering, prewarm, sandbox, burst, warm-routing, protocols, gateway-replicas)

@@ -26,6 +26,9 @@ using Prometheus;
 //                                     and node ranges), on top of link-local and cloud metadata addresses
 //   --sandbox-egress-allowed CIDR[,CIDR]  what network.allowCidrs may name (default 0.0.0.0/0,::/0)
 //   --sandbox-max-workspace QTY       the largest workspaceSize (default 10Gi)
+//   --sandbox-toleration-keys K[,K]   taint keys a Sandbox's tolerations may name (default nvidia.com/gpu; "" none)
+//   --sandbox-node-selector-keys K[,K]  node label keys a Sandbox's nodeSelector may name (default: arch, os,
+//                                     instance type, region, zone)
 //   --endpoint-base URL    gateway URL functions are reached at
 //   --namespace NS         watch one namespace only
 //   --leader-elect         hold a Lease in --lease-namespace (default $POD_NAMESPACE or pilotlight-system)
@@ -237,6 +240,12 @@ var options = new OperatorOptions
         EgressFloor = [.. SandboxOptions.DefaultEgressFloor, .. egressDeny],
         AllowedEgress = egressAllowed.Count > 0 ? egressAllowed : new SandboxOptions().AllowedEgress,
         MaxWorkspaceSize = maxWorkspace,
+        AllowedTolerationKeys = flags.Get("sandbox-toleration-keys") is { } tolerationKeys
+            ? tolerationKeys.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            : new SandboxOptions().AllowedTolerationKeys,
+        AllowedNodeSelectorKeys = flags.Get("sandbox-node-selector-keys") is { } selectorKeys
+            ? selectorKeys.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            : SandboxOptions.DefaultNodeSelectorKeys,
     },
     EndpointBase = flags.Get("endpoint-base") ?? new OperatorOptions().EndpointBase,
     WatchNamespace = flags.Get("namespace"),

@@ -23,7 +23,7 @@ stop() {
 unmount_all() { findmnt -rn -o TARGET | grep "^$R/" | sort -r | xargs -r -n1 umount -l 2>/dev/null; }
 
 # The node first, so nothing restarts pods while they are removed.
-stop kubelet; stop kube-proxy
+stop device-plugin; stop kubelet; stop kube-proxy
 [ -x "$NODE_BIN/kube-proxy" ] && "$NODE_BIN/kube-proxy" --cleanup >/dev/null 2>&1
 if [ -S "$R/docker.sock" ] && [ -f "$pids/dockerd" ]; then
   ids=$("$RN_DOCKER" -H "unix://$R/docker.sock" ps -aq 2>/dev/null)

@@ -98,6 +98,15 @@ public sealed record SandboxSpec
     [RegularExpression(Patterns.DnsSubdomain)]
     public string? RuntimeClassName { get; init; }
 
+    /// <summary>Node labels the sandbox's pod must match; only the keys the platform allows (<c>--sandbox-node-selector-keys</c>).</summary>
+    [JsonPropertyName("nodeSelector")]
+    public IReadOnlyDictionary<string, string>? NodeSelector { get; init; }
+
+    /// <summary>Taints the sandbox's pod tolerates; only the keys the platform allows (<c>--sandbox-toleration-keys</c>).</summary>
+    [JsonPropertyName("tolerations")]
+    [MaxLength(16)]
+    public IReadOnlyList<V1Toleration>? Tolerations { get; init; }
+
     /// <summary>Size of the writable workspace.</summary>
     [JsonPropertyName("workspaceSize")]
     [DefaultValue("1Gi")]

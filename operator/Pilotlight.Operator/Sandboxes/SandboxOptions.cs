@@ -9,6 +9,19 @@ public sealed record SandboxOptions
     /// <summary>RuntimeClass used when a Sandbox names none; null runs on the node's default runtime.</summary>
     public string? DefaultRuntimeClass { get; init; }
 
+    /// <summary>
+    /// Taint keys a Sandbox's <c>tolerations</c> may name (<c>--sandbox-toleration-keys</c>). The default lets a CPU
+    /// sandbox run where every node carries the GPU taint; a toleration without a key (every taint) is never allowed.
+    /// </summary>
+    public IReadOnlyList<string> AllowedTolerationKeys { get; init; } = ["nvidia.com/gpu"];
+
+    /// <summary>Node label keys a Sandbox's <c>nodeSelector</c> may name (<c>--sandbox-node-selector-keys</c>).</summary>
+    public IReadOnlyList<string> AllowedNodeSelectorKeys { get; init; } = DefaultNodeSelectorKeys;
+
+    /// <summary>The well-known labels every node carries that say where and what it is, not whose.</summary>
+    public static IReadOnlyList<string> DefaultNodeSelectorKeys { get; } =
+        ["kubernetes.io/arch", "kubernetes.io/os", "node.kubernetes.io/instance-type", "topology.kubernetes.io/region", "topology.kubernetes.io/zone"];
+
     /// <summary>The longest <c>spec.timeout</c> honoured; longer ones are capped (and the cap is reported).</summary>
     public TimeSpan MaxTimeout { get; init; } = TimeSpan.FromHours(24);
 

@@ -45,7 +45,8 @@ public static class SandboxPods
     /// or command: things a running pod cannot take on).
     /// </summary>
     public static string? Shape(Sandbox sandbox, string? runtimeClass, SandboxOptions options) =>
-        sandbox.Spec is { Gpu: null or { Count: 0 }, Env: null or { Count: 0 }, EnvFrom: null or { Count: 0 }, Command: null or { Count: 0 } } spec
+        sandbox.Spec is { Gpu: null or { Count: 0 }, Env: null or { Count: 0 }, EnvFrom: null or { Count: 0 }, Command: null or { Count: 0 },
+            NodeSelector: null or { Count: 0 }, Tolerations: null or { Count: 0 } } spec
             ? Shape(spec.Image, spec.Resources, runtimeClass, spec.WorkspaceSize, options)
             : null;
 
@@ -114,6 +115,38 @@ public static class SandboxPods
         return allowed.Contains(asked)
             ? (asked, null)
             : (null, $"runtimeClassName '{asked}' is not allowed here (allowed: {(allowed.Count == 0 ? "none" : string.Join(", ", allowed))})");
+    }
+
+    /// <summary>
+    /// Where a sandbox may ask to run: only the toleration and node-selector keys the platform allows, so a
+    /// tenant cannot move untrusted code onto nodes kept for others (a dedicated or control-plane taint).
+    /// </summary>
+    public static IReadOnlyList<string> SchedulingProblems(SandboxSpec spec, SandboxOptions options)
+    {
+        var problems = new List<string>();
+        string Allowed(IReadOnlyList<string> keys) => keys.Count == 0 ? "none" : string.Join(", ", keys);
+        for (var i = 0; i < (spec.Tolerations?.Count ?? 0); i++)
+        {
+            var key = spec.Tolerations![i].Key;
+            if (string.IsNullOrEmpty(key))
+            {
+                problems.Add($"tolerations[{i}]: a toleration without a key tolerates every taint; name the taint's key");
+            }
+            else if (!options.AllowedTolerationKeys.Contains(key, StringComparer.Ordinal))
+            {
+                problems.Add($"tolerations[{i}]: taint key '{key}' is not allowed here (allowed: {Allowed(options.AllowedTolerationKeys)})");
+            }
+        }
+
+        foreach (var key in spec.NodeSelector?.Keys.Order(StringComparer.Ordinal) ?? Enumerable.Empty<string>())
+        {
+            if (!options.AllowedNodeSelectorKeys.Contains(key, StringComparer.Ordinal))
+            {
+                problems.Add($"nodeSelector: label key '{key}' is not allowed here (allowed: {Allowed(options.AllowedNodeSelectorKeys)})");
+            }
+        }
+
+        return problems;
     }
 
     /// <summary>
@@ -301,8 +334,10 @@ public static class SandboxPods
                     new V1Volume { Name = "tmp", EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = new ResourceQuantity("64Mi") } },
                     new V1Volume { Name = FunctionPods.MeterVolume, EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = new ResourceQuantity("1Mi") } },
                 ],
-                NodeSelector = null,
-                Tolerations = placement is null ? null : FunctionPods.MakeTolerations(new GpuFunctionSpec { Image = spec.Image }, placement),
+                NodeSelector = spec.NodeSelector is { Count: > 0 } selector ? new Dictionary<string, string>(selector) : null,
+                Tolerations = placement is null
+                    ? (spec.Tolerations is { Count: > 0 } own ? [.. own] : null)
+                    : FunctionPods.MakeTolerations(new GpuFunctionSpec { Image = spec.Image, Tolerations = spec.Tolerations }, placement),
                 Affinity = placement is null ? null : FunctionPods.MakeAffinity(placement),
             },
         };

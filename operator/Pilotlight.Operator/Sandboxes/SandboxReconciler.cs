@@ -284,6 +284,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         }
 
         problems.AddRange(SandboxPods.EnvProblems(sandbox.Spec));
+        problems.AddRange(SandboxPods.SchedulingProblems(sandbox.Spec, options));
         problems.AddRange(SandboxEgress.Problems(sandbox.Spec.Network.AllowCidrs, options));
         if (SandboxPods.WorkspaceProblem(sandbox.Spec.WorkspaceSize, options) is { } workspace)
         {

@@ -47,6 +47,66 @@ public class SandboxPodsTests
     }
 
     [Test]
+    public void Tolerations_and_node_selectors_reach_the_pod_only_with_keys_the_platform_allows()
+    {
+        var spec = new SandboxSpec
+        {
+            Image = "python:3.12",
+            Tolerations = [new V1Toleration { Key = "nvidia.com/gpu", OperatorProperty = "Exists", Effect = "NoSchedule" }],
+            NodeSelector = new Dictionary<string, string> { ["kubernetes.io/arch"] = "arm64" },
+        };
+        var catalog = GpuCatalog.Default;
+
+        var allowed = SandboxReconciler.Validate(Sandbox(spec), Options, catalog);
+        var pod = SandboxPods.MakePod(Sandbox(spec), "runsc", null, Options);
+        Assert.Multiple(() =>
+        {
+            Assert.That(allowed.Problems, Is.Empty);
+            Assert.That(pod.Spec.Tolerations.Select(t => t.Key), Is.EqualTo(new[] { "nvidia.com/gpu" }));
+            Assert.That(pod.Spec.NodeSelector, Is.EqualTo(new Dictionary<string, string> { ["kubernetes.io/arch"] = "arm64" }));
+            Assert.That(SandboxPods.Shape(Sandbox(spec), "runsc", Options), Is.Null, "a sandbox placed by hand never takes a pool's warm pod");
+        });
+
+        // A tenant steering untrusted code onto the control plane or a dedicated pool, or tolerating everything.
+        var forbidden = spec with
+        {
+            Tolerations =
+            [
+                new V1Toleration { Key = "node-role.kubernetes.io/control-plane", OperatorProperty = "Exists" },
+                new V1Toleration { OperatorProperty = "Exists" },
+            ],
+            NodeSelector = new Dictionary<string, string> { ["dedicated"] = "payments" },
+        };
+        var refused = SandboxReconciler.Validate(Sandbox(forbidden), Options, catalog).Problems;
+        Assert.That(refused, Is.EquivalentTo(new[]
+        {
+            "tolerations[0]: taint key 'node-role.kubernetes.io/control-plane' is not allowed here (allowed: nvidia.com/gpu)",
+            "tolerations[1]: a toleration without a key tolerates every taint; name the taint's key",
+            "nodeSelector: label key 'dedicated' is not allowed here (allowed: " + string.Join(", ", SandboxOptions.DefaultNodeSelectorKeys) + ")",
+        }));
+
+        // A platform that allows none.
+        var closed = Options with { AllowedTolerationKeys = [], AllowedNodeSelectorKeys = [] };
+        Assert.That(SandboxReconciler.Validate(Sandbox(spec), closed, catalog).Problems, Has.Count.EqualTo(2).And.All.Contains("allowed: none"));
+    }
+
+    [Test]
+    public void A_gpu_sandboxs_own_tolerations_join_the_gpu_one()
+    {
+        var spec = new SandboxSpec
+        {
+            Image = "python:3.12",
+            Gpu = new GpuRequirement { Type = GpuType.L4, Count = 1 },
+            Tolerations = [new V1Toleration { Key = "example.com/spot", OperatorProperty = "Exists" }],
+        };
+        var (_, placement, _, _, _) = SandboxReconciler.Validate(Sandbox(spec), Options with { AllowedTolerationKeys = ["example.com/spot"] }, GpuCatalog.Default);
+
+        var pod = SandboxPods.MakePod(Sandbox(spec), "runsc", placement, Options);
+
+        Assert.That(pod.Spec.Tolerations.Select(t => t.Key), Is.EquivalentTo(new[] { "example.com/spot", "nvidia.com/gpu" }));
+    }
+
+    [Test]
     public void The_sandbox_command_reaches_the_agent_as_json_and_the_agent_stays_the_entrypoint()
     {
         var spec = new SandboxSpec { Image = "python:3.12", Command = ["python", "-c", "print(\"hi\")"] };

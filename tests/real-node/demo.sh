@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# make demo-real: the demo's story on the real node, as a platform team and a user would live it.
+#   the chart installed with helm from the images in the node's registry; simulated GPUs
+#   advertised to the real kubelet by tests/Pilotlight.DevicePluginSim; a GPU function applied
+#   with kubectl, invoked at zero through the gateway's Service (cold start timed), invoked warm,
+#   then scaled back to zero. Leaves the node and the release up to look at; `make real-node-down`
+#   stops everything.
+# Needs the node up and the images pushed (make real-node-images does both).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+root=$(cd "$here/../.." && pwd)
+rn_require_root
+[ -f "$RN_DIR/env" ] || rn_die "the node is not up (make real-node-images)"
+. "$RN_DIR/env"
+tag=$(awk -F'"' '/^appVersion:/ {print $2}' "$root/charts/pilotlight/Chart.yaml")
+helm=${HELM:-${XDG_CACHE_HOME:-$HOME/.cache}/pilotlight/helm/helm}
+[ -x "$helm" ] || rn_die "no helm at $helm (make chart-check caches it)"
+node=$(kubectl get nodes -o jsonpath='{.items[0].metadata.name}')
+t0=$(date +%s.%N)
+say() { printf '[%6.1fs] %s\n' "$(echo "$(date +%s.%N) - $t0" | bc)" "$*"; }
+
+# Simulated GPUs on the real kubelet (the process outlives this script; down.sh stops it by its PID).
+dotnet build "$root/tests/Pilotlight.DevicePluginSim" -c Release -v quiet -nologo >/dev/null
+if ! { [ -f "$RN_DIR/pids/device-plugin" ] && kill -0 "$(cat "$RN_DIR/pids/device-plugin")" 2>/dev/null; }; then
+  nohup dotnet "$root/tests/Pilotlight.DevicePluginSim/bin/Release/net10.0/Pilotlight.DevicePluginSim.dll" \
+    --plugin-dir "$RN_DIR/kubelet/device-plugins" --node "$node" --kubeconfig "$KUBECONFIG" --count 2 --product NVIDIA-L4 \
+    >"$RN_DIR/logs/device-plugin.log" 2>&1 &
+  echo $! > "$RN_DIR/pids/device-plugin"
+fi
+for _ in $(seq 60); do
+  [ "$(kubectl get node "$node" -o jsonpath='{.status.allocatable.nvidia\.com/gpu}')" = 2 ] && break; sleep 1
+done
+say "node $node: $(kubectl get node "$node" -o jsonpath='{.status.allocatable.nvidia\.com/gpu}') x nvidia.com/gpu (simulated device plugin), labelled $(kubectl get node "$node" -o jsonpath='{.metadata.labels.nvidia\.com/gpu\.product}')"
+
+values=$RN_DIR/demo-values.yaml
+cat > "$values" <<V
+image: {registry: "$RN_REGISTRY", pullPolicy: Always}
+sandbox: {runtimeClasses: {allowed: [], default: ""}}
+V
+say "helm upgrade --install pilotlight charts/pilotlight (images $RN_REGISTRY/pilotlight/*:$tag)"
+"$helm" upgrade --install pilotlight "$root/charts/pilotlight" -n pilotlight-system --create-namespace -f "$values" --wait --timeout 10m >/dev/null
+gateway=$(kubectl -n pilotlight-system get service pilotlight-gateway -o jsonpath='{.spec.clusterIP}')
+say "operator and gateway Available; gateway Service at http://$gateway"
+
+kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl -n demo apply -f - >/dev/null <<Y
+apiVersion: pilotlight.dev/v1alpha1
+kind: GpuFunction
+metadata: {name: echo}
+spec:
+  image: $RN_REGISTRY/pilotlight/sample-model-server:$tag
+  access: Public
+  port: 8080
+  healthPath: /healthz
+  env: [{name: LOAD_SECONDS, value: "2"}]
+  gpu: {type: L4, count: 1}
+  scaling: {minReplicas: 0, maxReplicas: 2, scaledownWindow: 20s}
+  startupTimeout: 5m
+Y
+for _ in $(seq 120); do
+  [ "$(kubectl -n demo get gfn echo -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}')" = ScaledToZero ] && break; sleep 1
+done
+say "GpuFunction demo/echo applied: $(kubectl -n demo get gfn echo -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}')"
+
+say "POST /demo/echo/predict at zero replicas (cold start on the real kubelet)"
+curl -sS -o /dev/null -D - -w '%{http_code} in %{time_total}s\n' -X POST -d hello "http://$gateway/demo/echo/predict" | grep -E '^(X-Pilotlight-Cold-Start|[0-9]{3} in)' | sed 's/^/          /'
+say "again, warm"
+curl -sS -o /dev/null -w '          %{http_code} in %{time_total}s\n' -X POST -d again "http://$gateway/demo/echo/predict"
+pod=$(kubectl -n demo get pods -l pilotlight.dev/function=echo -o jsonpath='{.items[0].metadata.name}')
+say "pod $pod holds $(kubectl -n demo get pod "$pod" -o jsonpath='{.spec.containers[?(@.name=="function")].resources.limits.nvidia\.com/gpu}') GPU; the kubelet gave it $(docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$(docker ps -q --filter "label=io.kubernetes.pod.name=$pod" --filter label=io.kubernetes.container.name=function)" | grep NVIDIA_VISIBLE_DEVICES)"
+say "waiting for scale to zero (scaledownWindow 20s)"
+for _ in $(seq 180); do
+  [ "$(kubectl -n demo get gfn echo -o jsonpath='{.status.replicas}')" = 0 ] && break; sleep 1
+done
+say "replicas $(kubectl -n demo get gfn echo -o jsonpath='{.status.replicas}'): $(kubectl -n demo get gfn echo -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}')"
+say "done; the node and the release stay up (kubectl with: source $RN_DIR/env; stop with make real-node-down)"
