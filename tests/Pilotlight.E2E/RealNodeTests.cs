@@ -388,7 +388,7 @@ public partial class EndToEndTests
     }
 
     [Test, Order(99)]
-    public async Task Helm_uninstall_leaves_nothing_but_the_crds_and_the_users_objects()
+    public async Task The_readmes_uninstall_steps_leave_nothing_but_the_crds_and_the_users_objects()
     {
         if (RealNode.DockerHost is null)
         {
@@ -427,6 +427,15 @@ public partial class EndToEndTests
             return (pods.Items.Count(p => p.Status?.Phase == "Running") == 2, string.Join(", ", pods.Items.Select(p => $"{p.Metadata.Name} {p.Status?.Phase}")));
         });
 
+        // The README's uninstall steps, as written there.
+        await Cluster.KubectlAsync("-n", E2ECluster.ReleaseNamespace, "scale", "deployment", $"{E2ECluster.Release}-operator", "--replicas=0");
+        await E2ECluster.UntilAsync("the operator's pods to be gone", TimeSpan.FromMinutes(2), async () =>
+        {
+            var pods = await Cluster.Client.CoreV1.ListNamespacedPodAsync(E2ECluster.ReleaseNamespace, labelSelector: "app.kubernetes.io/name=pilotlight-operator");
+            return (pods.Items.Count == 0, string.Join(", ", pods.Items.Select(p => p.Metadata.Name)));
+        });
+        await Cluster.KubectlAsync("delete", "pods,services,networkpolicies,daemonsets", "-A", "-l", "app.kubernetes.io/managed-by=pilotlight", "--wait=false");
+        await Cluster.KubectlAsync("-n", E2ECluster.ReleaseNamespace, "delete", "lease", $"{E2ECluster.Release}-operator", "--ignore-not-found");
         await RealNode.HelmAsync("uninstall", E2ECluster.Release, "--namespace", E2ECluster.ReleaseNamespace, "--wait", "--timeout", "5m");
 
         await E2ECluster.UntilAsync("nothing of Pilotlight's to run after helm uninstall", TimeSpan.FromMinutes(3), async () =>
