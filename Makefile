@@ -7,7 +7,7 @@ CONFIG ?= Release
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: all build crds crds-check test test-unit test-integration test-real-node bench demo demo-real usage pod-processes control-plane chart-check images test-e2e clean real-node real-node-up real-node-down real-node-images real-node-smoke
+.PHONY: all build crds crds-check test test-unit test-integration test-real-node bench bench-real-node demo demo-real usage pod-processes control-plane chart-check images test-e2e clean real-node real-node-up real-node-down real-node-images real-node-smoke
 
 all: build
 
@@ -93,6 +93,10 @@ test-e2e:
 ##   make bench BENCH=burst runs one (controller, gateway, metering, prewarm, sandbox, burst, warm-routing, protocols, gateway-replicas)
 bench: control-plane pod-processes
 	$(DOTNET) run --project bench/Pilotlight.Bench -c $(CONFIG) -- bench/results $(BENCH)
+
+## bench-real-node: the cold start on the real node, step by step, beside the simulated node's (root; node left up)
+bench-real-node: control-plane pod-processes real-node-images
+	$(DOTNET) run --project bench/Pilotlight.Bench -c $(CONFIG) -- bench/results real-node-cold-start
 
 ## real-node: build (once, cached outside the tree) kubelet, kube-proxy, kubectl 1.20, pause and the runc wrapper
 ##   for a real one-node cluster on this machine (root; see tests/real-node/README.md)
