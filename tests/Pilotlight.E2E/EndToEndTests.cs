@@ -196,6 +196,8 @@ public partial class EndToEndTests
               # Any image with a shell will do.
               # No runtimeClassName: the install's default is the node's own runtime (no gVisor here).
               image: {{Cluster.ShellImage}}
+              # Every node may be a GPU node, tainted so; the platform allows this toleration (sandbox.scheduling).
+              tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
               resources:
                 cpu: 250m
                 memory: 256Mi

@@ -25,6 +25,9 @@ public sealed partial class RealNodeCluster : E2ECluster
     /// <summary>The local registry of the real node.</summary>
     public const string LocalRegistry = "127.0.0.1:5000";
 
+    /// <summary>The taint key of GPU nodes (NVIDIA's convention), put on the real node while the suite runs.</summary>
+    public const string GpuTaint = "nvidia.com/gpu";
+
     /// <summary>Simulated GPUs the device plugin advertises.</summary>
     public const int SimulatedGpus = 2;
 
@@ -142,6 +145,10 @@ public sealed partial class RealNodeCluster : E2ECluster
             return (gpus == SimulatedGpus.ToString(System.Globalization.CultureInfo.InvariantCulture), $"allocatable nvidia.com/gpu: {gpus}; plugin: {plugin.LogTail(5)}");
         });
 
+        // A GPU node as platforms taint them: only pods that tolerate the taint land here, so the chart's own pods,
+        // functions and sandboxes must each tolerate it (the cluster is all GPU nodes, as many are).
+        await client.CoreV1.PatchNodeAsync(new V1Patch(new { spec = new { taints = new[] { new { key = GpuTaint, value = "present", effect = "NoSchedule" } } } },
+            V1Patch.PatchType.StrategicMergePatch), node, cancellationToken: ct);
         var cluster = await InstallAsync(kubeconfig, LocalRegistry, work, client, plugin, gatewayByPortForward: false, env["DOCKER_HOST"], node, ct);
         return cluster;
     }
@@ -178,9 +185,13 @@ public sealed partial class RealNodeCluster : E2ECluster
         var target = Directory.CreateDirectory(Path.Combine(_work, $"samples-{Guid.NewGuid():N}")).FullName;
         foreach (var folder in folders)
         {
+            // The samples name public images (vLLM, python, ...). Pulling them would send the node's traffic off this
+            // machine, which the suite never does: every image becomes one in the node's own registry, the rest stays.
+            var local = folder == "sandboxes" ? ShellImage : ModelServerImage;
             foreach (var file in Directory.GetFiles(Path.Combine(RepositoryRoot, "samples", folder), "*.yaml"))
             {
-                File.Copy(file, Path.Combine(target, $"{folder}-{Path.GetFileName(file)}"));
+                File.WriteAllText(Path.Combine(target, $"{folder}-{Path.GetFileName(file)}"),
+                    ImageLine().Replace(File.ReadAllText(file), m => $"{m.Groups[1].Value}image: {local}"));
             }
         }
 
@@ -246,6 +257,12 @@ public sealed partial class RealNodeCluster : E2ECluster
             if (_devicePlugin is not null)
             {
                 await _devicePlugin.StopAsync();
+                var n = await Client.CoreV1.ReadNodeAsync(Node);
+                if (n.Spec.Taints?.Any(t => t.Key == GpuTaint) == true)
+                {
+                    n.Spec.Taints = [.. n.Spec.Taints.Where(t => t.Key != GpuTaint)];
+                    await Client.CoreV1.ReplaceNodeAsync(n, Node);
+                }
             }
 
             Client.Dispose();
@@ -316,6 +333,9 @@ public sealed partial class RealNodeCluster : E2ECluster
 
     [GeneratedRegex("""(?m)^appVersion:\s*"?([^"\s]+)"?""")]
     private static partial Regex AppVersionLine();
+
+    [GeneratedRegex(@"(?m)^(\s*)image:\s*\S+\s*$")]
+    private static partial Regex ImageLine();
 
     [GeneratedRegex(@"Forwarding from 127\.0\.0\.1:(\d+)")]
     private static partial Regex ForwardedPort();

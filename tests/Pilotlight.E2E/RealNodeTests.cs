@@ -157,6 +157,8 @@ public partial class EndToEndTests
               name: untrusted
             spec:
               image: {{Cluster.ShellImage}}
+              # Every node may be a GPU node, tainted so; the platform allows this toleration (sandbox.scheduling).
+              tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
               resources:
                 cpu: 250m
                 memory: 256Mi
@@ -419,6 +421,8 @@ public partial class EndToEndTests
               name: left
             spec:
               image: {{Cluster.ShellImage}}
+              # Every node may be a GPU node, tainted so; the platform allows this toleration (sandbox.scheduling).
+              tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
               timeout: 600s
             """);
         await E2ECluster.UntilAsync("the function's and the sandbox's pods to run", Startup, async () =>
