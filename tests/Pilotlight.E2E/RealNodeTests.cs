@@ -185,15 +185,15 @@ public partial class EndToEndTests
         var read = await Run($"cat {workdir}/main.py");
         var rootfs = await Run("echo x > /usr/bin/evil; echo exit=$?");
         var capability = await Run("grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; id -u; chown 0 /tmp 2>&1; echo chown=$?");
-        var account = await Run("ls /var/run/secrets/kubernetes.io/serviceaccount 2>&1; echo ls=$?; env | grep -c KUBERNETES_SERVICE_HOST || true");
+        var account = await Run("ls /var/run/secrets/kubernetes.io/serviceaccount 2>&1; echo ls=$?");
         var privilege = await Run("grep NoNewPrivs /proc/self/status; grep Seccomp: /proc/self/status");
         TestContext.Progress.WriteLine($"sandbox: {rootfs.Stdout.Trim()} | {capability.Stdout.Replace('\n', ' ')} | {account.Stdout.Replace('\n', ' ')} | {privilege.Stdout.Replace('\n', ' ')}");
         Assert.Multiple(() =>
         {
             Assert.That(write.Exit, Is.Zero, write.Stderr);
             Assert.That(read.Stdout, Is.EqualTo("print(6*7)\n"), "a file written by one exec is there for the next");
-            Assert.That(rootfs.Stdout, Does.Contain("exit=1").Or.Contain("exit=2"), "the root filesystem is read-only");
-            Assert.That(rootfs.Stderr, Does.Contain("Read-only file system").Or.Contain("Permission denied"));
+            Assert.That(rootfs.Stdout, Does.Not.Contain("exit=0"), "the root filesystem is read-only");
+            Assert.That(rootfs.Stderr, Does.Contain("Read-only file system"), "refused by the mount, before any permission check");
             Assert.That(capability.Stdout, Does.Match(@"CapEff:\s+0000000000000000"), "no effective capability");
             Assert.That(capability.Stdout, Does.Match(@"CapBnd:\s+0000000000000000"), "none can be gained: the bounding set is empty");
             Assert.That(capability.Stdout, Does.Match(@"(?m)^[1-9]\d*$"), "not root");
@@ -283,7 +283,7 @@ public partial class EndToEndTests
         var after = await Sample();
         var (meterDelta, kernelDelta) = (after.Meter - before.Meter, after.Kernel - before.Kernel);
         TestContext.Progress.WriteLine($"CPU over 4 x 3 s of spinning: meter {meterDelta:F2} s, cgroup cpuacct.usage {kernelDelta:F2} s ({(meterDelta / kernelDelta - 1) * 100:+0.0;-0.0} %)");
-        Assert.That(kernelDelta, Is.GreaterThan(5), "the pod really was busy");
+        Assert.That(kernelDelta, Is.GreaterThan(3), "the pod really was busy (4 x 3 s at its 500m limit is about 6 CPU-seconds)");
         Assert.That(meterDelta, Is.EqualTo(kernelDelta).Within(5).Percent, "the meter's CPU-seconds match the kernel's accounting for the pod");
         await Cluster.DeleteNamespaceAsync(ns);
     }
