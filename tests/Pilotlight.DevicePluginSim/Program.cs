@@ -1,8 +1,9 @@
 using System.Net.Sockets;
 using Grpc.Net.Client;
+using Microsoft.Extensions.Logging;
 using k8s;
 using k8s.Models;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Grpc.Core;
 using Pilotlight.DevicePluginSim;
 using Pilotlight.DevicePluginSim.V1Beta1;
 
@@ -24,25 +25,29 @@ Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
 AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.Cancel();
 
 await LabelNodeAsync(options, stop.Token);
+using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; }));
+var log = loggers.CreateLogger("Pilotlight.DevicePluginSim");
 var socket = Path.Combine(options.PluginDirectory, "pilotlight-sim-gpu.sock");
 while (!stop.IsCancellationRequested)
 {
     File.Delete(socket);
-    var builder = WebApplication.CreateSlimBuilder();
-    builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
-    builder.WebHost.ConfigureKestrel(k => k.ListenUnixSocket(socket, l => l.Protocols = HttpProtocols.Http2));
-    builder.Services.AddGrpc();
-    builder.Services.AddSingleton(sp => new SimulatedGpus(options.Count, options.Node, sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<SimulatedGpus>>()));
-    await using var app = builder.Build();
-    app.MapGrpcService<SimulatedGpus>();
-    await app.StartAsync(stop.Token);
-    var log = app.Services.GetRequiredService<ILogger<SimulatedGpus>>();
+    using var serving = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+    var server = new Server
+    {
+        Services = { DevicePlugin.BindService(new SimulatedGpus(options.Count, options.Node, serving.Token, log)) },
+        Ports = { new ServerPort("unix:" + socket, 0, ServerCredentials.Insecure) },
+    };
+    server.Start();
+    // C-core binds "<host>:<port>", so the socket's file is named with ":0"; a bound socket keeps working when
+    // its file is renamed, and the kubelet dials the name the registration gives.
+    File.Move(socket + ":0", socket, overwrite: true);
+    log.LogInformation("serving the device-plugin API on {Socket}", socket);
     try
     {
         await RegisterAsync(options, Path.GetFileName(socket), stop.Token);
         log.LogInformation("registered {Resource} x{Count} ({Product}) with the kubelet", SimOptions.Resource, options.Count, options.Product);
         // The kubelet removes every socket in the directory when it starts: then serve and register again.
-        while (!stop.IsCancellationRequested && File.Exists(socket))
+        while (!stop.IsCancellationRequested && Path.Exists(socket))
         {
             await Task.Delay(TimeSpan.FromSeconds(1), stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
         }
@@ -58,7 +63,8 @@ while (!stop.IsCancellationRequested)
         await Task.Delay(TimeSpan.FromSeconds(2), stop.Token).ContinueWith(_ => { }, TaskScheduler.Default);
     }
 
-    await app.StopAsync(CancellationToken.None);
+    await serving.CancelAsync();
+    await server.KillAsync();
 }
 
 File.Delete(socket);

@@ -1,4 +1,5 @@
 using Grpc.Core;
+using Microsoft.Extensions.Logging;
 using Pilotlight.DevicePluginSim.V1Beta1;
 
 namespace Pilotlight.DevicePluginSim;
@@ -9,7 +10,7 @@ namespace Pilotlight.DevicePluginSim;
 /// allocatable resource, and calls <see cref="Allocate"/> before it starts a container that asks
 /// for some; the answer puts the chosen IDs in NVIDIA_VISIBLE_DEVICES, as NVIDIA's plugin does.
 /// </summary>
-public sealed class SimulatedGpus(int count, string node, IHostApplicationLifetime lifetime, ILogger<SimulatedGpus> log) : DevicePlugin.DevicePluginBase
+public sealed class SimulatedGpus(int count, string node, CancellationToken stopping, ILogger log) : DevicePlugin.DevicePluginBase
 {
     /// <summary>Healthy, in the API's words.</summary>
     public const string Healthy = "Healthy";
@@ -29,11 +30,11 @@ public sealed class SimulatedGpus(int count, string node, IHostApplicationLifeti
     {
         var response = new ListAndWatchResponse();
         response.Devices.AddRange(Ids.Select(id => new Device { ID = id, Health = Healthy }));
-        await responseStream.WriteAsync(response, context.CancellationToken);
+        await responseStream.WriteAsync(response);
         log.LogInformation("advertised {Count} devices to the kubelet", Ids.Count);
         try
         {
-            using var closed = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, lifetime.ApplicationStopping);
+            using var closed = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stopping);
             await Task.Delay(Timeout.Infinite, closed.Token);
         }
         catch (OperationCanceledException)

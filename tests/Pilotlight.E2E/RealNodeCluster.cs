@@ -28,6 +28,9 @@ public sealed partial class RealNodeCluster : E2ECluster
     /// <summary>The taint key of GPU nodes (NVIDIA's convention), put on the real node while the suite runs.</summary>
     public const string GpuTaint = "nvidia.com/gpu";
 
+    /// <summary>Where kubelet 1.20 serves its device-plugin registration socket: fixed, whatever its --root-dir.</summary>
+    public const string DevicePluginDirectory = "/var/lib/kubelet/device-plugins";
+
     /// <summary>Simulated GPUs the device plugin advertises.</summary>
     public const int SimulatedGpus = 2;
 
@@ -135,7 +138,7 @@ public sealed partial class RealNodeCluster : E2ECluster
         var plugin = ManagedProcess.Start("dotnet",
         [
             Path.Combine(AppContext.BaseDirectory, "Pilotlight.DevicePluginSim.dll"),
-            "--plugin-dir", Path.Combine(RealNodeDirectory, "kubelet", "device-plugins"), "--node", node, "--kubeconfig", kubeconfig,
+            "--plugin-dir", DevicePluginDirectory, "--node", node, "--kubeconfig", kubeconfig,
             "--count", SimulatedGpus.ToString(System.Globalization.CultureInfo.InvariantCulture), "--product", "NVIDIA-L4",
         ], Path.Combine(work, "device-plugin.log"));
         await UntilAsync("the node to advertise the simulated GPUs (allocatable nvidia.com/gpu)", TimeSpan.FromMinutes(1), async () =>

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Stops the node up.sh started, each process by its recorded PID, and removes what they leave
 # on the machine: containers, mounts under $RN_DIR, iptables rules and chains of the kubelet,
-# kube-proxy and docker, docker0, the kubepods/docker cgroups, /var/log/pods and
-# /var/log/containers. Keeps $RN_DIR's state (images, registry, etcd) unless --purge.
+# kube-proxy and docker, docker0, the kubepods/docker cgroups, /var/log/pods,
+# /var/log/containers and /var/lib/kubelet/device-plugins. Keeps $RN_DIR's state (images, registry, etcd) unless --purge.
 # Safe to run twice, and on a half-started node.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -55,6 +55,8 @@ for h in /sys/fs/cgroup/*/; do
   done
 done
 rm -rf /var/log/pods /var/log/containers
+# kubelet 1.20 keeps its device-plugin sockets here whatever its --root-dir.
+rm -rf /var/lib/kubelet/device-plugins; rmdir /var/lib/kubelet 2>/dev/null || true
 [ -f "$R/ip-forward" ] && sysctl -qw "net.ipv4.ip_forward=$(cat "$R/ip-forward")"
 rm -f "$R/env" "$R/forward-policy" "$R/ip-forward"
 if [ -n "$purge" ]; then

@@ -22,7 +22,7 @@ say() { printf '[%6.1fs] %s\n' "$(echo "$(date +%s.%N) - $t0" | bc)" "$*" >&2; }
 dotnet build "$root/tests/Pilotlight.DevicePluginSim" -c Release -v quiet -nologo >/dev/null
 if ! { [ -f "$RN_DIR/pids/device-plugin" ] && kill -0 "$(cat "$RN_DIR/pids/device-plugin")" 2>/dev/null; }; then
   nohup dotnet "$root/tests/Pilotlight.DevicePluginSim/bin/Release/net10.0/Pilotlight.DevicePluginSim.dll" \
-    --plugin-dir "$RN_DIR/kubelet/device-plugins" --node "$node" --kubeconfig "$KUBECONFIG" --count 2 --product NVIDIA-L4 \
+    --plugin-dir /var/lib/kubelet/device-plugins --node "$node" --kubeconfig "$KUBECONFIG" --count 2 --product NVIDIA-L4 \
     >"$RN_DIR/logs/device-plugin.log" 2>&1 &
   echo $! > "$RN_DIR/pids/device-plugin"
 fi

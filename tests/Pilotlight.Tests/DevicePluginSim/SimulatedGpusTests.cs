@@ -1,5 +1,4 @@
 using Grpc.Core;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pilotlight.DevicePluginSim;
 using Pilotlight.DevicePluginSim.V1Beta1;
@@ -9,7 +8,7 @@ namespace Pilotlight.Tests.DevicePluginSim;
 /// <summary>The simulated device plugin's answers to the kubelet (the real kubelet drives it in the end-to-end suite).</summary>
 public class SimulatedGpusTests
 {
-    private static SimulatedGpus Plugin(int count = 2) => new(count, "vm", new StoppedLifetime(), NullLogger<SimulatedGpus>.Instance);
+    private static SimulatedGpus Plugin(int count = 2) => new(count, "vm", CancellationToken.None, NullLogger.Instance);
 
     [Test]
     public async Task Allocate_names_the_devices_in_NVIDIA_VISIBLE_DEVICES_and_marks_them_simulated()
@@ -82,19 +81,6 @@ public class SimulatedGpusTests
         finally
         {
             Directory.Delete(dir, recursive: true);
-        }
-    }
-
-    private sealed class StoppedLifetime : IHostApplicationLifetime
-    {
-        public CancellationToken ApplicationStarted => CancellationToken.None;
-
-        public CancellationToken ApplicationStopping => CancellationToken.None;
-
-        public CancellationToken ApplicationStopped => CancellationToken.None;
-
-        public void StopApplication()
-        {
         }
     }
 }
