@@ -283,7 +283,10 @@ public sealed partial class RealNodeCluster : E2ECluster
         Log($"helm install {Release} charts/pilotlight -n {ReleaseNamespace} (images {registry}/pilotlight/*:{Tag})");
         await RunAsync(FindHelm()!,
             ["install", Release, Path.Combine(RepositoryRoot, "charts", "pilotlight"), "--namespace", ReleaseNamespace, "--create-namespace",
-             "--kubeconfig", kubeconfig, "--values", seed.ValuesFile(Tag), "--timeout", "10m"],
+             "--kubeconfig", kubeconfig, "--values", seed.ValuesFile(Tag), "--timeout", "10m",
+             // Kubernetes before 1.23 refuses the CRDs' x-kubernetes-validations in a server-side apply (Helm 4's
+             // default) and drops them in a client-side one: the README's install line for such clusters.
+             "--server-side=false"],
             TimeSpan.FromMinutes(10), ct: ct);
 
         Uri gateway;

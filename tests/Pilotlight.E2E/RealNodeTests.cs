@@ -362,7 +362,7 @@ public partial class EndToEndTests
         });
 
         await RealNode.HelmAsync("upgrade", E2ECluster.Release, Path.Combine(E2ECluster.RepositoryRoot, "charts", "pilotlight"),
-            "--namespace", E2ECluster.ReleaseNamespace, "--values", RealNode.ValuesFile(next), "--wait", "--timeout", "8m");
+            "--namespace", E2ECluster.ReleaseNamespace, "--values", RealNode.ValuesFile(next), "--wait", "--timeout", "8m", "--server-side=false");
         await E2ECluster.UntilAsync("every operator and gateway pod to run the new tag", TimeSpan.FromMinutes(5), async () =>
         {
             var pods = await Cluster.Client.CoreV1.ListNamespacedPodAsync(E2ECluster.ReleaseNamespace);

@@ -37,5 +37,6 @@ image: {registry: "$RN_REGISTRY", pullPolicy: Always}
 sandbox: {runtimeClasses: {allowed: [], default: ""}}
 V
 say "helm upgrade --install pilotlight charts/pilotlight (images $RN_REGISTRY/pilotlight/*:$tag)"
-"$helm" upgrade --install pilotlight "$root/charts/pilotlight" -n pilotlight-system --create-namespace -f "$values" --wait --timeout 10m >/dev/null
+# --server-side=false: this node is Kubernetes 1.20, which refuses the CRDs' CEL rules in a server-side apply (README).
+"$helm" upgrade --install pilotlight "$root/charts/pilotlight" -n pilotlight-system --create-namespace -f "$values" --wait --timeout 10m --server-side=false >/dev/null
 say "operator and gateway available"
