@@ -38,12 +38,16 @@ COPY metering/Pilotlight.Metering/ metering/Pilotlight.Metering/
 RUN dotnet publish metering/Pilotlight.Metering/Pilotlight.Metering.csproj \
       -c Release --no-restore -r "$(cat /rid)" -p:PublishAot=true -p:StripSymbols=true -o /out \
  && install -m 0755 /out/Pilotlight.Metering /pilotlight-meter
-# The runtime image holds the executable and the C library files it links (ldd
-# lists them: libc, libm, the loader), nothing else: no shell, no package manager.
+# The runtime image holds the executable, the C library files it links (ldd
+# lists them: libc, libm, the loader) and OpenSSL's libssl and libcrypto, which
+# .NET loads at run time for the checkpoint's SHA-256 (without them the process
+# aborts, "No usable version of libssl was found"); no shell, no package manager.
 # /tmp is there for a writable emptyDir mount point; /etc/passwd names UID 65532.
 RUN mkdir -p /rootfs/usr/local/bin /rootfs/tmp /rootfs/etc \
  && install -m 0755 /pilotlight-meter /rootfs/usr/local/bin/pilotlight-meter \
- && for lib in $(ldd /pilotlight-meter | grep -o '/[^ ]*'); do cp --parents -L "$lib" /rootfs/; done \
+ && for lib in $(ldd /pilotlight-meter | grep -o '/[^ ]*') \
+              $(ldconfig -p | awk '$1 == "libssl.so.3" || $1 == "libcrypto.so.3" {print $NF}'); do cp --parents -L "$lib" /rootfs/; done \
+ && test -n "$(find /rootfs -name 'libcrypto.so.3')" \
  && chmod 1777 /rootfs/tmp \
  && echo 'nonroot:x:65532:65532::/tmp:/usr/sbin/nologin' > /rootfs/etc/passwd \
  && echo 'nonroot:x:65532:' > /rootfs/etc/group
