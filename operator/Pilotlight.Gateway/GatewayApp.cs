@@ -120,6 +120,14 @@ public static class GatewayApp
             }
 
             using var tracked = drain.Track();
+            if (drain.Draining)
+            {
+                // A client's kept-alive connection stays with this pod whatever the Service now says (kube-proxy
+                // balances connections, not requests): ask it to reconnect, so its next request reaches a gateway
+                // that is not stopping (HTTP/1.1: Connection: close after this response; HTTP/2: GOAWAY).
+                context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeNotificationFeature>()?.RequestClose();
+            }
+
             await next(context);
         });
         if (options.HostDomain is { Length: > 0 } domain)

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Time.Testing;
 using System.Net;
 using k8s;
 using Pilotlight.Gateway;
+using Pilotlight.Tests.Integration;
 
 namespace Pilotlight.Tests.Gateway;
 
@@ -52,6 +53,38 @@ public sealed class GatewayDrainTests
             Assert.That(await ready.Content.ReadAsStringAsync(), Is.EqualTo("draining"));
             using var stillServing = await http.GetAsync($"http://127.0.0.1:{port}/healthz");
             Assert.That(stillServing.StatusCode, Is.EqualTo(HttpStatusCode.OK), "a drained gateway still answers until it is stopped");
+        }
+        finally
+        {
+            await app.StopAsync();
+        }
+    }
+
+    [Test]
+    public async Task A_draining_gateway_asks_kept_alive_clients_to_reconnect_elsewhere()
+    {
+        // kube-proxy balances connections: a client that keeps its connection would keep reaching a stopping gateway
+        // (and keep its drain from ever going quiet) after the Service dropped it.
+        using var client = new Kubernetes(new KubernetesClientConfiguration { Host = "http://127.0.0.1:9" });
+        int port = ControlPlane.FreePort(), admin = ControlPlane.FreePort();
+        await using var app = GatewayApp.Build(client, $"http://127.0.0.1:{port}",
+            new GatewayOptions { AdminPort = admin, DrainQuietPeriod = TimeSpan.FromSeconds(3) },
+            registry: Prometheus.Metrics.NewCustomRegistry(), logging: _ => { });
+        await app.StartAsync();
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        try
+        {
+            using (var before = await http.GetAsync($"http://127.0.0.1:{port}/team-a/fn/predict"))
+            {
+                Assert.That(before.Headers.ConnectionClose, Is.Not.True, "kept alive while serving");
+            }
+
+            var draining = http.GetAsync($"http://127.0.0.1:{admin}/wait-for-drain");
+            await Eventually.HoldsAsync(async () => (await http.GetAsync($"http://127.0.0.1:{port}/readyz")).StatusCode == HttpStatusCode.ServiceUnavailable,
+                TimeSpan.FromSeconds(10), "the drain to begin");
+            using var during = await http.GetAsync($"http://127.0.0.1:{port}/team-a/fn/predict");
+            Assert.That(during.Headers.ConnectionClose, Is.True, "Connection: close while draining");
+            GC.KeepAlive(draining);
         }
         finally
         {
