@@ -1,7 +1,7 @@
 # pilotlight/sample-model-server: the stand-in model server of samples/model-server
 # (configurable load and compute time: PORT, LOAD_SECONDS, COMPUTE_MS), for
 # trying functions on a cluster without a real model; the K3s end-to-end suite
-# (tests/Pilotlight.E2E.K3s) runs it as its function. Framework-dependent on the
+# (tests/Pilotlight.E2E) runs it as its function. Framework-dependent on the
 # ASP.NET Core runtime. `docker/build.sh model-server` builds it (it is in the
 # default set), or from the repository root:
 #   docker build -f docker/model-server.Dockerfile --build-arg DOTNET_IMAGES=<repository of the .NET images> \

@@ -35,10 +35,16 @@ COPY operator/Pilotlight.Contracts/ operator/Pilotlight.Contracts/
 COPY operator/Pilotlight.Operator/ operator/Pilotlight.Operator/
 RUN dotnet publish operator/Pilotlight.Operator/Pilotlight.Operator.csproj \
       -c Release --no-restore -p:UseAppHost=false -o /out
+# Time zones for schedules (spec.schedule.timeZone): chiseled runtime images carry no
+# tzdata, so the zone files come from this stage (without the posix/ and right/ copies).
+RUN test -f /usr/share/zoneinfo/Europe/Berlin \
+      || { echo "the sdk image has no /usr/share/zoneinfo (tzdata): schedules need it" >&2; exit 1; } \
+ && mkdir -p /tz && cp -a /usr/share/zoneinfo /tz/ && rm -rf /tz/zoneinfo/posix /tz/zoneinfo/right
 
 FROM ${DOTNET_IMAGES}/aspnet:${DOTNET_VERSION}${ASPNET_VARIANT}
 WORKDIR /app
 COPY --from=build /out/ ./
+COPY --from=build /tz/zoneinfo/ /usr/share/zoneinfo/
 # Non-root, matching the chart's runAsUser; the root filesystem can be read-only
 # (the chart mounts an emptyDir on /tmp).
 ENV HOME=/tmp DOTNET_NOLOGO=1

@@ -228,9 +228,13 @@ public sealed partial class RealNodeCluster : E2ECluster
                 tag: "{{tag}}"
             sandbox:
               runtimeClasses:
-                # No gVisor or Kata on this node: sandboxes run on the node's default runtime (runc).
-                allowed: []
+                # No gVisor or Kata on this node: sandboxes run on the node's default runtime (runc). The samples
+                # name kata (one of them), so the platform allows it; such a sandbox gets no pod here.
+                allowed: [kata]
                 default: ""
+            admission:
+              # The samples' transcriber runs as its own ServiceAccount, which the platform must allow.
+              allowedServiceAccounts: [transcriber]
             """);
         return path;
     }
