@@ -30,6 +30,9 @@ public static class SandboxConditions
         /// <summary>A pod of the sandbox's name belongs to something else.</summary>
         public const string PodConflict = "PodConflict";
 
+        /// <summary>The API server refused its pod (a missing RuntimeClass, a quota, a policy); asked again every little while.</summary>
+        public const string PodRejected = "PodRejected";
+
         /// <summary>Its timeout passed.</summary>
         public const string Expired = "Expired";
 

@@ -24,6 +24,7 @@ public abstract class E2ECluster : IAsyncDisposable
     public const string ReleaseNamespace = "pilotlight-system";
 
     private static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
+    private readonly List<string> _namespaces = [];
 
     /// <summary>A client with the cluster's admin credentials.</summary>
     public abstract IKubernetes Client { get; }
@@ -93,7 +94,34 @@ public abstract class E2ECluster : IAsyncDisposable
     {
         var name = $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 7)];
         await Client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = name } });
+        lock (_namespaces)
+        {
+            _namespaces.Add(name);
+        }
+
         return name;
+    }
+
+    /// <summary>Deletes every namespace <see cref="CreateNamespaceAsync"/> made that is still there (a failed test leaves its own).</summary>
+    public async Task DeleteCreatedNamespacesAsync()
+    {
+        List<string> names;
+        lock (_namespaces)
+        {
+            names = [.. _namespaces];
+        }
+
+        foreach (var name in names)
+        {
+            try
+            {
+                await Client.CoreV1.DeleteNamespaceAsync(name);
+            }
+            catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                // Deleted by the test itself.
+            }
+        }
     }
 
     /// <summary>Deletes a namespace and what is in it (not waiting for it to be gone).</summary>

@@ -52,6 +52,7 @@ public partial class EndToEndTests
         _http?.Dispose();
         if (_cluster is not null)
         {
+            await _cluster.DeleteCreatedNamespacesAsync();
             await _cluster.DisposeAsync();
         }
     }

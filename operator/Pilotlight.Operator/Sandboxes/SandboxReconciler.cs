@@ -142,6 +142,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         }
 
         SandboxStatus status;
+        string? rejected = null;
         if (problems.Count > 0)
         {
             var message = string.Join("; ", problems);
@@ -172,13 +173,15 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
                 pod = await ClaimAsync(sandbox, runtimeClass, cancellationToken).ConfigureAwait(false);
                 if (pod is null)
                 {
-                    await CreatePodAsync(sandbox, runtimeClass, placement, cancellationToken).ConfigureAwait(false);
+                    rejected = await CreatePodAsync(sandbox, runtimeClass, placement, cancellationToken).ConfigureAwait(false);
                 }
             }
 
             var ready = pod is not null && PodReadiness.IsReady(pod);
             var running = conflict
                 ? ("False", SandboxConditions.Reasons.PodConflict, $"a pod named {SandboxPods.PodName(sandbox)} exists and is not this sandbox's")
+                : rejected is not null
+                ? ("False", SandboxConditions.Reasons.PodRejected, $"the API server refused the sandbox's pod: {rejected}")
                 : ready
                     ? ("True", SandboxConditions.Reasons.Running, "the agent is ready")
                     : ("False", SandboxConditions.Reasons.PodStarting, PendingMessage(pod));
@@ -187,6 +190,12 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         }
 
         await WriteStatusAsync(sandbox, status with { Usage = usage }, cancellationToken).ConfigureAwait(false);
+        if (rejected is not null)
+        {
+            // Not an error to back off from: the cause (a RuntimeClass, a quota) is fixed outside, so ask again calmly.
+            return ReconcileResult.After(RejectedRetry);
+        }
+
         if (problems.Count > 0 || end is not null)
         {
             // An ended sandbox's pod is still being deleted: its Deleted event (an owned pod) closes its bill.
@@ -221,6 +230,9 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         _counted.TryRemove(key, out _);
         return Task.CompletedTask;
     }
+
+    /// <summary>How soon a sandbox whose pod the API server refused asks again.</summary>
+    internal static readonly TimeSpan RejectedRetry = TimeSpan.FromSeconds(15);
 
     /// <summary>How often usage in status is refreshed while a sandbox's pod is billed.</summary>
     public static readonly TimeSpan UsageRefresh = TimeSpan.FromSeconds(30);
@@ -419,7 +431,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
 
         // kstatus: starting is InProgress, a sandbox that cannot run or whose pod failed is Failed, a running or
         // normally ended one is Current; so Flux (and kstatus-based tools) read its health with no custom check.
-        var isStalled = ready.Reason is SandboxConditions.Reasons.InvalidSpec or SandboxConditions.Reasons.PodConflict
+        var isStalled = ready.Reason is SandboxConditions.Reasons.InvalidSpec or SandboxConditions.Reasons.PodConflict or SandboxConditions.Reasons.PodRejected
             || (finished.Status == "True" && finished.Reason is SandboxConditions.Reasons.PodFailed or SandboxConditions.Reasons.PodLost);
         var isStarting = !isStalled && ready.Status != "True" && finished.Status != "True";
         var settled = ready.Status == "True" ? ready : finished.Status == "True" ? finished : ready;
@@ -534,18 +546,45 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         return [.. trusted.OrderBy(p => p.Metadata.CreationTimestamp).ThenBy(p => p.Metadata.Name, StringComparer.Ordinal)];
     }
 
-    private async Task CreatePodAsync(Sandbox sandbox, string? runtimeClass, FunctionPlacement? placement, CancellationToken ct)
+    /// <summary>Creates the sandbox's pod; null, or why the API server refused it (403 or 422: its admission said no).</summary>
+    private async Task<string?> CreatePodAsync(Sandbox sandbox, string? runtimeClass, FunctionPlacement? placement, CancellationToken ct)
     {
         try
         {
             await _client.CoreV1.CreateNamespacedPodAsync(SandboxPods.MakePod(sandbox, runtimeClass, placement, _options),
                 sandbox.Metadata.NamespaceProperty, cancellationToken: ct).ConfigureAwait(false);
             await _events.NormalAsync(sandbox, "CreatedPod", $"Created pod {SandboxPods.PodName(sandbox)}", ct).ConfigureAwait(false);
+            return null;
         }
         catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict)
         {
             // Already there; the cache will show it.
+            return null;
         }
+        catch (HttpOperationException e) when (e.Response.StatusCode is System.Net.HttpStatusCode.Forbidden or System.Net.HttpStatusCode.UnprocessableEntity)
+        {
+            var why = RejectionMessage(e.Response.Content);
+            await _events.WarningAsync(sandbox, SandboxConditions.Reasons.PodRejected, $"The API server refused pod {SandboxPods.PodName(sandbox)}: {why}", ct)
+                .ConfigureAwait(false);
+            return why;
+        }
+    }
+
+    /// <summary>The message of the API server's Status in <paramref name="body"/> (its own words: no secret is in them), bounded.</summary>
+    internal static string RejectionMessage(string? body)
+    {
+        string? message = null;
+        try
+        {
+            using var status = System.Text.Json.JsonDocument.Parse(body ?? "");
+            message = status.RootElement.TryGetProperty("message", out var m) ? m.GetString() : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+        }
+
+        message = string.IsNullOrWhiteSpace(message) ? "no reason given" : message.Trim();
+        return message.Length <= 300 ? message : message[..300] + "...";
     }
 
     private Task EnsurePolicyAsync(Sandbox sandbox, CancellationToken ct) =>

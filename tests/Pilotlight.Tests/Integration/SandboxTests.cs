@@ -344,6 +344,38 @@ public class SandboxTests() : ServingFixture(9, "sbx", TimeSpan.FromMinutes(1))
         Eventually.GetAsync(() => TryPolicyAsync(ns, name), Timeout, $"NetworkPolicy {name}");
 
     [Test]
+    public async Task A_pod_the_api_server_refuses_stalls_the_sandbox_with_the_reason_and_it_starts_once_the_cause_is_gone()
+    {
+        // A quota of no pods: the API server refuses the sandbox's pod (as it does a pod naming a missing RuntimeClass).
+        var ns = await Plane.CreateNamespaceAsync("sbx-quota");
+        await Client.CoreV1.CreateNamespacedResourceQuotaAsync(new V1ResourceQuota
+        {
+            Metadata = new V1ObjectMeta { Name = "no-pods" },
+            Spec = new V1ResourceQuotaSpec { Hard = new Dictionary<string, ResourceQuantity> { ["pods"] = new("0") } },
+        }, ns);
+        await Eventually.HoldsAsync(async () => (await Client.CoreV1.ReadNamespacedResourceQuotaAsync("no-pods", ns)).Status?.Hard is { Count: > 0 },
+            Timeout, "the quota to be in force");
+        (await Kubectl.ApplyAsync(Manifest("refused"), ns)).EnsureSuccess();
+
+        var ready = await Eventually.GetAsync(async () =>
+            Condition(await GetAsync(ns, "refused"), SandboxConditions.Ready) is { Reason: SandboxConditions.Reasons.PodRejected } c ? c : null,
+            Timeout, "PodRejected");
+        var refused = await GetAsync(ns, "refused");
+        Assert.Multiple(() =>
+        {
+            Assert.That(ready.Message, Does.Contain("exceeded quota").And.Contain("no-pods"), "the API server's own reason");
+            Assert.That((Condition(refused, SandboxConditions.Stalled)?.Status, Condition(refused, SandboxConditions.Stalled)?.Reason),
+                Is.EqualTo(("True", SandboxConditions.Reasons.PodRejected)), "kstatus reads it as Failed, not as still starting");
+        });
+        var events = await Client.CoreV1.ListNamespacedEventAsync(ns, fieldSelector: "involvedObject.name=refused");
+        Assert.That(events.Items.Where(e => e.Reason == SandboxConditions.Reasons.PodRejected).Select(e => e.Type), Does.Contain("Warning"));
+
+        // The platform raises the quota: the sandbox starts on the operator's next try, without being touched.
+        await Client.CoreV1.DeleteNamespacedResourceQuotaAsync("no-pods", ns);
+        await WaitReadyAsync(ns, "refused");
+    }
+
+    [Test]
     public async Task A_runtime_class_outside_the_allowlist_is_an_invalid_spec_and_starts_nothing()
     {
         var ns = await CreateAsync("sbx-rc", "runc", "  runtimeClassName: runc");
