@@ -9,14 +9,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
-root=$(cd "$here/../.." && pwd)
-rn_require_root
-[ -f "$RN_DIR/env" ] || rn_die "the node is not up (make real-node-images)"
-. "$RN_DIR/env"
-tag=$(awk -F'"' '/^appVersion:/ {print $2}' "$root/charts/pilotlight/Chart.yaml")
-t0=$(date +%s.%N)
-say() { printf '[%6.1fs] %s\n' "$(echo "$(date +%s.%N) - $t0" | bc)" "$*"; }
-
+rn_use_node
 "$here/install.sh"
 gateway=$(kubectl -n pilotlight-system get service pilotlight-gateway -o jsonpath='{.spec.clusterIP}')
 say "installed (tests/real-node/install.sh); gateway Service at http://$gateway"

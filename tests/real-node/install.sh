@@ -7,16 +7,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
-root=$(cd "$here/../.." && pwd)
-rn_require_root
-[ -f "$RN_DIR/env" ] || rn_die "the node is not up (make real-node-images)"
-. "$RN_DIR/env"
-tag=$(awk -F'"' '/^appVersion:/ {print $2}' "$root/charts/pilotlight/Chart.yaml")
+rn_use_node
 helm=${HELM:-${XDG_CACHE_HOME:-$HOME/.cache}/pilotlight/helm/helm}
 [ -x "$helm" ] || rn_die "no helm at $helm (make chart-check caches it)"
 node=$(kubectl get nodes -o jsonpath='{.items[0].metadata.name}')
-t0=$(date +%s.%N)
-say() { printf '[%6.1fs] %s\n' "$(echo "$(date +%s.%N) - $t0" | bc)" "$*" >&2; }
 
 # Simulated GPUs on the real kubelet (the process outlives this script; down.sh stops it by its PID).
 dotnet build "$root/tests/Pilotlight.DevicePluginSim" -c Release -v quiet -nologo >/dev/null

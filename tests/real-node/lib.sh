@@ -25,3 +25,15 @@ RN_DOCKER=/usr/bin/docker
 rn_log() { echo "${0##*/}: $*" >&2; }
 rn_die() { echo "${0##*/}: error: $*" >&2; exit 1; }
 rn_require_root() { [ "$(id -u)" -eq 0 ] || rn_die "must run as root (kubelet, dockerd and kube-proxy change mounts, cgroups and iptables)"; }
+
+# For scripts that use a running node: needs root and up.sh's env; sets root (the repository),
+# tag (the chart's appVersion, the images' tag) and say (a line with the seconds since start, on stderr).
+rn_use_node() {
+  rn_require_root
+  [ -f "$RN_DIR/env" ] || rn_die "the node is not up (make real-node-images)"
+  . "$RN_DIR/env"
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  tag=$(awk -F'"' '/^appVersion:/ {print $2}' "$root/charts/pilotlight/Chart.yaml")
+  rn_t0=$(date +%s.%N)
+}
+say() { printf '[%6.1fs] %s\n' "$(echo "$(date +%s.%N) - ${rn_t0:-0}" | bc)" "$*" >&2; }
