@@ -252,7 +252,9 @@ internal static class RealNodeColdStartBench
         sb.AppendLine();
         sb.AppendLine("The model load is in both figures (the sample server answers /healthz only after it). What the real node adds is the");
         sb.AppendLine("kubelet's work: pod sandbox (pause), pulls checked against the registry, three containers and an init container started");
-        sb.AppendLine("by runc, and the probes' periods.");
+        sb.AppendLine("by runc, and the probes' periods. Between containers running and Ready the model server starts in its container (JIT");
+        sb.AppendLine("included), loads its model, and the kubelet's next readiness probes pass; the gateway routes on the shim's own readiness");
+        sb.AppendLine("as its endpoint cache shows it, which can come before this bench's watch sees the pod's Ready condition.");
         return sb.ToString();
     }
 }
