@@ -107,7 +107,9 @@ public class GatewayRetryTests() : ServingFixture(13, "rt")
         // The timeout still bounds the run itself, from dispatch.
         using var slow = await Http.PostAsync($"{GatewayUrl}/{ns}/slowload/predict?ms=6000", new StringContent("long"));
         Assert.That(slow.StatusCode, Is.EqualTo(HttpStatusCode.GatewayTimeout));
-        Assert.That(await slow.Content.ReadAsStringAsync(), Does.Contain("timeout 3s").And.Contain("each attempt"));
+        // The gateway's bound (from dispatch) and the pod's shim's (from its receipt, a moment later) are the same 3 s;
+        // on a loaded machine either may answer first, and both answers name it.
+        Assert.That(await slow.Content.ReadAsStringAsync(), Does.Contain("timeout 3s (the bound on each attempt").Or.Contain("upstream did not answer within 3s"));
     }
 
     [Test]
