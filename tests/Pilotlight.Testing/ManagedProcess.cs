@@ -112,6 +112,19 @@ public sealed class ManagedProcess
     public string LogTail(int lines = 40) =>
         File.Exists(_log) ? string.Join('\n', File.ReadLines(_log).TakeLast(lines)) : "";
 
+    /// <summary>Waits up to <paramref name="timeout"/> for the process to have exited; whether it has.</summary>
+    public bool WaitForExit(TimeSpan timeout)
+    {
+        try
+        {
+            return _process.WaitForExit(timeout);
+        }
+        catch (InvalidOperationException)
+        {
+            return true;
+        }
+    }
+
     /// <summary>Sends SIGKILL to the process and its children without waiting, as a crash would.</summary>
     public void Kill()
     {

@@ -123,6 +123,10 @@ internal sealed class PodProcessPair
     {
         Shim.Kill();
         Server?.Kill();
+        // Dead when this returns, as a container is once its runtime reports it exited: a request sent after a crash
+        // must not reach a process that is still on its way out (on a loaded machine that takes a moment).
+        Shim.WaitForExit(TimeSpan.FromSeconds(10));
+        Server?.WaitForExit(TimeSpan.FromSeconds(10));
     }
 
     /// <summary>The process that stands for a container of the pod: the shim for "runtime-shim" (or a sandbox's only container), the server for "function".</summary>
