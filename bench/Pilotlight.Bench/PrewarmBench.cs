@@ -111,10 +111,11 @@ internal static class PrewarmBench
         return (firstByte, answer.RootElement.GetProperty("pod").GetString() ?? "", routed);
     }
 
-    private static async Task WaitAsync(IKubernetes client, string ns, string name, Func<GpuFunction, bool> condition)
+    /// <summary>Polls the function until <paramref name="condition"/> holds; throws after <paramref name="timeout"/> (default 2 minutes).</summary>
+    internal static async Task WaitAsync(IKubernetes client, string ns, string name, Func<GpuFunction, bool> condition, TimeSpan? timeout = null)
     {
         var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromMinutes(2))
+        while (deadline.Elapsed < (timeout ?? TimeSpan.FromMinutes(2)))
         {
             var fn = await client.CustomObjects.GetNamespacedCustomObjectAsync<GpuFunction>(Group.Name, Group.Version, ns, "gpufunctions", name);
             if (condition(fn))

@@ -103,7 +103,7 @@ internal static class RealNodeColdStartBench
         {
             var name = $"cold-{i}";
             (await kubectl.ApplyAsync(Manifest(name, $"127.0.0.1:5000/pilotlight/sample-model-server:{tag}"), ns)).EnsureSuccess();
-            await WaitAsync(client, ns, name, f => f.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Reason == "ScaledToZero") == true);
+            await PrewarmBench.WaitAsync(client, ns, name, f => f.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Reason == "ScaledToZero") == true, TimeSpan.FromMinutes(3));
             var sent = Stopwatch.GetTimestamp();
             using var response = await http.PostAsync($"{gateway}/{ns}/{name}/predict", new StringContent("cold"));
             var firstByte = Stopwatch.GetElapsedTime(sent).TotalMilliseconds;
@@ -153,7 +153,7 @@ internal static class RealNodeColdStartBench
         {
             var name = $"sim-{i}";
             (await kubectl.ApplyAsync(Manifest(name, "example/model-server:1"), ns)).EnsureSuccess();
-            await WaitAsync(stack.Client, ns, name, f => f.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Reason == "ScaledToZero") == true);
+            await PrewarmBench.WaitAsync(stack.Client, ns, name, f => f.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Reason == "ScaledToZero") == true);
             var sent = Stopwatch.GetTimestamp();
             using var response = await http.PostAsync($"{stack.GatewayUrl}/{ns}/{name}/predict", new StringContent("cold"), CancellationToken.None);
             cold.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
@@ -183,23 +183,6 @@ internal static class RealNodeColdStartBench
           scaling: {minReplicas: 0, maxReplicas: 1, scaledownWindow: 10m}
           startupTimeout: 4m
         """;
-
-    private static async Task WaitAsync(IKubernetes client, string ns, string name, Func<GpuFunction, bool> condition)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromMinutes(3))
-        {
-            var fn = await client.CustomObjects.GetNamespacedCustomObjectAsync<GpuFunction>(Group.Name, Group.Version, ns, "gpufunctions", name);
-            if (condition(fn))
-            {
-                return;
-            }
-
-            await Task.Delay(100);
-        }
-
-        throw new TimeoutException($"{ns}/{name} never got there");
-    }
 
     private static async Task WaitGoneAsync(IKubernetes client, string ns)
     {

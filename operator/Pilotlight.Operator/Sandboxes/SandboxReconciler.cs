@@ -173,7 +173,8 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
                 pod = await ClaimAsync(sandbox, runtimeClass, cancellationToken).ConfigureAwait(false);
                 if (pod is null)
                 {
-                    rejected = await CreatePodAsync(sandbox, runtimeClass, placement, cancellationToken).ConfigureAwait(false);
+                    var wasRejected = previous?.Conditions?.FirstOrDefault(c => c.Type == SandboxConditions.Ready)?.Reason == SandboxConditions.Reasons.PodRejected;
+                    rejected = await CreatePodAsync(sandbox, runtimeClass, placement, warnIfRejected: !wasRejected, cancellationToken).ConfigureAwait(false);
                 }
             }
 
@@ -547,7 +548,7 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
     }
 
     /// <summary>Creates the sandbox's pod; null, or why the API server refused it (403 or 422: its admission said no).</summary>
-    private async Task<string?> CreatePodAsync(Sandbox sandbox, string? runtimeClass, FunctionPlacement? placement, CancellationToken ct)
+    private async Task<string?> CreatePodAsync(Sandbox sandbox, string? runtimeClass, FunctionPlacement? placement, bool warnIfRejected, CancellationToken ct)
     {
         try
         {
@@ -564,6 +565,12 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         catch (HttpOperationException e) when (e.Response.StatusCode is System.Net.HttpStatusCode.Forbidden or System.Net.HttpStatusCode.UnprocessableEntity)
         {
             var why = RejectionMessage(e.Response.Content);
+            if (!warnIfRejected)
+            {
+                // Said once, when it began; the condition carries it while it lasts.
+                return why;
+            }
+
             await _events.WarningAsync(sandbox, SandboxConditions.Reasons.PodRejected, $"The API server refused pod {SandboxPods.PodName(sandbox)}: {why}", ct)
                 .ConfigureAwait(false);
             return why;
