@@ -21,6 +21,49 @@ public sealed record InformerOptions
 
     /// <summary>Back-off between failed list/watch attempts.</summary>
     public Backoff Backoff { get; init; } = new(TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(10));
+
+    /// <summary>
+    /// Applied to every object before it is cached (and handed to handlers): the default drops
+    /// <c>metadata.managedFields</c>, which nothing in Pilotlight reads and which is often the largest part of an object.
+    /// </summary>
+    public Func<object, object> Transform { get; init; } = InformerTransforms.StripManagedFields;
+}
+
+/// <summary>Transforms an informer may apply before caching.</summary>
+public static class InformerTransforms
+{
+    /// <summary>Drops <c>metadata.managedFields</c> (server-side apply bookkeeping) in place.</summary>
+    public static object StripManagedFields(object obj)
+    {
+        if (obj is IMetadata<V1ObjectMeta> { Metadata: { } meta })
+        {
+            meta.ManagedFields = null;
+        }
+
+        return obj;
+    }
+
+    /// <summary>Caches objects as the API server sent them.</summary>
+    public static object None(object obj) => obj;
+}
+
+/// <summary>Index functions shared by the operator and the gateway.</summary>
+public static class Indexers
+{
+    /// <summary>The name of the index of objects by their controller owner's UID.</summary>
+    public const string ControllerUid = "controller-uid";
+
+    /// <summary>The UID of an object's controller owner reference, if it has one.</summary>
+    public static IEnumerable<string> ByControllerUid(IKubernetesObject<V1ObjectMeta> obj)
+    {
+        foreach (var owner in obj.Metadata.OwnerReferences ?? [])
+        {
+            if (owner.Controller == true && owner.Uid is { Length: > 0 } uid)
+            {
+                yield return uid;
+            }
+        }
+    }
 }
 
 /// <summary>
@@ -39,6 +82,14 @@ public sealed class Informer<T> : IInformer where T : IKubernetesObject<V1Object
     private readonly ConcurrentDictionary<ObjectKey, T> _cache = new();
     private readonly List<Action<InformerEvent<T>>> _handlers = [];
     private readonly TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // Secondary indexes: name -> (index function, index value -> keys). The namespace index is always there.
+    // Written only by the list/watch loop, under _indexGate; read under it too.
+    private readonly object _indexGate = new();
+    private readonly Dictionary<string, (Func<T, IEnumerable<string>> Keys, Dictionary<string, HashSet<ObjectKey>> Values)> _indexes = new()
+    {
+        [NamespaceIndex] = (o => [o.Metadata.NamespaceProperty ?? ""], new()),
+    };
     private ControllerMetrics? _metrics;
     private int _started;
 
@@ -69,9 +120,59 @@ public sealed class Informer<T> : IInformer where T : IKubernetesObject<V1Object
     /// <summary>A snapshot of every cached object.</summary>
     public IReadOnlyList<T> List() => [.. _cache.Values];
 
-    /// <summary>Cached objects in one namespace.</summary>
-    public IEnumerable<T> List(string? @namespace) =>
-        _cache.Where(kv => kv.Key.Namespace == @namespace).Select(kv => kv.Value);
+    /// <summary>The built-in index of objects by namespace ("" for cluster-scoped objects).</summary>
+    public const string NamespaceIndex = "namespace";
+
+    /// <summary>Cached objects in one namespace, from the namespace index.</summary>
+    public IReadOnlyList<T> List(string? @namespace) => ByIndex(NamespaceIndex, @namespace ?? "");
+
+    /// <summary>
+    /// Adds an index: <paramref name="keys"/> gives the values an object is filed under. Call before
+    /// <see cref="RunAsync"/>; adding the same index twice is a no-op (informers are shared by controllers).
+    /// </summary>
+    public Informer<T> AddIndex(string name, Func<T, IEnumerable<string>> keys)
+    {
+        if (Volatile.Read(ref _started) != 0)
+        {
+            throw new InvalidOperationException("Indexes must be added before the informer runs.");
+        }
+
+        lock (_indexGate)
+        {
+            _indexes.TryAdd(name, (keys, new()));
+        }
+
+        return this;
+    }
+
+    /// <summary>Cached objects filed under <paramref name="value"/> in index <paramref name="name"/>.</summary>
+    public IReadOnlyList<T> ByIndex(string name, string value)
+    {
+        List<T> found = [];
+        lock (_indexGate)
+        {
+            if (!_indexes.TryGetValue(name, out var index))
+            {
+                throw new ArgumentException($"The {Resource} informer has no index '{name}'", nameof(name));
+            }
+
+            if (index.Values.TryGetValue(value, out var keys))
+            {
+                foreach (var key in keys)
+                {
+                    if (_cache.TryGetValue(key, out var item))
+                    {
+                        found.Add(item);
+                    }
+                }
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>How many objects are cached.</summary>
+    public int Count => _cache.Count;
 
     /// <summary>Registers a handler; call before <see cref="RunAsync"/>. Handlers must be quick and must not throw.</summary>
     public void AddHandler(Action<InformerEvent<T>> handler)
@@ -148,7 +249,7 @@ public sealed class Informer<T> : IInformer where T : IKubernetesObject<V1Object
             var page = await _listWatch.ListAsync(cont, _options.PageSize, ct).ConfigureAwait(false);
             foreach (var item in page.Items)
             {
-                fresh[ObjectKey.Of(item)] = item;
+                fresh[ObjectKey.Of(item)] = (T)_options.Transform(item);
             }
 
             cont = string.IsNullOrEmpty(page.Continue) ? null : page.Continue;
@@ -163,7 +264,7 @@ public sealed class Informer<T> : IInformer where T : IKubernetesObject<V1Object
 
         foreach (var (key, old) in _cache)
         {
-            if (!fresh.ContainsKey(key) && _cache.TryRemove(key, out _))
+            if (!fresh.ContainsKey(key) && Remove(key) is not null)
             {
                 Dispatch(new InformerEvent<T>(WatchEventType.Deleted, old, old));
             }
@@ -171,9 +272,9 @@ public sealed class Informer<T> : IInformer where T : IKubernetesObject<V1Object
 
         foreach (var (key, item) in fresh)
         {
-            if (_cache.TryGetValue(key, out var old))
+            var old = Store(key, item);
+            if (old is not null)
             {
-                _cache[key] = item;
                 if (old.Metadata.ResourceVersion != item.Metadata.ResourceVersion)
                 {
                     Dispatch(new InformerEvent<T>(WatchEventType.Modified, old, item));
@@ -181,7 +282,6 @@ public sealed class Informer<T> : IInformer where T : IKubernetesObject<V1Object
             }
             else
             {
-                _cache[key] = item;
                 Dispatch(new InformerEvent<T>(WatchEventType.Added, default, item));
             }
         }
@@ -212,12 +312,12 @@ public sealed class Informer<T> : IInformer where T : IKubernetesObject<V1Object
             {
                 case WatchEventType.Added:
                 case WatchEventType.Modified:
-                    Upsert(item!);
+                    Upsert((T)_options.Transform(item!));
                     break;
                 case WatchEventType.Deleted:
-                    var key = ObjectKey.Of(item!);
-                    _cache.TryRemove(key, out var old);
-                    Dispatch(new InformerEvent<T>(WatchEventType.Deleted, old, item!));
+                    var gone = (T)_options.Transform(item!);
+                    var old = Remove(ObjectKey.Of(gone));
+                    Dispatch(new InformerEvent<T>(WatchEventType.Deleted, old, gone));
                     break;
                 case WatchEventType.Bookmark:
                     break;
@@ -238,10 +338,66 @@ public sealed class Informer<T> : IInformer where T : IKubernetesObject<V1Object
 
     private void Upsert(T item)
     {
-        var key = ObjectKey.Of(item);
-        var had = _cache.TryGetValue(key, out var old);
-        _cache[key] = item;
-        Dispatch(new InformerEvent<T>(had ? WatchEventType.Modified : WatchEventType.Added, old, item));
+        var old = Store(ObjectKey.Of(item), item);
+        Dispatch(new InformerEvent<T>(old is not null ? WatchEventType.Modified : WatchEventType.Added, old, item));
+    }
+
+    /// <summary>Caches <paramref name="item"/> and files it in every index; returns what it replaced.</summary>
+    private T? Store(ObjectKey key, T item)
+    {
+        lock (_indexGate)
+        {
+            _cache.TryGetValue(key, out var old);
+            if (old is not null)
+            {
+                Unfile(key, old);
+            }
+
+            _cache[key] = item;
+            foreach (var (keys, values) in _indexes.Values)
+            {
+                foreach (var value in keys(item))
+                {
+                    if (!values.TryGetValue(value, out var set))
+                    {
+                        values[value] = set = [];
+                    }
+
+                    set.Add(key);
+                }
+            }
+
+            return old;
+        }
+    }
+
+    /// <summary>Drops <paramref name="key"/> from the cache and every index; returns what was cached.</summary>
+    private T? Remove(ObjectKey key)
+    {
+        lock (_indexGate)
+        {
+            if (!_cache.TryRemove(key, out var old))
+            {
+                return default;
+            }
+
+            Unfile(key, old);
+            return old;
+        }
+    }
+
+    private void Unfile(ObjectKey key, T old)
+    {
+        foreach (var (keys, values) in _indexes.Values)
+        {
+            foreach (var value in keys(old))
+            {
+                if (values.TryGetValue(value, out var set) && set.Remove(key) && set.Count == 0)
+                {
+                    values.Remove(value);
+                }
+            }
+        }
     }
 
     private void Dispatch(InformerEvent<T> e)
