@@ -129,6 +129,21 @@ public static class ListWatch
                     labelSelector: labelSelector, cancellationToken: ct)
                 .WatchAsync<V1NetworkPolicy, V1NetworkPolicyList>(onError, ct));
 
+    /// <summary>Services in all namespaces matching <paramref name="labelSelector"/> (narrowed by <paramref name="fieldSelector"/>).</summary>
+    public static ListWatch<V1Service> ForServices(IKubernetes client, string? labelSelector = null, string? fieldSelector = null) =>
+        new(
+            "services",
+            async (cont, limit, ct) =>
+            {
+                var page = await client.CoreV1.ListServiceForAllNamespacesAsync(
+                    continueParameter: cont, limit: limit, labelSelector: labelSelector, fieldSelector: fieldSelector, cancellationToken: ct).ConfigureAwait(false);
+                return new ListPage<V1Service>(page.Items, page.Metadata.ResourceVersion, page.Metadata.ContinueProperty);
+            },
+            (rv, timeout, onError, ct) => client.CoreV1.ListServiceForAllNamespacesWithHttpMessagesAsync(
+                    watch: true, allowWatchBookmarks: true, resourceVersion: rv, timeoutSeconds: timeout,
+                    labelSelector: labelSelector, fieldSelector: fieldSelector, cancellationToken: ct)
+                .WatchAsync<V1Service, V1ServiceList>(onError, ct));
+
     /// <summary>Nodes matching <paramref name="labelSelector"/>.</summary>
     public static ListWatch<V1Node> ForNodes(IKubernetes client, string? labelSelector = null) =>
         new(

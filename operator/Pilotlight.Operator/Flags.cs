@@ -7,7 +7,7 @@ internal sealed class Flags
     private static readonly HashSet<string> Valued = ["kubeconfig", "gpu-catalog", "shim-image", "endpoint-base", "namespace", "lease-namespace", "metrics-port", "gateways", "gateway-service", "schedule-gateway", "usage-journal", "meter-image",
         "sandbox-runtime-classes", "sandbox-default-runtime-class", "sandbox-max-timeout", "sandbox-metrics-namespace", "sandbox-egress-deny", "sandbox-egress-allowed", "sandbox-max-workspace",
         "sandbox-toleration-keys", "sandbox-node-selector-keys",
-        "stable-window", "panic-window", "autoscaler-tick",
+        "stable-window", "panic-window", "autoscaler-tick", "usage-status-interval",
         "webhook-port", "webhook-secret", "sandbox-agent-secret", "pod-label-writers", "webhook-hosts", "webhook-configuration", "allowed-volume-types", "allowed-service-accounts", "function-pod-security", "gateway-token-file",
         "invoke-keys-configmap"];
     private readonly Dictionary<string, string> _values = [];

@@ -74,6 +74,12 @@ public sealed record OperatorOptions
     /// </summary>
     public Access.InvokeKeyPublisherOptions? InvokeKeys { get; init; }
 
+    /// <summary>
+    /// How stale a function's <c>status.usage</c> may grow while its pods stay as they are (<c>--usage-status-interval</c>);
+    /// a pod opening or closing rewrites it at once.
+    /// </summary>
+    public TimeSpan UsageStatusInterval { get; init; } = Functions.GpuFunctionReconciler.DefaultUsageStatusInterval;
+
     /// <summary>Reconciles at once.</summary>
     public int Workers { get; init; } = 4;
 }

@@ -17,9 +17,10 @@ public static class PilotlightOperator
 
     /// <summary>A host running every controller of the operator.</summary>
     public static ControllerHost Create(IKubernetes client, OperatorOptions options, ControllerMetrics? metrics = null,
-        TimeProvider? time = null, ILoggerFactory? loggers = null)
+        TimeProvider? time = null, ILoggerFactory? loggers = null, OperatorMetrics? operatorMetrics = null)
     {
         time ??= TimeProvider.System;
+        operatorMetrics ??= new OperatorMetrics(time: time);
         ILogger Logger(string name) => loggers?.CreateLogger(name) ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
 
         var functions = new Informer<GpuFunction>(ListWatch.ForCustomResource<GpuFunction>(client, options.WatchNamespace),
@@ -28,6 +29,9 @@ public static class PilotlightOperator
         var pods = new Informer<V1Pod>(ListWatch.ForPods(client, managed,
                 options.WatchNamespace is null ? null : $"metadata.namespace={options.WatchNamespace}"),
             time: time, logger: Logger("informer.pods"));
+        var services = new Informer<V1Service>(ListWatch.ForServices(client, managed,
+                options.WatchNamespace is null ? null : $"metadata.namespace={options.WatchNamespace}"),
+            time: time, logger: Logger("informer.services"));
         var nodes = new Informer<V1Node>(ListWatch.ForNodes(client, Gpu.GpuCatalog.ProductLabel), time: time, logger: Logger("informer.nodes"));
 
         // Every gateway pod behind the gateway Service is read, not the Service (which reaches one pod per poll).
@@ -49,6 +53,7 @@ public static class PilotlightOperator
         {
             DemandInformers = gatewayEndpoints is null ? [] : [gatewayEndpoints],
             Wakes = signals.Wake,
+            Metrics = operatorMetrics,
         };
         var reconciler = new GpuFunctionReconciler(client, pods, nodes, options.Catalog, options.Pods,
             new EventRecorder(client, Component, time, Logger("events")), options.EndpointBase, time, Logger("gpufunction"))
@@ -58,10 +63,14 @@ public static class PilotlightOperator
             LastRequest = autoscaler.LastRequest,
             Journal = options.UsageJournal,
             Admission = options.Admission,
+            Metrics = operatorMetrics,
+            Services = services,
+            UsageStatusInterval = options.UsageStatusInterval,
         };
         var controller = new Controller<GpuFunction>("gpufunction", functions, reconciler,
                 new ControllerOptions { Workers = options.Workers }, time, Logger("controller.gpufunction"))
             .Owns(pods, GpuFunction.KindName)
+            .Owns(services, GpuFunction.KindName)
             .Reads(nodes);
         autoscaler.Changed = controller.Enqueue;
         signals.FunctionWoken = controller.Enqueue;
@@ -106,7 +115,8 @@ public static class PilotlightOperator
             .Add(poolController)
             .Add(autoscaler)
             .Add(signals)
-            .Add(schedules);
+            .Add(schedules)
+            .Add(operatorMetrics.LeaderScope());
         if (options.InvokeKeys is { } invokeKeys)
         {
             // Only Secrets labelled as invoke keys are listed; the gateway gets their verifiers, never a Secret.

@@ -41,6 +41,8 @@ using Prometheus;
 //   --schedule-gateway URL  where spec.schedule's requests go first (then --gateways, else --endpoint-base)
 //   --gateway-token-file PATH  a token for the gateway's audience, sent with scheduled requests (re-read each time)
 //   --usage-journal PATH   closed billing intervals (JSON lines on a volume), for /usage
+//   --usage-status-interval DUR  how stale a function's status.usage may grow while no pod opens or closes (default 5m;
+//                          a pod opening or closing rewrites it at once; live totals are on /metrics and /usage)
 //   --stable-window DUR    autoscaler averaging window (default 60s); also how long demand must be read from
 //                          every gateway after a start or failover before anything scales down
 //   --panic-window DUR     autoscaler burst window (default 6s)
@@ -185,6 +187,14 @@ foreach (var (flag, apply) in new (string, Func<TimeSpan, Pilotlight.Operator.Sc
     autoscaling = apply(duration);
 }
 
+var usageStatusInterval = Pilotlight.Operator.Functions.GpuFunctionReconciler.DefaultUsageStatusInterval;
+if (flags.Get("usage-status-interval") is { } usageInterval
+    && (!Pilotlight.Api.Schema.DurationString.TryParse(usageInterval, out usageStatusInterval) || usageStatusInterval <= TimeSpan.Zero))
+{
+    Console.Error.WriteLine($"pilotlight-operator: --usage-status-interval: '{usageInterval}' is not a positive duration such as 5m");
+    return 2;
+}
+
 var admission = new Pilotlight.Operator.Admission.AdmissionPolicy();
 if (flags.Get("allowed-volume-types") is { } volumeTypes)
 {
@@ -258,6 +268,7 @@ var options = new OperatorOptions
     UsageJournal = new Pilotlight.Operator.Usage.UsageJournal(flags.Get("usage-journal")),
     Admission = admission,
     GatewayTokenFile = flags.Get("gateway-token-file"),
+    UsageStatusInterval = usageStatusInterval,
 };
 
 ObjectKey webhookSecret = new(Environment.GetEnvironmentVariable("POD_NAMESPACE") ?? leaseNamespace, "pilotlight-webhook-tls");

@@ -37,25 +37,10 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     private readonly ConcurrentDictionary<ObjectKey, bool> _prePulling = new();
     private readonly ConcurrentDictionary<ObjectKey, string?> _quotaProblems = new();
     private bool _priorityClassReady;
+    private OperatorMetrics _metrics = new();
 
-    private static readonly Prometheus.Counter GpuSeconds = Prometheus.Metrics.CreateCounter(
-        "pilotlight_function_gpu_seconds_total", "GPU-seconds billed per function by the operator's ledger (from pod lifetimes).",
-        "namespace", "function");
-
-    private static readonly Prometheus.Gauge WarmGauge = Prometheus.Metrics.CreateGauge(
-        "pilotlight_warm_replicas", "Ready warm standby pods per function.", "namespace", "function");
-
-    private static readonly Prometheus.Counter WarmClaims = Prometheus.Metrics.CreateCounter(
-        "pilotlight_warm_claims_total", "Warm pods claimed to serve (each a cold start avoided).", "namespace", "function");
-
-    private static readonly Prometheus.Gauge ReservedGauge = Prometheus.Metrics.CreateGauge(
-        "pilotlight_reserved_replicas", "Placeholder pods holding GPUs per function.", "namespace", "function");
-
-    private static readonly Prometheus.Gauge PrePulledGauge = Prometheus.Metrics.CreateGauge(
-        "pilotlight_prepulled_nodes", "Eligible nodes with the function's image pre-pulled.", "namespace", "function");
-
-    /// <summary>How often usage in status is refreshed while a function has pods.</summary>
-    public static readonly TimeSpan UsageRefresh = TimeSpan.FromSeconds(30);
+    /// <summary>How often usage in status is refreshed while a function has pods and none opens or closes.</summary>
+    public static readonly TimeSpan DefaultUsageStatusInterval = TimeSpan.FromMinutes(5);
 
     /// <summary>A reconciler reading pods and nodes from the given informers.</summary>
     public GpuFunctionReconciler(IKubernetes client, Informer<V1Pod> pods, Informer<V1Node> nodes, GpuCatalog catalog,
@@ -71,7 +56,32 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         _time = time ?? TimeProvider.System;
         _logger = logger ?? NullLogger.Instance;
         _usage = new Usage.PodUsageTracker(pods, _time, CloseInJournal);
+        pods.AddIndex(Indexers.ControllerUid, Indexers.ByControllerUid);
     }
+
+    /// <summary>The operator's series; the GPU-seconds counter follows the ledger up to each scrape.</summary>
+    public OperatorMetrics Metrics
+    {
+        get => _metrics;
+        init
+        {
+            _metrics = value;
+            value.UseLiveGpuSeconds(_usage.LiveGpuSeconds);
+        }
+    }
+
+    /// <summary>
+    /// How stale <c>status.usage</c> may grow while the function's pods stay as they are: it is rewritten when a pod
+    /// opens or closes, else at most this often (live totals are on <c>/metrics</c> and <c>/usage</c>). Every write is a
+    /// PATCH fanned out to every watcher, so at thousands of functions this is what bounds the operator's writes.
+    /// </summary>
+    public TimeSpan UsageStatusInterval { get; init; } = DefaultUsageStatusInterval;
+
+    /// <summary>
+    /// The functions' Services (label <c>managed-by=pilotlight</c>), read instead of a GET per reconcile; null reads
+    /// them from the API server.
+    /// </summary>
+    public Informer<V1Service>? Services { get; init; }
 
     /// <summary>Replicas the function should have now: the autoscaler's decision, or minReplicas without one.</summary>
     public Func<GpuFunction, int> DesiredReplicas { get; init; } = f => f.Spec.Scaling.MinReplicas;
@@ -194,17 +204,21 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         var reserved = placeholders.Count(p => p.Metadata.DeletionTimestamp is null && p.Status?.Phase == "Running");
         status = Prewarm.PrewarmStatus.With(status, function, warmTarget, warmCount, reserved, prePull, quotaProblem, now.UtcDateTime);
         var ns = key.Namespace ?? "";
-        WarmGauge.WithLabels(ns, key.Name).Set(warmCount.Ready);
-        ReservedGauge.WithLabels(ns, key.Name).Set(reserved);
-        PrePulledGauge.WithLabels(ns, key.Name).Set(prePull.Ready);
+        if (_metrics.Leading)
+        {
+            _metrics.WarmReplicas.WithLabels(ns, key.Name).Set(warmCount.Ready);
+            _metrics.ReservedReplicas.WithLabels(ns, key.Name).Set(reserved);
+            _metrics.PrePulledNodes.WithLabels(ns, key.Name).Set(prePull.Ready);
+        }
 
-        var usage = _usage.Update(key, function.Status?.Usage, pods, now.UtcDateTime);
+        // Totals as of now; written to status only when a pod opened or closed, or the written ones are old enough.
+        var fresh = _usage.Update(key, function.Status?.Usage, pods, now.UtcDateTime);
+        var usage = Usage.UsageLedger.Worth(function.Status?.Usage, fresh, UsageStatusInterval) ? fresh : function.Status!.Usage!;
         status = status with { Usage = usage };
-        GpuSeconds.WithLabels(ns, key.Name).IncTo(usage.GpuSeconds);
 
         await WriteStatusAsync(function, status, cancellationToken).ConfigureAwait(false);
         TimeSpan? after = _expectations.ContainsKey(key) ? TimeSpan.FromSeconds(5)
-            : usage.OpenPods is { Count: > 0 } ? UsageRefresh
+            : usage.OpenPods is { Count: > 0 } ? Later(UsageStatusInterval - (now.UtcDateTime - (usage.AsOf ?? now.UtcDateTime)))
             : null;
         if (prePull.Eligible > prePull.Ready || !prePull.Settled)
         {
@@ -232,12 +246,12 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     public Task DeletedAsync(ObjectKey key, CancellationToken cancellationToken)
     {
         _expectations.TryRemove(key, out _);
-        foreach (var metric in new Prometheus.Collector<Prometheus.Counter.Child>[] { GpuSeconds, WarmClaims })
+        foreach (var metric in new Prometheus.Collector<Prometheus.Counter.Child>[] { _metrics.FunctionGpuSeconds, _metrics.WarmClaims })
         {
             metric.RemoveLabelled(key.Namespace ?? "", key.Name);
         }
 
-        foreach (var gauge in new[] { WarmGauge, ReservedGauge, PrePulledGauge })
+        foreach (var gauge in new[] { _metrics.WarmReplicas, _metrics.ReservedReplicas, _metrics.PrePulledNodes })
         {
             gauge.RemoveLabelled(key.Namespace ?? "", key.Name);
         }
@@ -256,10 +270,12 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         Namespace = key.Namespace ?? "", Kind = GpuFunction.KindName, Name = key.Name, Uid = pod.Uid, Gpus = pod.Gpus, Start = pod.Start, End = end,
     });
 
-    private List<V1Pod> OwnedPods(GpuFunction function) =>
-        _pods.List(function.Metadata.NamespaceProperty)
-            .Where(p => FunctionOwnership.IsOwnedBy(p, function.Metadata.Uid))
-            .ToList();
+    private List<V1Pod> OwnedPods(GpuFunction function) => function.Metadata.Uid is { Length: > 0 } uid
+        ? [.. _pods.ByIndex(Indexers.ControllerUid, uid).Where(p => FunctionOwnership.IsOwnedBy(p, uid))]
+        : [];
+
+    /// <summary>A requeue delay of at least a second (a refresh already due is looked at shortly, not at once in a loop).</summary>
+    private static TimeSpan Later(TimeSpan wait) => wait < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : wait;
 
     private Dictionary<string, string> NodeProducts(IEnumerable<V1Pod> pods)
     {
@@ -510,7 +526,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     {
         if (claimed > 0)
         {
-            WarmClaims.WithLabels(key.Namespace ?? "", key.Name).Inc(claimed);
+            _metrics.WarmClaims.WithLabels(key.Namespace ?? "", key.Name).Inc(claimed);
             await _events.NormalAsync(function, "ClaimedWarmPods", $"Claimed {claimed} warm pod(s) to serve", ct).ConfigureAwait(false);
         }
 
@@ -540,18 +556,33 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         var want = FunctionPods.MakeService(function, _podOptions);
         var ns = function.Metadata.NamespaceProperty;
         V1Service? have;
-        try
+        if (Services is { } cache)
         {
-            have = await _client.CoreV1.ReadNamespacedServiceAsync(want.Metadata.Name, ns, cancellationToken: ct).ConfigureAwait(false);
+            have = cache.Get(new ObjectKey(ns, want.Metadata.Name));
         }
-        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        else
         {
-            have = null;
+            try
+            {
+                have = await _client.CoreV1.ReadNamespacedServiceAsync(want.Metadata.Name, ns, cancellationToken: ct).ConfigureAwait(false);
+            }
+            catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                have = null;
+            }
         }
 
         if (have is null)
         {
-            await _client.CoreV1.CreateNamespacedServiceAsync(want, ns, cancellationToken: ct).ConfigureAwait(false);
+            try
+            {
+                await _client.CoreV1.CreateNamespacedServiceAsync(want, ns, cancellationToken: ct).ConfigureAwait(false);
+            }
+            catch (HttpOperationException e) when (Services is not null && e.Response.StatusCode == System.Net.HttpStatusCode.Conflict)
+            {
+                // Created a moment ago and not yet in the cache (or made by someone else: its owner is checked once it is).
+            }
+
             return;
         }
 

@@ -21,16 +21,6 @@ namespace Pilotlight.Operator.Scaling;
 /// </summary>
 public sealed partial class Autoscaler : IController
 {
-    private static readonly Gauge DesiredGauge = Metrics.CreateGauge("pilotlight_autoscaler_desired_replicas",
-        "Replicas the autoscaler wants, per function.", "namespace", "function");
-    private static readonly Gauge DemandGauge = Metrics.CreateGauge("pilotlight_autoscaler_in_flight",
-        "In-flight requests the gateways report, per function.", "namespace", "function");
-    private static readonly Gauge PanicGauge = Metrics.CreateGauge("pilotlight_autoscaler_panic",
-        "1 while the function is in panic mode.", "namespace", "function");
-
-    private static readonly Gauge UnknownGauge = Metrics.CreateGauge("pilotlight_autoscaler_demand_unknown",
-        "1 while the last demand poll missed a gateway (nothing scales down then).");
-
     private readonly Informer<GpuFunction> _functions;
     private readonly IDemandSource _demand;
     private readonly AutoscalerSettings _settings;
@@ -51,6 +41,9 @@ public sealed partial class Autoscaler : IController
         _time = time ?? TimeProvider.System;
         _logger = logger ?? NullLogger.Instance;
     }
+
+    /// <summary>The operator's series (the autoscaler's are exported by the leader only).</summary>
+    public OperatorMetrics Metrics { get; init; } = new();
 
     /// <summary>The latest wake the gateways hold for a function (<see cref="GatewaySignalFeed.Wake"/>); none by default.</summary>
     public Func<ObjectKey, WakeSignal?> Wakes { get; init; } = _ => null;
@@ -156,7 +149,7 @@ public sealed partial class Autoscaler : IController
             mayScaleDown = _completeSince is { } since && now - since >= _settings.StableWindow;
         }
 
-        UnknownGauge.Set(report.Complete ? 0 : 1);
+        Metrics.DemandUnknown.Set(report.Complete ? 0 : 1);
         if (!report.Complete)
         {
             LogIncomplete(_logger, report.Unread.Count);
@@ -205,9 +198,9 @@ public sealed partial class Autoscaler : IController
                 entry.Ticked = true;
 
                 string ns = key.Namespace ?? "", name = key.Name;
-                DesiredGauge.WithLabels(ns, name).Set(entry.State.Desired);
-                DemandGauge.WithLabels(ns, name).Set(seen?.InFlight ?? 0);
-                PanicGauge.WithLabels(ns, name).Set(entry.State.PanicUntil is null ? 0 : 1);
+                Metrics.DesiredReplicas.WithLabels(ns, name).Set(entry.State.Desired);
+                Metrics.InFlight.WithLabels(ns, name).Set(seen?.InFlight ?? 0);
+                Metrics.Panic.WithLabels(ns, name).Set(entry.State.PanicUntil is null ? 0 : 1);
             }
 
             if (changed)
@@ -220,9 +213,9 @@ public sealed partial class Autoscaler : IController
         foreach (var gone in _entries.Keys.Where(k => _functions.Get(k) is null).ToList())
         {
             _entries.TryRemove(gone, out _);
-            DesiredGauge.RemoveLabelled(gone.Namespace ?? "", gone.Name);
-            DemandGauge.RemoveLabelled(gone.Namespace ?? "", gone.Name);
-            PanicGauge.RemoveLabelled(gone.Namespace ?? "", gone.Name);
+            Metrics.DesiredReplicas.RemoveLabelled(gone.Namespace ?? "", gone.Name);
+            Metrics.InFlight.RemoveLabelled(gone.Namespace ?? "", gone.Name);
+            Metrics.Panic.RemoveLabelled(gone.Namespace ?? "", gone.Name);
         }
     }
 

@@ -18,6 +18,7 @@ public sealed class PodUsageTracker
     private readonly Action<ObjectKey, BilledPod, DateTime> _close;
     private readonly ConcurrentDictionary<string, DateTime> _deletedAt = new();
     private readonly ConcurrentDictionary<ObjectKey, IReadOnlyList<BilledPod>> _open = new();
+    private readonly ConcurrentDictionary<ObjectKey, UsageTotals> _totals = new();
     private readonly ConcurrentDictionary<string, (ObjectKey Key, BilledPod Pod)> _orphans = new();
 
     /// <summary>A tracker watching <paramref name="pods"/> for deletions; <paramref name="close"/> records a closed pod.</summary>
@@ -57,7 +58,29 @@ public sealed class PodUsageTracker
     {
         var usage = UsageLedger.Update(previous, pods, _deletedAt, now, (pod, end) => _close(key, pod, end), notBefore);
         _open[key] = usage.OpenPods ?? [];
+        _totals[key] = usage;
         return usage;
+    }
+
+    /// <summary>
+    /// Every owner's GPU-seconds carried from its last <see cref="Update"/> to <paramref name="now"/>: what it had then,
+    /// plus its open pods' time since (no pod opens or closes between updates without an event that brings one).
+    /// </summary>
+    public IEnumerable<(ObjectKey Key, double GpuSeconds)> LiveGpuSeconds(DateTime now)
+    {
+        foreach (var (key, totals) in _totals)
+        {
+            var asOf = totals.AsOf ?? now;
+            var added = 0.0;
+            foreach (var pod in totals.OpenPods ?? [])
+            {
+                // A pod seen deleted since is billed to its deletion, as the next update will close it.
+                var end = _deletedAt.TryGetValue(pod.Uid, out var gone) && gone < now ? gone : now;
+                added += end > asOf ? pod.Gpus * (end - asOf).TotalSeconds : 0;
+            }
+
+            yield return (key, totals.GpuSeconds + added);
+        }
     }
 
     /// <summary>
@@ -66,6 +89,7 @@ public sealed class PodUsageTracker
     /// </summary>
     public void OwnerDeleted(ObjectKey key)
     {
+        _totals.TryRemove(key, out _);
         if (!_open.TryRemove(key, out var open))
         {
             return;

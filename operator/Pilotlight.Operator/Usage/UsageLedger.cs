@@ -75,6 +75,28 @@ public static class UsageLedger
         };
     }
 
+    /// <summary>
+    /// Whether <paramref name="fresh"/> totals are worth a status write over the <paramref name="written"/> ones: a pod
+    /// opened or closed (the set of open pods or the closed totals changed), or the written ones are at least
+    /// <paramref name="interval"/> old. Between those the running totals only grow with time, which anyone can compute
+    /// from <c>openPods</c> and <c>asOf</c>.
+    /// </summary>
+    public static bool Worth(UsageTotals? written, UsageTotals fresh, TimeSpan interval)
+    {
+        ArgumentNullException.ThrowIfNull(fresh);
+        if (written?.AsOf is not { } asOf || fresh.AsOf is not { } now || now - asOf >= interval)
+        {
+            return true;
+        }
+
+        var (before, after) = (written.OpenPods ?? [], fresh.OpenPods ?? []);
+        return before.Count != after.Count
+            || !before.Select(p => p.Uid).Order(StringComparer.Ordinal).SequenceEqual(after.Select(p => p.Uid).Order(StringComparer.Ordinal))
+            || written.ClosedGpuSeconds != fresh.ClosedGpuSeconds
+            || written.ClosedCpuSeconds != fresh.ClosedCpuSeconds
+            || written.ClosedMemoryByteSeconds != fresh.ClosedMemoryByteSeconds;
+    }
+
     /// <summary>GPU-seconds of one pod up to <paramref name="end"/>.</summary>
     public static double Billed(BilledPod pod, DateTime end) => pod.Gpus * Seconds(pod, end);
 

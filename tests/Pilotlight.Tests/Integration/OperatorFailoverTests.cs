@@ -311,6 +311,73 @@ public sealed partial class OperatorFailoverTests
         }
     }
 
+    [Test]
+    public async Task After_a_failover_the_gpu_seconds_summed_over_both_replicas_equal_the_ledger()
+    {
+        var first = StartOperator("op-ledger-1");
+        await WaitForLeaderAsync(first);
+        var second = StartOperator("op-ledger-2");
+        await Eventually.HoldsAsync(async () => await MetricAsync(second, "pilotlight_controller_leader") == 0, Timeout, "op-ledger-2 runs as a follower");
+        try
+        {
+            var ns = await _plane.CreateNamespaceAsync("ledger");
+            string Manifest(int min) => $$"""
+                apiVersion: pilotlight.dev/v1alpha1
+                kind: GpuFunction
+                metadata: {name: billed}
+                spec:
+                  image: example/model-server:1
+                  gpu: {type: L4}
+                  scaling: {minReplicas: {{min}}, maxReplicas: 1, scaledownWindow: 1s}
+                """;
+            (await _kubectl.ApplyAsync(Manifest(1), ns)).EnsureSuccess();
+            var series = "function=\"billed\"";
+            await Eventually.HoldsAsync(async () => await MetricAsync(first, "pilotlight_function_gpu_seconds_total", series) > 2,
+                Timeout, "the leader bills the running pod");
+
+            // The leader stalls (a long GC pause, a frozen node) past its Lease; the follower takes over. Resumed, the
+            // ex-leader finds the Lease gone and stops leading, but runs on and is still scraped.
+            Signal("STOP", first);
+            try
+            {
+                await WaitForLeaderAsync(second);
+            }
+            finally
+            {
+                Signal("CONT", first);
+            }
+
+            await Eventually.HoldsAsync(async () => await MetricAsync(first, "pilotlight_controller_leader") == 0, Timeout, "op-ledger-1 follows");
+            await Eventually.HoldsAsync(async () => await MetricAsync(second, "pilotlight_function_gpu_seconds_total", series) > 0,
+                Timeout, "the new leader bills the pod");
+
+            // The pod goes: the ledger's total is final, and what both replicas export must add up to it.
+            (await _kubectl.ApplyAsync(Manifest(0), ns)).EnsureSuccess();
+            var total = (await Eventually.GetAsync(async () => (await GetAsync(ns, "billed")).Status?.Usage is { OpenPods.Count: 0, GpuSeconds: > 0 } usage
+                ? usage : null, Timeout, "the pod's usage closed in status")).GpuSeconds;
+            await Eventually.HoldsAsync(async () => Math.Abs((await MetricAsync(second, "pilotlight_function_gpu_seconds_total", series) ?? 0) - total) < 0.01,
+                Timeout, "the new leader exports the ledger's total");
+            var exported = new[] { first, second }.Select(op => MetricAsync(op, "pilotlight_function_gpu_seconds_total", series)).ToList();
+            var values = await Task.WhenAll(exported);
+            Assert.That(values[0], Is.Null, "the ex-leader exports no GPU-seconds of its own");
+            Assert.That(values.Sum(v => v ?? 0), Is.EqualTo(total).Within(0.01), "sum() over both replicas is the ledger's total");
+            Assert.That(await MetricAsync(first, "pilotlight_autoscaler_desired_replicas", series), Is.Null, "nor autoscaler gauges");
+        }
+        finally
+        {
+            first.Process.Terminate();
+            second.Process.Terminate();
+            await Eventually.HoldsAsync(() => first.Process.HasExited && second.Process.HasExited, Timeout, "both stopped");
+        }
+
+        static void Signal(string signal, OperatorProcess op)
+        {
+            using var kill = System.Diagnostics.Process.Start("kill", [$"-{signal}", op.Process.Id.ToString(CultureInfo.InvariantCulture)]);
+            kill.WaitForExit();
+            Assert.That(kill.ExitCode, Is.Zero, $"kill -{signal}");
+        }
+    }
+
     /// <summary>
     /// Stands between the operator and gateway B's internal endpoints (demand, and the signals' long polls), like a
     /// network path that can break: stopped, the operator's polls of B fail while B goes on serving.

@@ -194,4 +194,27 @@ public class UsageLedgerTests
         Assert.That(after.CpuSeconds, Is.EqualTo(before.CpuSeconds).Within(1e-6));
         Assert.That(after.OpenPods, Is.Empty);
     }
+
+    [Test]
+    public void Status_totals_are_rewritten_only_when_a_pod_opens_or_closes_or_they_are_old()
+    {
+        var interval = TimeSpan.FromMinutes(5);
+        var written = UsageLedger.Update(null, [Pod("a", 1, T0)], NoneDeleted, T0.AddSeconds(10));
+
+        // Time alone: the running totals grow, but nothing anyone could not compute from openPods and asOf.
+        var later = UsageLedger.Update(written, [Pod("a", 1, T0)], NoneDeleted, T0.AddMinutes(4));
+        Assert.That(later.GpuSeconds, Is.GreaterThan(written.GpuSeconds));
+        Assert.That(UsageLedger.Worth(written, later, interval), Is.False, "four minutes of the same pod");
+        Assert.That(UsageLedger.Worth(written, UsageLedger.Update(written, [Pod("a", 1, T0)], NoneDeleted, T0.AddSeconds(10) + interval), interval),
+            Is.True, "written totals as old as the interval");
+
+        // A pod opens (bound to a node), or one closes.
+        Assert.That(UsageLedger.Worth(written, UsageLedger.Update(written, [Pod("a", 1, T0), Pod("b", 2, T0.AddMinutes(1))], NoneDeleted, T0.AddMinutes(1)), interval),
+            Is.True, "a second pod opened");
+        Assert.That(UsageLedger.Worth(written, UsageLedger.Update(written, [Pod("a", 1, T0), Pod("b", 2, T0.AddMinutes(1), bound: false)], NoneDeleted, T0.AddMinutes(1)), interval),
+            Is.False, "a pod not yet bound to a node bills nothing yet");
+        Assert.That(UsageLedger.Worth(written, UsageLedger.Update(written, [], new Dictionary<string, DateTime> { ["a"] = T0.AddMinutes(1) }, T0.AddMinutes(1)), interval),
+            Is.True, "the pod closed");
+        Assert.That(UsageLedger.Worth(null, written, interval), Is.True, "nothing written yet");
+    }
 }

@@ -1,0 +1,179 @@
+using k8s.Models;
+using Pilotlight.ControllerRuntime;
+using Prometheus;
+
+namespace Pilotlight.Operator;
+
+/// <summary>
+/// The operator's own series besides the controller runtime's. Most describe what the leader decides or bills, and a
+/// replica that does not lead exports none of those: an ex-leader drops them when it stops leading, so that
+/// <c>sum()</c> over every replica counts each function once. They are:
+/// <list type="bullet">
+/// <item><c>pilotlight_function_gpu_seconds_total</c>: the ledger's running total (the new leader carries it on from status,
+/// so a copy left on the ex-leader would be counted twice);</item>
+/// <item>the per-function gauges (warm, reserved, pre-pulled replicas; the autoscaler's desired replicas, in-flight
+/// requests, panic; demand unknown), which would otherwise keep the ex-leader's last value.</item>
+/// </list>
+/// Counters of things that happened (warm claims, sandbox claims, sandbox GPU-seconds counted as deltas, scheduled
+/// invocations) stay on the replica that counted them: each event is counted once, by whoever led at the time.
+/// </summary>
+public sealed class OperatorMetrics
+{
+    private readonly List<Collector> _leaderOnly = [];
+    private volatile Func<DateTime, IEnumerable<(ObjectKey Key, double GpuSeconds)>>? _liveGpuSeconds;
+    private volatile bool _leading;
+
+    /// <summary>Series in <paramref name="registry"/> (the default registry when null).</summary>
+    public OperatorMetrics(CollectorRegistry? registry = null, TimeProvider? time = null)
+    {
+        Registry = registry ?? Metrics.DefaultRegistry;
+        var factory = Metrics.WithCustomRegistry(Registry);
+        FunctionGpuSeconds = LeaderOnly(factory.CreateCounter("pilotlight_function_gpu_seconds_total",
+            "GPU-seconds billed per function by the operator's ledger (from pod lifetimes), up to the scrape. Exported by the leader only.",
+            "namespace", "function"));
+        WarmReplicas = LeaderOnly(factory.CreateGauge("pilotlight_warm_replicas",
+            "Ready warm standby pods per function. Exported by the leader only.", "namespace", "function"));
+        ReservedReplicas = LeaderOnly(factory.CreateGauge("pilotlight_reserved_replicas",
+            "Placeholder pods holding GPUs per function. Exported by the leader only.", "namespace", "function"));
+        PrePulledNodes = LeaderOnly(factory.CreateGauge("pilotlight_prepulled_nodes",
+            "Eligible nodes with the function's image pre-pulled. Exported by the leader only.", "namespace", "function"));
+        DesiredReplicas = LeaderOnly(factory.CreateGauge("pilotlight_autoscaler_desired_replicas",
+            "Replicas the autoscaler wants, per function. Exported by the leader only.", "namespace", "function"));
+        InFlight = LeaderOnly(factory.CreateGauge("pilotlight_autoscaler_in_flight",
+            "In-flight requests the gateways report, per function. Exported by the leader only.", "namespace", "function"));
+        Panic = LeaderOnly(factory.CreateGauge("pilotlight_autoscaler_panic",
+            "1 while the function is in panic mode. Exported by the leader only.", "namespace", "function"));
+        DemandUnknown = LeaderOnly(factory.CreateGauge("pilotlight_autoscaler_demand_unknown",
+            "1 while the last demand poll missed a gateway (nothing scales down then). Exported by the leader only."));
+        WarmClaims = factory.CreateCounter("pilotlight_warm_claims_total",
+            "Warm pods claimed to serve (each a cold start avoided), counted by the replica that led at the time.", "namespace", "function");
+        var clock = time ?? TimeProvider.System;
+
+        // The GPU-seconds counters follow the ledger up to the scrape itself, not to the last reconcile (a function
+        // whose pods do not change is not reconciled for minutes).
+        // A replica that does not lead drops them at every scrape, so that nothing a reconcile still in flight when
+        // leadership ended wrote after the scope's own clean-up is exported.
+        Registry.AddBeforeCollectCallback(() =>
+        {
+            if (!_leading)
+            {
+                DropLeaderSeries();
+                return;
+            }
+
+            if (_liveGpuSeconds is not { } live)
+            {
+                return;
+            }
+
+            foreach (var (key, seconds) in live(clock.GetUtcNow().UtcDateTime))
+            {
+                FunctionGpuSeconds.WithLabels(key.Namespace ?? "", key.Name).IncTo(seconds);
+            }
+        });
+    }
+
+    /// <summary>The registry the series live in.</summary>
+    public CollectorRegistry Registry { get; }
+
+    /// <summary>The ledger's GPU-seconds per function.</summary>
+    public Counter FunctionGpuSeconds { get; }
+
+    /// <summary>Ready warm pods per function.</summary>
+    public Gauge WarmReplicas { get; }
+
+    /// <summary>Running placeholders per function.</summary>
+    public Gauge ReservedReplicas { get; }
+
+    /// <summary>Nodes with the function's image pre-pulled.</summary>
+    public Gauge PrePulledNodes { get; }
+
+    /// <summary>The autoscaler's desired replicas per function.</summary>
+    public Gauge DesiredReplicas { get; }
+
+    /// <summary>In-flight requests per function, as the gateways report them.</summary>
+    public Gauge InFlight { get; }
+
+    /// <summary>Panic mode per function.</summary>
+    public Gauge Panic { get; }
+
+    /// <summary>Whether the last demand poll missed a gateway.</summary>
+    public Gauge DemandUnknown { get; }
+
+    /// <summary>Warm pods claimed.</summary>
+    public Counter WarmClaims { get; }
+
+    /// <summary>True while this replica leads (and exports the leader-only series).</summary>
+    public bool Leading => _leading;
+
+    /// <summary>
+    /// Where the live GPU-seconds of every function come from at a scrape (the ledger's totals carried to the given
+    /// time); set once by the function reconciler.
+    /// </summary>
+    internal void UseLiveGpuSeconds(Func<DateTime, IEnumerable<(ObjectKey Key, double GpuSeconds)>> live) => _liveGpuSeconds = live;
+
+    /// <summary>
+    /// An <see cref="IController"/> for the <see cref="ControllerHost"/>: it runs exactly while this replica leads, and
+    /// on the way out removes every leader-only series.
+    /// </summary>
+    public IController LeaderScope() => new Scope(this);
+
+    /// <summary>Removes every labelled child (and resets the unlabelled value) of the leader-only series.</summary>
+    internal void DropLeaderSeries()
+    {
+        foreach (var collector in _leaderOnly)
+        {
+            switch (collector)
+            {
+                case Counter counter:
+                    Drop(counter);
+                    break;
+                case Gauge { LabelNames.Length: 0 } gauge:
+                    // Published again by its next update, while leading.
+                    gauge.Unpublish();
+                    break;
+                case Gauge gauge:
+                    Drop(gauge);
+                    break;
+            }
+        }
+    }
+
+    private static void Drop<TChild>(Collector<TChild> collector) where TChild : ChildBase
+    {
+        foreach (var labels in collector.GetAllLabelValues().ToList())
+        {
+            collector.RemoveLabelled(labels);
+        }
+    }
+
+    private T LeaderOnly<T>(T collector) where T : Collector
+    {
+        _leaderOnly.Add(collector);
+        return collector;
+    }
+
+    private sealed class Scope(OperatorMetrics metrics) : IController
+    {
+        public string Name => "leader-metrics";
+
+        public IReadOnlyList<IInformer> Informers => [];
+
+        public async Task RunAsync(ControllerMetrics runtime, CancellationToken cancellationToken)
+        {
+            metrics._leading = true;
+            try
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            finally
+            {
+                metrics._leading = false;
+                metrics.DropLeaderSeries();
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+using Pilotlight.ControllerRuntime;
+using Pilotlight.Operator;
+using Prometheus;
+
+namespace Pilotlight.Tests.Operator;
+
+/// <summary>The leader-only series: exported while the replica leads, gone as soon as it does not.</summary>
+public class OperatorMetricsTests
+{
+    private static async Task<string> ScrapeAsync(CollectorRegistry registry)
+    {
+        using var stream = new MemoryStream();
+        await registry.CollectAndExportAsTextAsync(stream);
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    [Test]
+    public async Task Leader_only_series_are_exported_while_leading_and_dropped_after()
+    {
+        var registry = Metrics.NewCustomRegistry();
+        var metrics = new OperatorMetrics(registry);
+        var key = new ObjectKey("team-a", "llm");
+        var seconds = 0.0;
+        metrics.UseLiveGpuSeconds(_ => [(key, seconds)]);
+
+        using var stop = new CancellationTokenSource();
+        var scope = metrics.LeaderScope().RunAsync(new ControllerMetrics(Metrics.NewCustomRegistry()), stop.Token);
+        Assert.That(metrics.Leading, Is.True);
+        seconds = 42.5;
+        metrics.DesiredReplicas.WithLabels("team-a", "llm").Set(3);
+        metrics.DemandUnknown.Set(1);
+        metrics.WarmClaims.WithLabels("team-a", "llm").Inc();
+
+        var leading = await ScrapeAsync(registry);
+        Assert.That(leading, Does.Contain("pilotlight_function_gpu_seconds_total{namespace=\"team-a\",function=\"llm\"} 42.5"));
+        Assert.That(leading, Does.Contain("pilotlight_autoscaler_desired_replicas{namespace=\"team-a\",function=\"llm\"} 3"));
+        Assert.That(leading, Does.Contain("\npilotlight_autoscaler_demand_unknown 1"));
+
+        await stop.CancelAsync();
+        await scope;
+        Assert.That(metrics.Leading, Is.False);
+
+        // A reconcile still in flight when leadership ended writes once more: not exported either.
+        metrics.DesiredReplicas.WithLabels("team-a", "llm").Set(4);
+        var after = await ScrapeAsync(registry);
+        Assert.That(after, Does.Not.Contain("pilotlight_function_gpu_seconds_total{"));
+        Assert.That(after, Does.Not.Contain("pilotlight_autoscaler_desired_replicas{"));
+        Assert.That(after, Does.Not.Contain("\npilotlight_autoscaler_demand_unknown "), "an unlabelled one too");
+        Assert.That(after, Does.Contain("pilotlight_warm_claims_total{namespace=\"team-a\",function=\"llm\"} 1"),
+            "counts of what happened stay with the replica that counted them");
+    }
+}
