@@ -112,8 +112,10 @@ public sealed class Controller<T> : IController where T : IKubernetesObject<V1Ob
     /// <inheritdoc />
     public async Task RunAsync(ControllerMetrics metrics, CancellationToken cancellationToken)
     {
-        using var queue = new WorkQueue<ObjectKey>(_time, _options.Backoff);
+        using var queue = new WorkQueue<ObjectKey>(_time, _options.Backoff, metrics, Name);
         _queue = queue;
+        var workerCount = Math.Max(1, _options.Workers);
+        metrics.MaxConcurrentReconciles.WithLabels(Name).Set(workerCount);
         try
         {
             foreach (var obj in _informer.List())
@@ -128,7 +130,7 @@ public sealed class Controller<T> : IController where T : IKubernetesObject<V1Ob
                 queue.ShutDown();
                 hard.CancelAfter(_options.ShutdownGrace);
             });
-            var workers = Enumerable.Range(0, Math.Max(1, _options.Workers))
+            var workers = Enumerable.Range(0, workerCount)
                 .Select(_ => Task.Run(() => WorkAsync(queue, metrics, hard.Token), CancellationToken.None))
                 .ToArray();
             await Task.WhenAll(workers).ConfigureAwait(false);
@@ -136,7 +138,8 @@ public sealed class Controller<T> : IController where T : IKubernetesObject<V1Ob
         finally
         {
             _queue = null;
-            metrics.QueueDepth.WithLabels(Name).Set(0);
+            metrics.WorkQueueDepth.WithLabels(Name).Set(0);
+            metrics.ActiveWorkers.WithLabels(Name).Set(0);
         }
     }
 
@@ -191,13 +194,12 @@ public sealed class Controller<T> : IController where T : IKubernetesObject<V1Ob
 
     private async Task WorkAsync(WorkQueue<ObjectKey> queue, ControllerMetrics metrics, CancellationToken ct)
     {
-        var depth = metrics.QueueDepth.WithLabels(Name);
+        var active = metrics.ActiveWorkers.WithLabels(Name);
         while (true)
         {
             ObjectKey key;
             try
             {
-                depth.Set(queue.Depth);
                 key = await queue.TakeAsync(ct).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is OperationCanceledException or ChannelClosedException)
@@ -205,13 +207,14 @@ public sealed class Controller<T> : IController where T : IKubernetesObject<V1Ob
                 return;
             }
 
-            depth.Set(queue.Depth);
+            active.Inc();
             try
             {
                 await ReconcileOneAsync(queue, metrics, key, ct).ConfigureAwait(false);
             }
             finally
             {
+                active.Dec();
                 queue.Done(key);
             }
         }
@@ -228,7 +231,7 @@ public sealed class Controller<T> : IController where T : IKubernetesObject<V1Ob
             {
                 await _reconciler.DeletedAsync(key, ct).ConfigureAwait(false);
                 queue.Forget(key);
-                result = "deleted";
+                result = "success";
             }
             else
             {
@@ -237,7 +240,7 @@ public sealed class Controller<T> : IController where T : IKubernetesObject<V1Ob
                 if (outcome.RequeueAfter is { } after)
                 {
                     queue.AddAfter(key, after);
-                    result = "requeue";
+                    result = "requeue_after";
                 }
                 else
                 {
@@ -252,12 +255,12 @@ public sealed class Controller<T> : IController where T : IKubernetesObject<V1Ob
         catch (Exception ex)
         {
             result = "error";
-            metrics.Errors.WithLabels(Name).Inc();
+            metrics.ReconcileErrors.WithLabels(Name).Inc();
             var delay = queue.AddRateLimited(key);
             _logger.LogError(ex, "Reconcile of {Controller} {Key} failed; retrying in {Delay}", Name, key, delay);
         }
 
-        metrics.Reconciles.WithLabels(Name, result).Inc();
-        metrics.Duration.WithLabels(Name).Observe(_time.GetElapsedTime(started).TotalSeconds);
+        metrics.ReconcileTotal.WithLabels(Name, result).Inc();
+        metrics.ReconcileTime.WithLabels(Name).Observe(_time.GetElapsedTime(started).TotalSeconds);
     }
 }

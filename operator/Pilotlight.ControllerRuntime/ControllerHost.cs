@@ -48,6 +48,7 @@ public sealed class ControllerHost
     private readonly ControllerMetrics _metrics;
     private readonly ILogger _logger;
     private readonly List<IController> _controllers = [];
+    private readonly TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _isLeader;
 
     /// <summary>A host talking to <paramref name="client"/>.</summary>
@@ -64,6 +65,19 @@ public sealed class ControllerHost
 
     /// <summary>True while this instance's controllers are running.</summary>
     public bool IsLeader => _isLeader;
+
+    /// <summary>
+    /// True once every informer of every controller has finished its first list (whether or not this
+    /// instance leads): what a readiness probe waits for.
+    /// </summary>
+    public bool Synced => _synced.Task.IsCompletedSuccessfully;
+
+    /// <summary>Completes when <see cref="Synced"/> becomes true; never faults (it stays pending if the host stops first).</summary>
+    public Task SyncedTask => _synced.Task;
+
+    /// <summary>The resources whose informers have not finished their first list yet (empty once <see cref="Synced"/>).</summary>
+    public IReadOnlyList<string> Unsynced =>
+        [.. _controllers.SelectMany(c => c.Informers).Distinct().Where(i => !i.Synced.IsCompletedSuccessfully).Select(i => i.Resource).Distinct()];
 
     /// <summary>Adds a controller; call before <see cref="RunAsync"/>.</summary>
     public ControllerHost Add(IController controller)
@@ -86,6 +100,7 @@ public sealed class ControllerHost
         {
             await Task.WhenAll(informers.Select(i => i.Synced)).WaitAsync(cancellationToken).ConfigureAwait(false);
             _logger.LogInformation("{Count} informers synced", informers.Count);
+            _synced.TrySetResult();
             if (_options.LeaderElection is null)
             {
                 await LeadAsync(cancellationToken).ConfigureAwait(false);

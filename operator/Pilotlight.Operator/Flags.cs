@@ -9,7 +9,7 @@ internal sealed class Flags
         "sandbox-toleration-keys", "sandbox-node-selector-keys",
         "stable-window", "panic-window", "autoscaler-tick", "usage-status-interval",
         "webhook-port", "webhook-secret", "sandbox-agent-secret", "pod-label-writers", "webhook-hosts", "webhook-configuration", "allowed-volume-types", "allowed-service-accounts", "function-pod-security", "gateway-token-file",
-        "invoke-keys-configmap"];
+        "invoke-keys-configmap", "workers", "kube-api-qps", "kube-api-burst"];
     private readonly Dictionary<string, string> _values = [];
 
     public string? Error { get; private init; }
@@ -48,8 +48,35 @@ internal sealed class Flags
             }
         }
 
+        if (flags._values.TryGetValue("workers", out var workers) && !(int.TryParse(workers, System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out var w) && w is >= 1 and <= 1000))
+        {
+            return new Flags { Error = $"--workers must be a whole number 1..1000, not '{workers}'" };
+        }
+
+        if (flags._values.TryGetValue("kube-api-qps", out var qps) && !(double.TryParse(qps, System.Globalization.NumberStyles.AllowDecimalPoint,
+                System.Globalization.CultureInfo.InvariantCulture, out var q) && double.IsFinite(q) && q >= 0))
+        {
+            return new Flags { Error = $"--kube-api-qps must be a number of requests per second, 0 or more (0: no limit), not '{qps}'" };
+        }
+
+        if (flags._values.TryGetValue("kube-api-burst", out var burst) && !(int.TryParse(burst, System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out var b) && b >= 1))
+        {
+            return new Flags { Error = $"--kube-api-burst must be a whole number 1 or more, not '{burst}'" };
+        }
+
         return flags;
     }
+
+    /// <summary>--workers: reconciles per controller at once (default 4).</summary>
+    public int Workers => int.Parse(Get("workers") ?? "4", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>--kube-api-qps: API requests per second of the operator's client, watches exempt (default 50; 0: no limit).</summary>
+    public double KubeApiQps => double.Parse(Get("kube-api-qps") ?? "50", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>--kube-api-burst: API requests at once above the qps (default 100).</summary>
+    public int KubeApiBurst => int.Parse(Get("kube-api-burst") ?? "100", System.Globalization.CultureInfo.InvariantCulture);
 
     public string? Get(string name) => _values.GetValueOrDefault(name);
 

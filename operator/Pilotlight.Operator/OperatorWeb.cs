@@ -5,14 +5,28 @@ using Pilotlight.Operator.Usage;
 
 namespace Pilotlight.Operator;
 
-/// <summary>The operator's HTTP endpoints besides <c>/metrics</c>: <c>/healthz</c> and <c>GET /usage</c> (functions and sandboxes).</summary>
+/// <summary>
+/// The operator's HTTP endpoints besides <c>/metrics</c>: <c>/healthz</c> (the process is alive), <c>/readyz</c> (every
+/// informer has finished its first list) and <c>GET /usage</c> (functions and sandboxes).
+/// </summary>
 public static class OperatorWeb
 {
-    /// <summary>Maps the endpoints onto <paramref name="routes"/>.</summary>
-    public static void Map(IEndpointRouteBuilder routes, UsageApi usage, UsageAccess access)
+    /// <summary>
+    /// Maps the endpoints onto <paramref name="routes"/>. <paramref name="unsynced"/> gives the resources whose informers
+    /// have not listed yet (<see cref="Pilotlight.ControllerRuntime.ControllerHost.Unsynced"/>), or null while there is no
+    /// host yet; <c>/readyz</c> is 200 only when it gives an empty list. Without it <c>/readyz</c> is always 200.
+    /// </summary>
+    public static void Map(IEndpointRouteBuilder routes, UsageApi usage, UsageAccess access, Func<IReadOnlyList<string>?>? unsynced = null)
     {
         ArgumentNullException.ThrowIfNull(routes);
         routes.MapGet("/healthz", () => "ok");
+        routes.MapGet("/readyz", () => (unsynced is null ? [] : unsynced()) switch
+        {
+            null => Results.Text("not ready: controllers not started\n", statusCode: StatusCodes.Status503ServiceUnavailable),
+            { Count: 0 } => Results.Text("ok\n"),
+            var waiting => Results.Text($"not ready: waiting for the first list of {string.Join(", ", waiting)}\n",
+                statusCode: StatusCodes.Status503ServiceUnavailable),
+        });
         // ?function=NAME for a GpuFunction's usage, ?sandbox=NAME for a Sandbox's; the caller must be allowed to get it.
         routes.MapGet("/usage", async (HttpContext context, string? @namespace, string? function, string? sandbox, string? from, string? to,
             CancellationToken ct) =>

@@ -32,7 +32,12 @@ using Prometheus;
 //   --endpoint-base URL    gateway URL functions are reached at
 //   --namespace NS         watch one namespace only
 //   --leader-elect         hold a Lease in --lease-namespace (default $POD_NAMESPACE or pilotlight-system)
-//   --metrics-port N       Prometheus /metrics (default 8080; 0 disables)
+//   --metrics-port N       Prometheus /metrics, /healthz and /readyz (200 once every informer has listed; 503 before)
+//                          (default 8080; 0 disables)
+//   --workers N            reconciles each controller runs at once (default 4, 1..1000)
+//   --kube-api-qps F       API requests per second of the operator's client, as client-go's QPS (default 50; 0: no
+//                          limit); watches are exempt
+//   --kube-api-burst N     API requests allowed at once above the qps (default 100)
 //   --gateways URL[,URL]   gateways whose demand the autoscaler reads; spec.schedule's requests go to the first
 //                          (the next only when one cannot be reached), else to --endpoint-base
 //   --gateway-service NS/NAME  a Service in front of the gateway pods: every pod in its Endpoints is read (added
@@ -269,6 +274,7 @@ var options = new OperatorOptions
     Admission = admission,
     GatewayTokenFile = flags.Get("gateway-token-file"),
     UsageStatusInterval = usageStatusInterval,
+    Workers = flags.Workers,
 };
 
 ObjectKey webhookSecret = new(Environment.GetEnvironmentVariable("POD_NAMESPACE") ?? leaseNamespace, "pilotlight-webhook-tls");
@@ -296,12 +302,16 @@ if (flags.Get("invoke-keys-configmap") is { } keysFlag)
     options = options with { InvokeKeys = new Pilotlight.Operator.Access.InvokeKeyPublisherOptions { ConfigMap = new(parts[0], parts[1]) } };
 }
 
-using var client = new Kubernetes(config);
+using var client = flags.KubeApiQps > 0
+    ? new Kubernetes(config, new ApiRateLimitHandler(flags.KubeApiQps, flags.KubeApiBurst))
+    : new Kubernetes(config);
 using var stop = new CancellationTokenSource();
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
 using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
 
 var metricsPort = int.Parse(flags.Get("metrics-port") ?? "8080", System.Globalization.CultureInfo.InvariantCulture);
+// Created last (after the certificates), but /readyz is served from the start: 503 until it exists and has synced.
+ControllerHost? host = null;
 WebApplication? web = null;
 if (metricsPort > 0)
 {
@@ -309,7 +319,7 @@ if (metricsPort > 0)
     builder.WebHost.UseUrls($"http://0.0.0.0:{metricsPort}");
     builder.Logging.ClearProviders();
     web = builder.Build();
-    OperatorWeb.Map(web, new UsageApi(client, options.UsageJournal, TimeProvider.System), new UsageAccess(client));
+    OperatorWeb.Map(web, new UsageApi(client, options.UsageJournal, TimeProvider.System), new UsageAccess(client), () => host?.Unsynced);
     web.UseMetricServer("/metrics");
     await web.StartAsync();
 }
@@ -356,7 +366,8 @@ else
 
 log.LogInformation("Starting; watching {Scope}, leader election {Election}", options.WatchNamespace ?? "all namespaces",
     options.LeaderElection is null ? "off" : $"on ({leaseNamespace}/pilotlight-operator)");
-await PilotlightOperator.Create(client, options, new ControllerMetrics(), loggers: loggers).RunAsync(stop.Token);
+host = PilotlightOperator.Create(client, options, new ControllerMetrics(), loggers: loggers);
+await host.RunAsync(stop.Token);
 foreach (var app in new[] { web, webhook })
 {
     if (app is not null)

@@ -22,7 +22,7 @@ public class ChartRbacRulesTests
         "pilotlight.dev | gpufunctions/finalizers sandboxes/finalizers sandboxwarmpools/finalizers | update",
         "core | pods | list watch create patch delete",
         "core | services | get create patch",
-        "core | events | create",
+        "core | events | create patch",
         "core | nodes | list watch",
         "apps | daemonsets | get create patch delete",
         "networking.k8s.io | networkpolicies | create update get list watch delete",

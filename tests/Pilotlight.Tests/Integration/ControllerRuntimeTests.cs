@@ -136,13 +136,13 @@ public class ControllerRuntimeTests
         await Eventually.HoldsAsync(() => Enumerable.Range(0, 5).All(i => reconciler.Count(ns, $"good-{i}") == 1), Timeout,
             "good keys reconciled while bad keeps failing");
         await Eventually.HoldsAsync(() => reconciler.Failures >= 4, Timeout, "bad retried");
-        Assert.That(host.Metrics.Errors.WithLabels("gpufunction").Value, Is.GreaterThanOrEqualTo(4));
+        Assert.That(host.Metrics.ReconcileErrors.WithLabels("gpufunction").Value, Is.GreaterThanOrEqualTo(4));
 
         // Fixing the object (no longer failing) lets the next retry succeed.
         reconciler.FailingNames.Clear();
         var failuresBefore = reconciler.Count(ns, "bad");
         await Eventually.HoldsAsync(() => reconciler.Count(ns, "bad") > failuresBefore, Timeout, "a successful retry");
-        Assert.That(host.Metrics.Reconciles.WithLabels("gpufunction", "success").Value, Is.GreaterThanOrEqualTo(6));
+        Assert.That(host.Metrics.ReconcileTotal.WithLabels("gpufunction", "success").Value, Is.GreaterThanOrEqualTo(6));
     }
 
     [Test]
