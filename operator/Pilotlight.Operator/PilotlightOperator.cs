@@ -21,6 +21,9 @@ public static class PilotlightOperator
     {
         time ??= TimeProvider.System;
         operatorMetrics ??= new OperatorMetrics(time: time);
+
+        // One recorder for every controller: repeats are folded and rate-limited per object whoever reports them.
+        var events = new EventRecorder(client, Component, time, Logger("events"), registry: operatorMetrics.Registry);
         ILogger Logger(string name) => loggers?.CreateLogger(name) ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
 
         var functions = new Informer<GpuFunction>(ListWatch.ForCustomResource<GpuFunction>(client, options.WatchNamespace),
@@ -56,7 +59,7 @@ public static class PilotlightOperator
             Metrics = operatorMetrics,
         };
         var reconciler = new GpuFunctionReconciler(client, pods, nodes, options.Catalog, options.Pods,
-            new EventRecorder(client, Component, time, Logger("events")), options.EndpointBase, time, Logger("gpufunction"))
+            events, options.EndpointBase, time, Logger("gpufunction"))
         {
             DesiredReplicas = autoscaler.DesiredReplicas,
             PodLoad = autoscaler.PodLoad,
@@ -77,18 +80,18 @@ public static class PilotlightOperator
         var schedules = new Schedules.ScheduleController(functions, new Schedules.KubernetesScheduleStore(client),
             new Schedules.GatewayInvoker(new HttpClient { Timeout = Timeout.InfiniteTimeSpan },
                 () => ScheduleTargets(options)) { Authenticate = Schedules.GatewayInvoker.BearerFrom(options.GatewayTokenFile) },
-            new EventRecorder(client, Component, time, Logger("events")), options.Schedules, time, Logger("schedule"));
+            events, options.Schedules, time, Logger("schedule"));
 
         var sandboxes = new Informer<Sandbox>(ListWatch.ForCustomResource<Sandbox>(client, options.WatchNamespace),
             time: time, logger: Logger("informer.sandboxes"));
         // The operator's NetworkPolicies, so that a tenant's edit or deletion of a sandbox's or pool's policy is undone.
         var policies = new Informer<V1NetworkPolicy>(ListWatch.ForNetworkPolicies(client, $"{FunctionLabels.ManagedBy}={FunctionLabels.ManagedByValue}"),
             time: time, logger: Logger("informer.networkpolicies"));
-        var policyKeeper = new Sandboxes.SandboxPolicies(client, policies, new EventRecorder(client, Component, time, Logger("events")));
+        var policyKeeper = new Sandboxes.SandboxPolicies(client, policies, events);
         var pools = new Informer<SandboxWarmPool>(ListWatch.ForCustomResource<SandboxWarmPool>(client, options.WatchNamespace),
             time: time, logger: Logger("informer.sandboxwarmpools"));
         var sandboxReconciler = new Sandboxes.SandboxReconciler(client, pods, pools, policyKeeper, options.Catalog, options.Sandboxes,
-            new EventRecorder(client, Component, time, Logger("events")), time, Logger("sandbox"))
+            events, time, Logger("sandbox"))
         {
             Signals = signals,
             Journal = options.UsageJournal,
@@ -99,7 +102,7 @@ public static class PilotlightOperator
             .Owns(policies, Sandbox.KindName);
         signals.SandboxTerminated = sandboxController.Enqueue;
         var poolController = new Controller<SandboxWarmPool>("sandboxwarmpool", pools,
-                new Sandboxes.SandboxWarmPoolReconciler(client, pods, policyKeeper, options.Sandboxes, new EventRecorder(client, Component, time, Logger("events")), time),
+                new Sandboxes.SandboxWarmPoolReconciler(client, pods, policyKeeper, options.Sandboxes, events, time),
                 new ControllerOptions { Workers = options.Workers }, time, Logger("controller.sandboxwarmpool"))
             .Owns(pods, SandboxWarmPool.KindName)
             .Owns(policies, SandboxWarmPool.KindName)
@@ -122,7 +125,7 @@ public static class PilotlightOperator
             // Only Secrets labelled as invoke keys are listed; the gateway gets their verifiers, never a Secret.
             var keySecrets = new Informer<V1Secret>(Access.InvokeKeyPublisher.ListWatch(client, options.WatchNamespace),
                 time: time, logger: Logger("informer.secrets"));
-            host.Add(new Access.InvokeKeyPublisher(client, keySecrets, invokeKeys, new EventRecorder(client, Component, time, Logger("events")),
+            host.Add(new Access.InvokeKeyPublisher(client, keySecrets, invokeKeys, events,
                 time, Logger("invokekeys")));
         }
 
