@@ -13,6 +13,7 @@ namespace Pilotlight.Tests.Gateway;
 /// Routes kept from the pod cache's function index: a pod event rebuilds its own function's route (and the one it
 /// left), never the others; the first list builds each route once; what the gateway caches of a pod is enough.
 /// </summary>
+[FixtureLifeCycle(LifeCycle.InstancePerTestCase)]
 public sealed class RouteIndexTests
 {
     private const int Functions = 200;
