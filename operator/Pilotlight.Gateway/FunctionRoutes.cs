@@ -297,6 +297,9 @@ public sealed class FunctionRoute(ObjectKey key, TimeProvider? time = null)
         }
     }
 
+    /// <summary>Held while the route is rebuilt from the pod cache, so the last rebuild to finish read the newest cache.</summary>
+    internal Lock Rebuilding { get; } = new();
+
     internal bool TryStartProbing() => Interlocked.CompareExchange(ref _probing, 1, 0) == 0;
 
     internal void StopProbing() => Volatile.Write(ref _probing, 0);
@@ -406,9 +409,19 @@ public sealed class FunctionRoute(ObjectKey key, TimeProvider? time = null)
 /// controlled by the function (its controller reference names the GpuFunction's UID in the gateway's cache).
 /// A pod that merely carries a function's label gets no traffic.
 /// </summary>
+/// <remarks>
+/// A pod event rebuilds only the routes of the functions the pod's label names (before and after the event), each
+/// from that function's pods in the cache's <see cref="FunctionIndex"/>: the cost of an event is the pods of its
+/// function, not every pod the gateway knows. The first list is not rebuilt pod by pod: the functions it names are
+/// noted, and rebuilt once each when the cache is synced.
+/// </remarks>
 public sealed class FunctionRoutes
 {
+    /// <summary>The name of the pod cache's index of pods by the function their label names (<see cref="FunctionIndexValue"/>).</summary>
+    public const string FunctionIndex = "pilotlight-function";
+
     private readonly ConcurrentDictionary<ObjectKey, FunctionRoute> _routes = new();
+    private readonly ConcurrentDictionary<ObjectKey, byte> _listed = new();
     private readonly Informer<V1Pod> _pods;
     private readonly Informer<GpuFunction> _functions;
     private readonly int _shimPort;
@@ -426,7 +439,9 @@ public sealed class FunctionRoutes
         _pods = pods;
         _functions = functions;
         _shimPort = shimPort;
-        pods.AddHandler(e => Refresh(e.Object));
+        pods.AddIndex(FunctionIndex, ByFunction);
+        pods.AddHandler(Refresh);
+        _ = pods.Synced.ContinueWith(_ => RebuildListed(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
         // A function created, replaced (a new UID) or deleted changes which of its labelled pods are its own.
         functions.AddHandler(e =>
         {
@@ -451,12 +466,7 @@ public sealed class FunctionRoutes
     /// <summary>The route of a function, created on first use.</summary>
     public FunctionRoute Get(ObjectKey key)
     {
-        var created = false;
-        var route = _routes.GetOrAdd(key, k =>
-        {
-            created = true;
-            return new FunctionRoute(k, _time) { WarmServed = r => WarmServed?.Invoke(r) };
-        });
+        var route = GetOrAdd(key, out var created);
         if (created)
         {
             Rebuild(route);
@@ -464,6 +474,34 @@ public sealed class FunctionRoutes
 
         return route;
     }
+
+    private FunctionRoute GetOrAdd(ObjectKey key, out bool created)
+    {
+        var added = false;
+        var route = _routes.GetOrAdd(key, k =>
+        {
+            added = true;
+            return new FunctionRoute(k, _time) { WarmServed = r => WarmServed?.Invoke(r) };
+        });
+        created = added;
+        return route;
+    }
+
+    /// <summary>The value <see cref="FunctionIndex"/> files a function's pods under: "namespace/name".</summary>
+    public static string FunctionIndexValue(ObjectKey function)
+    {
+        ArgumentNullException.ThrowIfNull(function);
+        return $"{function.Namespace}/{function.Name}";
+    }
+
+    /// <summary>The function <paramref name="pod"/>'s label names, for <see cref="FunctionIndex"/>; none without the label.</summary>
+    public static IEnumerable<string> ByFunction(V1Pod pod) =>
+        FunctionOf(pod) is { } function ? [FunctionIndexValue(function)] : [];
+
+    private static ObjectKey? FunctionOf(V1Pod pod) =>
+        pod.Metadata?.Labels?.TryGetValue(FunctionLabels.Function, out var fn) == true && !string.IsNullOrEmpty(fn)
+            ? new ObjectKey(pod.Metadata.NamespaceProperty, fn)
+            : null;
 
     /// <summary>
     /// The pods of <paramref name="pods"/> that may carry the function's traffic, purely: labelled with its name
@@ -488,27 +526,72 @@ public sealed class FunctionRoutes
             .ToList();
     }
 
-    private void Refresh(V1Pod pod)
+    /// <summary>
+    /// A pod changed: the route of the function its label names now is rebuilt, and so is that of the function it
+    /// named before (a pod relabelled to another function leaves the old one's route).
+    /// </summary>
+    private void Refresh(InformerEvent<V1Pod> e)
     {
-        if (pod.Metadata.Labels?.TryGetValue(FunctionLabels.Function, out var fn) == true)
+        var now = FunctionOf(e.Object);
+        var was = e.Old is null ? null : FunctionOf(e.Old);
+        if (!_pods.HasSynced)
         {
-            Rebuild(Get(new ObjectKey(pod.Metadata.NamespaceProperty, fn)));
+            // The first list: each function once, when it is all in the cache (RebuildListed), not once per pod.
+            if (now is not null)
+            {
+                _listed.TryAdd(now, 0);
+            }
+
+            if (was is not null)
+            {
+                _listed.TryAdd(was, 0);
+            }
+
+            return;
+        }
+
+        if (now is not null)
+        {
+            Rebuild(GetOrAdd(now, out _));
+        }
+
+        if (was is not null && was != now && _routes.TryGetValue(was, out var left))
+        {
+            Rebuild(left);
+        }
+    }
+
+    /// <summary>Once the first list is in the cache: the route of every function it named, built once.</summary>
+    private void RebuildListed()
+    {
+        foreach (var key in _listed.Keys)
+        {
+            if (_listed.TryRemove(key, out _))
+            {
+                Rebuild(GetOrAdd(key, out _));
+            }
         }
     }
 
     private void Rebuild(FunctionRoute route)
     {
-        var function = _functions.Get(route.Key);
-        var running = Routable(_pods.List(route.Key.Namespace), route.Key.Name,
-            function?.Metadata.DeletionTimestamp is null ? function?.Metadata.Uid : null);
-        var live = running.Where(FunctionLabels.IsServing).ToList();
-        PodEndpoint Endpoint(V1Pod p) => new(p.Metadata.Name, new Uri($"http://{p.Status.PodIP}:{_shimPort}"), Utc(p.Metadata.CreationTimestamp),
-            Utc(p.Status.Conditions?.FirstOrDefault(c => c.Type == "Ready" && c.Status == "True")?.LastTransitionTime), FunctionOwnership.OwnerUid(p));
-        route.SetReady(
-            live.Where(PodReadiness.IsReady).Select(Endpoint).ToList(),
-            live.Where(p => !PodReadiness.IsReady(p)).Select(Endpoint).ToList(),
-            // Standby pods count only once Ready in the API: the gateway probes no warm pod, it takes ready ones at once.
-            running.Where(p => FunctionLabels.IsWarm(p) && PodReadiness.IsReady(p)).Select(Endpoint).ToList());
+        // Serialised per route: rebuilds run on the pod watch, the function watch and a request creating the route,
+        // and whichever takes the lock last reads the newest cache, so an older snapshot never lands after a newer one.
+        lock (route.Rebuilding)
+        {
+            var function = _functions.Get(route.Key);
+            var running = Routable(_pods.ByIndex(FunctionIndex, FunctionIndexValue(route.Key)), route.Key.Name,
+                function?.Metadata.DeletionTimestamp is null ? function?.Metadata.Uid : null);
+            var live = running.Where(FunctionLabels.IsServing).ToList();
+            PodEndpoint Endpoint(V1Pod p) => new(p.Metadata.Name, new Uri($"http://{p.Status.PodIP}:{_shimPort}"), Utc(p.Metadata.CreationTimestamp),
+                Utc(p.Status.Conditions?.FirstOrDefault(c => c.Type == "Ready" && c.Status == "True")?.LastTransitionTime), FunctionOwnership.OwnerUid(p));
+            route.SetReady(
+                live.Where(PodReadiness.IsReady).Select(Endpoint).ToList(),
+                live.Where(p => !PodReadiness.IsReady(p)).Select(Endpoint).ToList(),
+                // Standby pods count only once Ready in the API: the gateway probes no warm pod, it takes ready ones at once.
+                running.Where(p => FunctionLabels.IsWarm(p) && PodReadiness.IsReady(p)).Select(Endpoint).ToList());
+        }
+
         PodsChanged?.Invoke(route);
     }
 

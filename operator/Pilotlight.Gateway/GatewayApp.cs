@@ -81,8 +81,9 @@ public static class GatewayApp
         var app = builder.Build();
         var loggers = app.Services.GetRequiredService<ILoggerFactory>();
         var functions = new Informer<GpuFunction>(ListWatch.ForCustomResource<GpuFunction>(client), time: time, logger: loggers.CreateLogger("informer.gpufunctions"));
+        // Pods are cached with only the fields routing reads (thousands of pods, each mostly spec the gateway never reads).
         var pods = new Informer<V1Pod>(ListWatch.ForPods(client, $"{FunctionLabels.ManagedBy}={FunctionLabels.ManagedByValue}"),
-            time: time, logger: loggers.CreateLogger("informer.pods"));
+            new InformerOptions { Transform = GatewayPods.KeepRoutingFields }, time, loggers.CreateLogger("informer.pods"));
         var routes = new FunctionRoutes(pods, functions, options.ShimPort, time);
         var metrics = new GatewayMetrics(registry);
         var signals = new SignalBoard(time);

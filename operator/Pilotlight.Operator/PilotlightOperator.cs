@@ -35,6 +35,8 @@ public static class PilotlightOperator
         var services = new Informer<V1Service>(ListWatch.ForServices(client, managed,
                 options.WatchNamespace is null ? null : $"metadata.namespace={options.WatchNamespace}"),
             time: time, logger: Logger("informer.services"));
+        // The sandbox controllers look pods up by owner and warm shape, not by scanning the namespace.
+        Sandboxes.SandboxPodIndexes.AddTo(pods);
         var nodes = new Informer<V1Node>(ListWatch.ForNodes(client, Gpu.GpuCatalog.ProductLabel), time: time, logger: Logger("informer.nodes"));
 
         // Every gateway pod behind the gateway Service is read, not the Service (which reaches one pod per poll).

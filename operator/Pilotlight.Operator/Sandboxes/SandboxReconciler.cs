@@ -50,8 +50,8 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         "pilotlight_sandbox_warm_claims_total", "Sandboxes that started on a claimed warm pod instead of a new one.", "namespace");
 
     /// <summary>
-    /// A reconciler reading pods from <paramref name="pods"/> and the pools it may claim warm pods from from
-    /// <paramref name="pools"/>, keeping policies through <paramref name="policies"/>.
+    /// A reconciler reading pods from <paramref name="pods"/> (which must have the <see cref="SandboxPodIndexes"/>)
+    /// and the pools it may claim warm pods from from <paramref name="pools"/>, keeping policies through <paramref name="policies"/>.
     /// </summary>
     public SandboxReconciler(IKubernetes client, Informer<V1Pod> pods, Informer<SandboxWarmPool> pools, SandboxPolicies policies, GpuCatalog catalog,
         SandboxOptions options, EventRecorder events, TimeProvider? time = null, ILogger? logger = null)
@@ -88,9 +88,8 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
         var now = _time.GetUtcNow().UtcDateTime;
         var ns = sandbox.Metadata.NamespaceProperty;
         // Its pod: the one it created (named after it) or a warm pod it claimed, labelled and owned either way.
-        var pod = _pods.List(ns).FirstOrDefault(p =>
-            p.Metadata.Labels?.TryGetValue(SandboxAnnotations.SandboxLabel, out var owner) == true && owner == sandbox.Metadata.Name
-            && p.Metadata.OwnerReferences?.Any(o => o.Uid == sandbox.Metadata.Uid) == true);
+        var pod = _pods.OwnedBy(ns, sandbox.Metadata.Uid).FirstOrDefault(p =>
+            p.Metadata.Labels?.TryGetValue(SandboxAnnotations.SandboxLabel, out var owner) == true && owner == sandbox.Metadata.Name);
         if (pod is not null)
         {
             _claims.TryRemove(sandbox.Metadata.Uid, out _);
@@ -245,8 +244,8 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
     private UsageTotals? Bill(Sandbox sandbox, DateTime now)
     {
         var key = ObjectKey.Of(sandbox);
-        var owned = _pods.List(sandbox.Metadata.NamespaceProperty)
-            .Where(p => p.Metadata.OwnerReferences?.Any(o => o.Controller == true && o.Uid == sandbox.Metadata.Uid) == true);
+        var owned = string.IsNullOrEmpty(sandbox.Metadata.Uid) ? []
+            : _pods.ByIndex(Indexers.ControllerUid, sandbox.Metadata.Uid).Where(p => p.Metadata.NamespaceProperty == sandbox.Metadata.NamespaceProperty);
         var previous = sandbox.Status?.Usage;
         var usage = _usage.Update(key, previous, owned, now, sandbox.Metadata.CreationTimestamp);
         if (usage.OpenPods is not { Count: > 0 } && previous?.OpenPods is not { Count: > 0 }
@@ -471,7 +470,8 @@ public sealed class SandboxReconciler : IReconciler<Sandbox>
             return null;
         }
 
-        var candidates = Candidates(_pods.List(sandbox.Metadata.NamespaceProperty), _pools.List(sandbox.Metadata.NamespaceProperty), shape, _options,
+        var candidates = Candidates(_pods.ByIndex(SandboxPodIndexes.WarmShape, SandboxPodIndexes.WarmShapeValue(sandbox.Metadata.NamespaceProperty, shape)),
+            _pools.List(sandbox.Metadata.NamespaceProperty), shape, _options,
             (pod, why) => _logger.LogInformation("Not claiming pod {Namespace}/{Pod} for a sandbox: {Reason}", pod.Metadata.NamespaceProperty, pod.Metadata.Name, why));
         foreach (var candidate in candidates)
         {

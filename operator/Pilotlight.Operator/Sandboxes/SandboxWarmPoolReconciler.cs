@@ -12,6 +12,7 @@ namespace Pilotlight.Operator.Sandboxes;
 /// Keeps a SandboxWarmPool's ready pods at <c>spec.replicas</c>: pods of the
 /// pool's shape, fenced by a deny-all NetworkPolicy until a Sandbox claims one
 /// (and takes it out of the pool), replaced when claimed, failed or reshaped.
+/// <paramref name="pods"/> must have the <see cref="SandboxPodIndexes"/>.
 /// </summary>
 public sealed class SandboxWarmPoolReconciler(IKubernetes client, Informer<V1Pod> pods, SandboxPolicies policies, SandboxOptions options, EventRecorder events,
     TimeProvider time)
@@ -58,9 +59,8 @@ public sealed class SandboxWarmPoolReconciler(IKubernetes client, Informer<V1Pod
         var ns = pool.Metadata.NamespaceProperty;
         var (runtimeClass, problems) = Resolve(pool, options);
         var problem = problems.Count > 0 ? string.Join("; ", problems) : null;
-        var members = pods.List(ns)
-            .Where(p => p.Metadata.Labels?.TryGetValue(SandboxPods.PoolLabel, out var name) == true && name == pool.Metadata.Name
-                && p.Metadata.OwnerReferences?.Any(o => o.Uid == pool.Metadata.Uid) == true)
+        var members = pods.OwnedBy(ns, pool.Metadata.Uid)
+            .Where(p => p.Metadata.Labels?.TryGetValue(SandboxPods.PoolLabel, out var name) == true && name == pool.Metadata.Name)
             .ToList();
 
         var live = members.Where(p => p.Metadata.DeletionTimestamp is null).ToList();
@@ -167,8 +167,7 @@ public sealed class SandboxWarmPoolReconciler(IKubernetes client, Informer<V1Pod
                 return false;
             }
 
-            var seen = pods.List(pool.Metadata.NamespaceProperty).Count(p =>
-                p.Metadata.OwnerReferences?.Any(o => o.Uid == pool.Metadata.Uid) == true && p.Metadata.DeletionTimestamp is null);
+            var seen = pods.OwnedBy(pool.Metadata.NamespaceProperty, pool.Metadata.Uid).Count(p => p.Metadata.DeletionTimestamp is null);
             if (seen >= expected.Count || time.GetUtcNow() - expected.At > TimeSpan.FromSeconds(30))
             {
                 _expected.Remove(key);
