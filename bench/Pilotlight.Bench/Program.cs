@@ -14,10 +14,11 @@ return args switch
     ["noop-controller", var kubeconfig, var ns, var expect, var mode] =>
         await NoopControllerChild.RunAsync(kubeconfig, ns, int.Parse(expect, System.Globalization.CultureInfo.InvariantCulture), mode == "list-only"),
     [var results] => await ControllerBench.RunAsync(results) + await GatewayBench.RunAsync(results) + await MeteringBench.RunAsync(results)
-        + await PrewarmBench.RunAsync(results) + await SandboxBench.RunAsync(results) + await BurstBench.RunAsync(results)
+        + await SidecarsBench.RunAsync(results) + await PrewarmBench.RunAsync(results) + await SandboxBench.RunAsync(results) + await BurstBench.RunAsync(results)
         + await WarmRoutingBench.RunAsync(results) + await ProtocolsBench.RunAsync(results) + await GatewayReplicasBench.RunAsync(results)
         + await RouteIndexBench.RunAsync(results) + await RealNodeColdStartBench.RunAsync(results, required: false),
     [var results, "metering"] => await MeteringBench.RunAsync(results),
+    [var results, "sidecars"] => await SidecarsBench.RunAsync(results),
     [var results, "controller"] => await ControllerBench.RunAsync(results),
     [var results, "gateway"] => await GatewayBench.RunAsync(results),
     [var results, "prewarm"] => await PrewarmBench.RunAsync(results),
@@ -33,6 +34,6 @@ return args switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Pilotlight.Bench <results-dir> [controller|gateway|metering|prewarm|sandbox|burst|warm-routing|protocols|gateway-replicas|route-index|real-node-cold-start]");
+    Console.Error.WriteLine("usage: Pilotlight.Bench <results-dir> [controller|gateway|metering|sidecars|prewarm|sandbox|burst|warm-routing|protocols|gateway-replicas|route-index|real-node-cold-start]");
     return 2;
 }
