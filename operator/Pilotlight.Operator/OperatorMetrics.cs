@@ -16,6 +16,7 @@ namespace Pilotlight.Operator;
 /// </list>
 /// Counters of things that happened (warm claims, sandbox claims, sandbox GPU-seconds counted as deltas, scheduled
 /// invocations) stay on the replica that counted them: each event is counted once, by whoever led at the time.
+/// One instance per registry: each registers a clean-up that drops the leader-only series while it does not lead.
 /// </summary>
 public sealed class OperatorMetrics
 {
@@ -72,6 +73,12 @@ public sealed class OperatorMetrics
             }
         });
     }
+
+    /// <summary>
+    /// Series in a registry of their own that nothing exports: the default of a part built without the operator's
+    /// (a unit test's). Never the default registry, where its clean-up, never leading, would drop the real series.
+    /// </summary>
+    public static OperatorMetrics Detached() => new(Metrics.NewCustomRegistry());
 
     /// <summary>The registry the series live in.</summary>
     public CollectorRegistry Registry { get; }

@@ -38,7 +38,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     private readonly ConcurrentDictionary<ObjectKey, string?> _quotaProblems = new();
     private readonly ConcurrentDictionary<ObjectKey, (string Version, byte[] Digest)> _observedStatus = new();
     private bool _priorityClassReady;
-    private OperatorMetrics _metrics = new();
+    private OperatorMetrics _metrics = OperatorMetrics.Detached();
 
     /// <summary>How often usage in status is refreshed while a function has pods and none opens or closes.</summary>
     public static readonly TimeSpan DefaultUsageStatusInterval = TimeSpan.FromMinutes(5);

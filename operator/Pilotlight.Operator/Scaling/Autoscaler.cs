@@ -43,7 +43,7 @@ public sealed partial class Autoscaler : IController
     }
 
     /// <summary>The operator's series (the autoscaler's are exported by the leader only).</summary>
-    public OperatorMetrics Metrics { get; init; } = new();
+    public OperatorMetrics Metrics { get; init; } = OperatorMetrics.Detached();
 
     /// <summary>The latest wake the gateways hold for a function (<see cref="GatewaySignalFeed.Wake"/>); none by default.</summary>
     public Func<ObjectKey, WakeSignal?> Wakes { get; init; } = _ => null;

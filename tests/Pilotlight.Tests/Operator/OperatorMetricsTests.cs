@@ -48,5 +48,16 @@ public class OperatorMetricsTests
         Assert.That(after, Does.Not.Contain("\npilotlight_autoscaler_demand_unknown "), "an unlabelled one too");
         Assert.That(after, Does.Contain("pilotlight_warm_claims_total{namespace=\"team-a\",function=\"llm\"} 1"),
             "counts of what happened stay with the replica that counted them");
+
+        // Leading again: what it sets is exported again, the unlabelled gauge too.
+        using var again = new CancellationTokenSource();
+        var second = metrics.LeaderScope().RunAsync(new ControllerMetrics(Metrics.NewCustomRegistry()), again.Token);
+        metrics.DesiredReplicas.WithLabels("team-a", "llm").Set(2);
+        metrics.DemandUnknown.Set(1);
+        var leadingAgain = await ScrapeAsync(registry);
+        Assert.That(leadingAgain, Does.Contain("pilotlight_autoscaler_desired_replicas{namespace=\"team-a\",function=\"llm\"} 2"));
+        Assert.That(leadingAgain, Does.Contain("\npilotlight_autoscaler_demand_unknown 1"));
+        await again.CancelAsync();
+        await second;
     }
 }
