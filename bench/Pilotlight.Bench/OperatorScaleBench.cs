@@ -212,7 +212,8 @@ internal static class OperatorScaleBench
 
             var timeout = ConvergeTimeout(size);
             var (converged, current, zeroSeconds, podSeconds) = await WaitCurrentAsync(admin, ns, size, withPod, process, gateway, clock, timeout);
-            var convergeSeconds = clock.Elapsed.TotalSeconds;
+            // When the poll that saw the last one current ended (polls are a second apart).
+            var convergeSeconds = converged ? Math.Max(zeroSeconds!.Value, podSeconds!.Value) : clock.Elapsed.TotalSeconds;
             var convergedAt = DateTimeOffset.UtcNow;
             var operatorCpuConverge = Cpu(process.Id);
             Console.Error.WriteLine(converged
@@ -235,6 +236,10 @@ internal static class OperatorScaleBench
                     $"{process.LogTail(20)}\n{gateway.LogTail(20)}");
             }
 
+            // A watch is in the audit log only once it has ended: stop both first, so that every watch they opened is.
+            await process.StopAsync();
+            await gateway.StopAsync();
+            await Task.Delay(1000);
             var events = plane.AuditEvents();
             return new SizeResult
             {
@@ -404,7 +409,7 @@ internal static class OperatorScaleBench
         sb.AppendLine("- peak RSS: VmHWM of each process at the end of the run; RSS: VmRSS then.");
         sb.AppendLine(inv, $"- steady state: a {window.TotalSeconds:F0} s window from {Settle.TotalSeconds:F0} s after convergence, no traffic. Writes: create,");
         sb.AppendLine("  update, patch, delete of stored objects (TokenReviews and SubjectAccessReviews, which store nothing, are counted apart as");
-        sb.AppendLine("  reviews). Reads: get and list. Watches opened are counted apart.");
+        sb.AppendLine("  reviews). Reads: get and list. Watches opened are counted apart (the log is read once both processes have stopped).");
         sb.AppendLine("- baseline: the no-op controller of controller-noop.md over the same functions in the same run (its own process: wall time");
         sb.AppendLine("  from start to every function listed / reconciled once, and peak RSS).");
         sb.AppendLine();
@@ -491,9 +496,9 @@ internal static class OperatorScaleBench
     {
         public static Requests Of(IReadOnlyList<AuditEvent> events, DateTimeOffset from, DateTimeOffset to)
         {
-            // One event per request: ResponseComplete (a watch also has ResponseStarted, when it opens).
-            var inRange = events.Where(e => e.Received is { } at && at >= from && at < to && e.Request is not null
-                && (e.Verb == "watch" ? e.Stage == "ResponseStarted" : e.Stage == "ResponseComplete")).ToList();
+            // One event per request: its ResponseComplete (a watch, logged when it ends, also has a ResponseStarted).
+            var inRange = events.Where(e => e.Received is { } at && at >= from && at < to && e.Request is not null && e.Stage == "ResponseComplete")
+                .DistinctBy(e => e.AuditId).ToList();
             static bool Review(AuditEvent e) => e.Request!.Resource is "tokenreviews" or "subjectaccessreviews";
             var byKey = inRange
                 .GroupBy(e => $"{(e.User == ChartRbac.OperatorUser ? "operator" : e.User == ChartRbac.GatewayUser ? "gateway" : e.User)} {e.Verb} {e.Request!.FullResource}")
