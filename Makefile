@@ -97,7 +97,7 @@ test-e2e:
 
 ## bench: benchmarks on the real control plane; results land in bench/results/
 ##   make bench BENCH=burst runs one (controller, gateway, metering, prewarm, sandbox, burst, warm-routing, protocols, gateway-replicas,
-##   operator-scale: the real operator and gateway over 1,000/5,000/10,000 functions, ~25 min; BENCH="operator-scale 200 30" is quick)
+##   operator-scale: the real operator and gateway over 1,000/5,000/10,000 functions, tens of minutes; BENCH="operator-scale 200 30" is quick)
 bench: control-plane pod-processes
 	$(DOTNET) run --project bench/Pilotlight.Bench -c $(CONFIG) -- bench/results $(BENCH)
 
