@@ -97,16 +97,28 @@ public sealed class ControlPlane : IAsyncDisposable
         return new Kubernetes(config);
     }
 
+    /// <summary>The Service ClusterIP range by default: 10.0.0.0/24, room for about 250 Services.</summary>
+    public const string DefaultServiceClusterIpRange = "10.0.0.0/24";
+
+    private string _serviceClusterIpRange = DefaultServiceClusterIpRange;
+
     /// <summary>
     /// Finds the binaries (KUBEBUILDER_ASSETS, the build cache, PATH, else
     /// builds them with tests/control-plane/build.sh) and starts everything.
     /// </summary>
-    public static async Task<ControlPlane> StartAsync(CancellationToken cancellationToken = default)
+    public static Task<ControlPlane> StartAsync(CancellationToken cancellationToken = default) =>
+        StartAsync(DefaultServiceClusterIpRange, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="StartAsync(CancellationToken)"/>, with the Service ClusterIP range <paramref name="serviceClusterIpRange"/>
+    /// (e.g. 10.0.0.0/16 for benches whose operator creates a Service per function, thousands of them).
+    /// </summary>
+    public static async Task<ControlPlane> StartAsync(string serviceClusterIpRange, CancellationToken cancellationToken = default)
     {
         var bin = await ControlPlaneBinaries.LocateAsync(cancellationToken).ConfigureAwait(false);
         var dir = System.IO.Directory.CreateTempSubdirectory("pilotlight-cp-").FullName;
         var token = Convert.ToHexString(RandomNumberGenerator.GetBytes(24)).ToLowerInvariant();
-        var plane = new ControlPlane(bin, dir, FreePort(), token);
+        var plane = new ControlPlane(bin, dir, FreePort(), token) { _serviceClusterIpRange = serviceClusterIpRange };
         try
         {
             await plane.StartAllAsync(cancellationToken).ConfigureAwait(false);
@@ -157,7 +169,7 @@ public sealed class ControlPlane : IAsyncDisposable
             "--service-account-issuer=https://localhost",
             $"--token-auth-file={Path.Combine(Directory, "tokens.csv")}",
             "--authorization-mode=RBAC",
-            "--service-cluster-ip-range=10.0.0.0/24",
+            $"--service-cluster-ip-range={_serviceClusterIpRange}",
             "--allow-privileged=true",
             "--disable-admission-plugins=ServiceAccount",
             // As on clusters that enforce it (OpenShift, for one): setting blockOwnerDeletion on an

@@ -1,0 +1,536 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using k8s;
+using k8s.Models;
+using Pilotlight.Api.V1Alpha1;
+using Pilotlight.ControllerRuntime;
+using Pilotlight.Testing;
+
+namespace Pilotlight.Bench;
+
+/// <summary>
+/// The real operator (every controller, its pod and node informers) and the real gateway, each its own process as the
+/// chart runs them, over 1,000 to 10,000 GpuFunctions on a real API server, a tenth of them with one running pod on
+/// simulated GPU nodes (pods go Running and Ready without processes): time from the operator's start to every
+/// function's status current, peak RSS of each, and the API requests each makes in a steady state with no traffic
+/// (from the API server's audit log, which records the operator's and the gateway's users and no one else). The no-op
+/// controller over the same functions (<see cref="NoopControllerChild"/>) is the baseline, measured in the same run.
+/// </summary>
+internal static class OperatorScaleBench
+{
+    /// <summary>The sizes of a full run.</summary>
+    public static IReadOnlyList<int> DefaultSizes { get; } = [1000, 5000, 10000];
+
+    /// <summary>The steady-state window of a full run.</summary>
+    public static TimeSpan DefaultWindow { get; } = TimeSpan.FromMinutes(2);
+
+    private const int GpusPerNode = 8;
+    private const string ServiceNamespace = "pilotlight-system";
+    private const string GatewayPodsService = "pilotlight-gateway-pods";
+    private static readonly TimeSpan Settle = TimeSpan.FromSeconds(10);
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
+
+    /// <summary>Runs every size in turn, each on a fresh control plane; writes operator-scale.md.</summary>
+    public static async Task<int> RunAsync(string resultsDir, IReadOnlyList<int>? sizes = null, TimeSpan? window = null)
+    {
+        sizes ??= DefaultSizes;
+        var steady = window ?? DefaultWindow;
+        Directory.CreateDirectory(resultsDir);
+        var total = Stopwatch.StartNew();
+        var host = HostInfo.Read();
+        var results = new List<SizeResult>();
+        foreach (var size in sizes)
+        {
+            var result = await RunSizeAsync(size, steady);
+            results.Add(result);
+            Console.WriteLine(JsonSerializer.Serialize(result, Json));
+        }
+
+        var report = Render(results, host, steady, total.Elapsed);
+        await File.WriteAllTextAsync(Path.Combine(resultsDir, "operator-scale.md"), report);
+        Console.Error.WriteLine(report);
+        Console.Error.WriteLine($"bench: operator-scale took {total.Elapsed.TotalMinutes:F1} min");
+        return results.All(r => r.Converged) ? 0 : 1;
+    }
+
+    private static async Task<SizeResult> RunSizeAsync(int size, TimeSpan window)
+    {
+        var withPod = (size + 9) / 10;
+        var nodes = (withPod + GpusPerNode - 1) / GpusPerNode;
+        Console.Error.WriteLine($"bench: operator-scale {size}: control plane, {nodes} simulated nodes of {GpusPerNode} GPUs");
+        // The operator makes a ClusterIP Service per function: the default /24 holds about 250.
+        await using var plane = await ControlPlane.StartAsync("10.0.0.0/16");
+        await plane.InstallCrdsAsync(Path.Combine(RepositoryRoot.Path, "crds"));
+        using var admin = plane.CreateClient();
+        await InstallIdentitiesAsync(plane, admin);
+
+        // Pods go Running and Ready at once, no processes: 1,000 real pods would not fit on the machine.
+        await using var simulator = new NodeSimulator(admin, new NodeSimulatorOptions());
+        await simulator.StartAsync();
+        for (var i = 0; i < nodes; i++)
+        {
+            await simulator.AddNodeAsync($"gpu-{i:D4}", GpuNodePreset.L4.WithGpus(GpusPerNode));
+        }
+
+        var ns = await plane.CreateNamespaceAsync("scale");
+        var create = Stopwatch.StartNew();
+        await CreateFunctionsAsync(admin, ns, size);
+        var createSeconds = create.Elapsed.TotalSeconds;
+        Console.Error.WriteLine($"bench: operator-scale {size}: created {size} GpuFunctions ({withPod} with minReplicas 1) in {createSeconds:F1}s");
+
+        // The baseline, before the operator has written anything: the no-op controller's own child process.
+        var listOnly = await RunBaselineAsync(plane, ns, size, "list-only");
+        var noop = await RunBaselineAsync(plane, ns, size, "reconcile");
+        Console.Error.WriteLine($"bench: operator-scale {size}: baseline list-only {listOnly.Wall:F2}s / {listOnly.PeakMiB:F0} MiB, " +
+            $"no-op controller {noop.Wall:F2}s / {noop.PeakMiB:F0} MiB");
+
+        var load = File.ReadAllText("/proc/loadavg").Split(' ')[0];
+        var run = await RunOperatorAsync(plane, admin, ns, size, withPod, window);
+        return run with
+        {
+            Size = size, WithPod = withPod, Nodes = nodes, CreateSeconds = createSeconds, LoadAverage = load,
+            BaselineListOnly = listOnly, BaselineNoop = noop,
+        };
+    }
+
+    /// <summary>
+    /// The operator's and the gateway's ServiceAccounts (the control plane already knows their users by token, and
+    /// audits only them), bound to cluster-admin: RBAC is the tests' concern, the requests are the same.
+    /// </summary>
+    private static async Task InstallIdentitiesAsync(ControlPlane plane, Kubernetes admin)
+    {
+        await admin.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = ServiceNamespace } });
+        foreach (var (account, user) in new[] { ("pilotlight-operator", ChartRbac.OperatorUser), ("pilotlight-gateway", ChartRbac.GatewayUser) })
+        {
+            await admin.CoreV1.CreateNamespacedServiceAccountAsync(new V1ServiceAccount { Metadata = new V1ObjectMeta { Name = account } }, ServiceNamespace);
+            await admin.RbacAuthorizationV1.CreateClusterRoleBindingAsync(new V1ClusterRoleBinding
+            {
+                Metadata = new V1ObjectMeta { Name = $"bench-{account}" },
+                RoleRef = new V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "ClusterRole", Name = "cluster-admin" },
+                Subjects = [new Rbacv1Subject { Kind = "User", Name = user, ApiGroup = "rbac.authorization.k8s.io" }],
+            });
+            await File.WriteAllTextAsync(Path.Combine(plane.Directory, $"{account}.kubeconfig"),
+                File.ReadAllText(plane.KubeconfigPath).Replace($"token: {AdminToken(plane)}", $"token: {plane.UserToken(user)}", StringComparison.Ordinal));
+        }
+
+        // The gateway pods' Service the chart passes as --gateway-service. The gateway here is a loopback process,
+        // which Endpoints cannot list, so it is also named in --gateways (the chart's operator.extraGateways).
+        await admin.CoreV1.CreateNamespacedServiceAsync(new V1Service
+        {
+            Metadata = new V1ObjectMeta { Name = GatewayPodsService },
+            Spec = new V1ServiceSpec { ClusterIP = "None", Ports = [new V1ServicePort { Name = "http", Port = 8080 }] },
+        }, ServiceNamespace);
+        await admin.CoreV1.CreateNamespacedEndpointsAsync(new V1Endpoints { Metadata = new V1ObjectMeta { Name = GatewayPodsService }, Subsets = [] },
+            ServiceNamespace);
+
+        // The operator's projected token for the gateway's audience (its /internal/* answer only the operator).
+        var token = await admin.CoreV1.CreateNamespacedServiceAccountTokenAsync(new Authenticationv1TokenRequest
+        {
+            Spec = new V1TokenRequestSpec { Audiences = [new Pilotlight.Gateway.InvocationAccessOptions().Audience], ExpirationSeconds = 6 * 3600 },
+        }, "pilotlight-operator", ServiceNamespace);
+        await File.WriteAllTextAsync(Path.Combine(plane.Directory, "operator-gateway-token"), token.Status.Token);
+    }
+
+    /// <summary>The admin token, as the admin kubeconfig holds it.</summary>
+    private static string AdminToken(ControlPlane plane) =>
+        File.ReadLines(plane.KubeconfigPath).Select(l => l.Trim()).First(l => l.StartsWith("token: ", StringComparison.Ordinal))["token: ".Length..];
+
+    private static async Task CreateFunctionsAsync(Kubernetes client, string ns, int size)
+    {
+        await Parallel.ForEachAsync(Enumerable.Range(0, size), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
+        {
+            var fn = new GpuFunction
+            {
+                Metadata = new V1ObjectMeta { Name = Name(i), NamespaceProperty = ns },
+                Spec = new GpuFunctionSpec
+                {
+                    Image = $"registry.example/models/fn-{i % 50}:1",
+                    Gpu = new GpuRequirement { Type = GpuType.L4, Count = 1 },
+                    Scaling = new ScalingPolicy { MinReplicas = HasPod(i) ? 1 : 0 },
+                },
+            };
+            await client.CustomObjects.CreateNamespacedCustomObjectAsync(fn, Group.Name, Group.Version, ns, "gpufunctions", cancellationToken: ct);
+        });
+    }
+
+    private static string Name(int i) => $"fn-{i:D5}";
+
+    private static bool HasPod(int i) => i % 10 == 0;
+
+    private static async Task<ChildRun> RunBaselineAsync(ControlPlane plane, string ns, int size, string mode)
+    {
+        var wall = Stopwatch.StartNew();
+        var result = await ProcessRunner.RunAsync(Environment.ProcessPath!,
+            ["noop-controller", plane.KubeconfigPath, ns, size.ToString(CultureInfo.InvariantCulture), mode], null);
+        var elapsed = wall.Elapsed.TotalSeconds;
+        result.EnsureSuccess();
+        var report = JsonSerializer.Deserialize<ChildReport>(result.StandardOutput.TrimEnd().Split('\n')[^1])!;
+        return new ChildRun(elapsed, report.PeakRssBytes / 1048576.0);
+    }
+
+    private static async Task<SizeResult> RunOperatorAsync(ControlPlane plane, Kubernetes admin, string ns, int size, int withPod, TimeSpan window)
+    {
+        int gatewayPort = ControlPlane.FreePort(), internalPort = ControlPlane.FreePort(), adminPort = ControlPlane.FreePort(), metricsPort = ControlPlane.FreePort();
+        var gatewayUrl = $"http://127.0.0.1:{gatewayPort}";
+        var invokeKeys = $"{ServiceNamespace}/pilotlight-invoke-keys";
+
+        // The chart's gateway flags, less the sandbox agents' client certificate (no sandboxes here).
+        var gateway = ManagedProcess.Start("dotnet",
+        [
+            Path.Combine(AppContext.BaseDirectory, "Pilotlight.Gateway.dll"),
+            "--kubeconfig", Path.Combine(plane.Directory, "pilotlight-gateway.kubeconfig"),
+            "--listen", gatewayUrl,
+            "--internal-port", internalPort.ToString(CultureInfo.InvariantCulture),
+            "--admin-port", adminPort.ToString(CultureInfo.InvariantCulture),
+            "--internal-callers", ChartRbac.OperatorUser,
+            "--invoke-keys-configmap", invokeKeys,
+        ], Path.Combine(plane.Directory, "gateway.log"));
+        ManagedProcess? process = null;
+        try
+        {
+            await BenchStack.WaitOkAsync($"{gatewayUrl}/readyz", () => gateway.HasExited ? $"the gateway exited: {gateway.LogTail(10)}" : null);
+
+            // The chart's operator flags, less the admission webhook (the bench creates its functions first).
+            var clock = Stopwatch.StartNew();
+            var started = DateTimeOffset.UtcNow;
+            process = ManagedProcess.Start("dotnet",
+            [
+                Path.Combine(AppContext.BaseDirectory, "Pilotlight.Operator.dll"),
+                "--kubeconfig", Path.Combine(plane.Directory, "pilotlight-operator.kubeconfig"),
+                "--endpoint-base", gatewayUrl,
+                "--schedule-gateway", gatewayUrl,
+                "--gateway-service", $"{ServiceNamespace}/{GatewayPodsService}",
+                "--gateways", $"http://127.0.0.1:{internalPort}",
+                "--metrics-port", metricsPort.ToString(CultureInfo.InvariantCulture),
+                "--leader-elect", "--lease-namespace", ServiceNamespace,
+                "--function-pod-security", "baseline",
+                "--sandbox-agent-secret", $"{ServiceNamespace}/pilotlight-sandbox-agent-tls",
+                "--gateway-token-file", Path.Combine(plane.Directory, "operator-gateway-token"),
+                "--invoke-keys-configmap", invokeKeys,
+            ], Path.Combine(plane.Directory, "operator.log"));
+
+            var timeout = ConvergeTimeout(size);
+            var (converged, current, zeroSeconds, podSeconds) = await WaitCurrentAsync(admin, ns, size, withPod, process, gateway, clock, timeout);
+            // When the poll that saw the last one current ended (polls are a second apart).
+            var convergeSeconds = converged ? Math.Max(zeroSeconds!.Value, podSeconds!.Value) : clock.Elapsed.TotalSeconds;
+            var convergedAt = DateTimeOffset.UtcNow;
+            var operatorCpuConverge = Cpu(process.Id);
+            Console.Error.WriteLine(converged
+                ? $"bench: operator-scale {size}: every status current {convergeSeconds:F1}s after the operator started"
+                : $"bench: operator-scale {size}: only {current}/{size} current after {timeout.TotalSeconds:F0}s");
+
+            await Task.Delay(Settle);
+            var from = DateTimeOffset.UtcNow;
+            double opCpu0 = Cpu(process.Id), gwCpu0 = Cpu(gateway.Id);
+            Console.Error.WriteLine($"bench: operator-scale {size}: steady-state window of {window.TotalSeconds:F0}s");
+            await Task.Delay(window);
+            var to = DateTimeOffset.UtcNow;
+            double opCpu = Cpu(process.Id) - opCpu0, gwCpu = Cpu(gateway.Id) - gwCpu0;
+            var (opPeak, opRss) = Memory(process.Id);
+            var (gwPeak, gwRss) = Memory(gateway.Id);
+            var end = await CountCurrentAsync(admin, ns);
+            if (process.HasExited || gateway.HasExited)
+            {
+                throw new InvalidOperationException($"exited during the run: operator {process.HasExited}, gateway {gateway.HasExited}\n" +
+                    $"{process.LogTail(20)}\n{gateway.LogTail(20)}");
+            }
+
+            // A watch is in the audit log only once it has ended: stop both first, so that every watch they opened is.
+            await process.StopAsync();
+            await gateway.StopAsync();
+            await Task.Delay(1000);
+            var events = plane.AuditEvents();
+            return new SizeResult
+            {
+                Converged = converged,
+                ConvergeSeconds = convergeSeconds,
+                CurrentAtDeadline = current,
+                CurrentAtEnd = end.AtZero + end.WithPod,
+                ZeroSeconds = zeroSeconds,
+                PodSeconds = podSeconds,
+                OperatorPeakMiB = opPeak,
+                OperatorRssMiB = opRss,
+                GatewayPeakMiB = gwPeak,
+                GatewayRssMiB = gwRss,
+                OperatorCpuConvergeSeconds = operatorCpuConverge,
+                OperatorCpuPercent = 100 * opCpu / (to - from).TotalSeconds,
+                GatewayCpuPercent = 100 * gwCpu / (to - from).TotalSeconds,
+                WindowSeconds = (to - from).TotalSeconds,
+                Converge = Requests.Of(events, started, convergedAt),
+                Steady = Requests.Of(events, from, to),
+            };
+        }
+        finally
+        {
+            if (process is not null)
+            {
+                await process.StopAsync();
+            }
+
+            await gateway.StopAsync();
+            if (Environment.GetEnvironmentVariable("PILOTLIGHT_KEEP_CONTROL_PLANE") is not null)
+            {
+                Console.Error.WriteLine($"bench: operator-scale {size}: logs kept in {plane.Directory}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// How long the operator gets to make every status current: generous, the machine may be shared (1,000 took 147 s
+    /// on a loaded 2-core machine, about 7 functions a second).
+    /// </summary>
+    private static TimeSpan ConvergeTimeout(int size) => TimeSpan.FromSeconds(Math.Max(300, size * 0.15));
+
+    /// <summary>
+    /// Polls (paged list, every second) until every function's status is current; gives up after <paramref name="timeout"/>.
+    /// Also says when the functions at zero, and those with a pod, were all current (seconds from <paramref name="clock"/>'s start).
+    /// </summary>
+    private static async Task<(bool Converged, int Current, double? ZeroSeconds, double? PodSeconds)> WaitCurrentAsync(Kubernetes admin,
+        string ns, int size, int withPod, ManagedProcess op, ManagedProcess gateway, Stopwatch clock, TimeSpan timeout)
+    {
+        (int AtZero, int WithPod) current = (0, 0);
+        double? zeroAt = null, podAt = null;
+        var lastReport = TimeSpan.Zero;
+        while (clock.Elapsed < timeout)
+        {
+            if (op.HasExited || gateway.HasExited)
+            {
+                throw new InvalidOperationException($"exited: operator {op.HasExited}, gateway {gateway.HasExited}\n{op.LogTail(20)}\n{gateway.LogTail(20)}");
+            }
+
+            try
+            {
+                current = await CountCurrentAsync(admin, ns);
+            }
+            catch (Exception e) when (e is HttpRequestException or k8s.Autorest.HttpOperationException or TaskCanceledException)
+            {
+                // A loaded API server may time a page out: the next poll asks again.
+                Console.Error.WriteLine($"bench: poll failed: {e.Message}");
+            }
+
+            zeroAt ??= current.AtZero >= size - withPod ? clock.Elapsed.TotalSeconds : null;
+            podAt ??= current.WithPod >= withPod ? clock.Elapsed.TotalSeconds : null;
+            if (zeroAt is not null && podAt is not null)
+            {
+                return (true, size, zeroAt, podAt);
+            }
+
+            if (clock.Elapsed - lastReport > TimeSpan.FromSeconds(15))
+            {
+                lastReport = clock.Elapsed;
+                Console.Error.WriteLine($"bench: {clock.Elapsed.TotalSeconds:F0}s: current {current.AtZero}/{size - withPod} at zero, {current.WithPod}/{withPod} with a pod");
+            }
+
+            await Task.Delay(1000);
+        }
+
+        return (false, current.AtZero + current.WithPod, zeroAt, podAt);
+    }
+
+    /// <summary>
+    /// Functions whose status is current: observedGeneration is the generation and Ready is True, ScaledToZero for
+    /// one at minReplicas 0, with a ready replica for one at minReplicas 1.
+    /// </summary>
+    private static async Task<(int AtZero, int WithPod)> CountCurrentAsync(Kubernetes admin, string ns)
+    {
+        int atZero = 0, withPod = 0;
+        string? cont = null;
+        do
+        {
+            var page = await admin.CustomObjects.ListNamespacedCustomObjectAsync<CustomResourceList<GpuFunction>>(
+                Group.Name, Group.Version, ns, "gpufunctions", continueParameter: cont, limit: 500);
+            foreach (var fn in page.Items.Where(IsCurrent))
+            {
+                _ = fn.Spec.Scaling.MinReplicas == 0 ? atZero++ : withPod++;
+            }
+
+            cont = page.Metadata.ContinueProperty;
+        }
+        while (!string.IsNullOrEmpty(cont));
+
+        return (atZero, withPod);
+    }
+
+    private static bool IsCurrent(GpuFunction fn)
+    {
+        if (fn.Status is not { } status || status.ObservedGeneration != fn.Metadata.Generation)
+        {
+            return false;
+        }
+
+        var ready = status.Conditions?.FirstOrDefault(c => c.Type == "Ready");
+        return ready?.Status == "True"
+            && (fn.Spec.Scaling.MinReplicas == 0 ? ready.Reason == "ScaledToZero" : status.ReadyReplicas >= fn.Spec.Scaling.MinReplicas);
+    }
+
+    /// <summary>VmHWM and VmRSS of a process, MiB.</summary>
+    private static (double Peak, double Rss) Memory(int pid)
+    {
+        double Field(string name)
+        {
+            var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith(name, StringComparison.Ordinal));
+            return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
+        }
+
+        return (Field("VmHWM:"), Field("VmRSS:"));
+    }
+
+    /// <summary>CPU seconds a process has used (utime + stime, fields 14 and 15 of /proc/PID/stat, 100 ticks a second).</summary>
+    private static double Cpu(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+        }
+        catch (IOException)
+        {
+            return double.NaN;
+        }
+    }
+
+    private static string Render(List<SizeResult> results, HostInfo host, TimeSpan window, TimeSpan took)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        sb.AppendLine("# The real operator at scale");
+        sb.AppendLine();
+        sb.AppendLine(inv, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {host.Cores} cores ({host.Cpu}, {host.L3}), real kube-apiserver v1.20.2 on loopback; " +
+            $"each size once, on its own fresh control plane; the whole run took {took.TotalMinutes:F1} min.");
+        sb.AppendLine();
+        sb.AppendLine("The operator and the gateway run as their own processes from their Release builds, with the chart's flags (leader election,");
+        sb.AppendLine("the gateway pods' Service, the operator's token for the gateway's /internal/*, invoke keys, the sandbox agents' Secret),");
+        sb.AppendLine("less the admission webhook, each as its own user (bound to cluster-admin) whose every request the API server's audit");
+        sb.AppendLine("log records; the bench's own requests (admin) are not in it. A tenth of the functions have minReplicas 1, the rest 0;");
+        sb.AppendLine($"their pods go Running and Ready on simulated nodes of {GpusPerNode} GPUs with no processes. The simulator (admin) heartbeats");
+        sb.AppendLine("each node every 10 s (status and Lease), as kubelets renew Leases.");
+        sb.AppendLine();
+        sb.AppendLine("- converge: from the operator's process start to every function's status current (observedGeneration = generation,");
+        sb.AppendLine("  Ready True: ScaledToZero at minReplicas 0, a ready replica at 1), polled with a paged list every second.");
+        sb.AppendLine("- peak RSS: VmHWM of each process at the end of the run; RSS: VmRSS then.");
+        sb.AppendLine(inv, $"- steady state: a {window.TotalSeconds:F0} s window from {Settle.TotalSeconds:F0} s after convergence, no traffic. Writes: create,");
+        sb.AppendLine("  update, patch, delete of stored objects (TokenReviews and SubjectAccessReviews, which store nothing, are counted apart as");
+        sb.AppendLine("  reviews). Reads: get and list. Watches opened are counted apart (the log is read once both processes have stopped).");
+        sb.AppendLine("- baseline: the no-op controller of controller-noop.md over the same functions in the same run (its own process: wall time");
+        sb.AppendLine("  from start to every function listed / reconciled once, and peak RSS).");
+        sb.AppendLine();
+        sb.AppendLine("Noisy: this machine's 2 cores are shared with other work while it runs (load average at each operator start below), so");
+        sb.AppendLine("times and CPU are upper bounds; re-run on a quiet machine for the numbers to quote.");
+        foreach (var r in results)
+        {
+            var goal = r.Size == 10000 ? "<= 60 s" : "(<= 60 s at 10,000)";
+            sb.AppendLine();
+            sb.AppendLine(inv, $"## {r.Size:N0} GpuFunctions ({r.WithPod:N0} with a running pod, {r.Nodes} nodes)");
+            sb.AppendLine();
+            sb.AppendLine(inv, $"Created in {r.CreateSeconds:F1} s (16 at a time); load average at the operator's start {r.LoadAverage}.");
+            sb.AppendLine();
+            sb.AppendLine("| | measured | goal (on 2 cores) |");
+            sb.AppendLine("|---|---:|---|");
+            sb.AppendLine(inv, $"| converge s | {(r.Converged ? r.ConvergeSeconds.ToString("F1", inv) : $"not in {r.ConvergeSeconds:F0} s: {r.CurrentAtDeadline}/{r.Size} current then")} | {goal} |");
+            sb.AppendLine(inv, $"| of which: all at zero current, all with a pod current (s) | {Seconds(r.ZeroSeconds)}, {Seconds(r.PodSeconds)} | |");
+            sb.AppendLine(inv, $"| current at the end of the run | {r.CurrentAtEnd}/{r.Size} | all |");
+            sb.AppendLine(inv, $"| operator peak RSS MiB (RSS at end) | {r.OperatorPeakMiB:F0} ({r.OperatorRssMiB:F0}) | <= 300 MB (286 MiB) |");
+            sb.AppendLine(inv, $"| gateway peak RSS MiB (RSS at end) | {r.GatewayPeakMiB:F0} ({r.GatewayRssMiB:F0}) | <= 200 MB (191 MiB) |");
+            sb.AppendLine(inv, $"| steady writes/s (operator + gateway) | {r.Steady.Writes / r.WindowSeconds:F2} | <= 5 |");
+            sb.AppendLine(inv, $"| steady reads/s (get, list) | {r.Steady.Reads / r.WindowSeconds:F2} | |");
+            sb.AppendLine(inv, $"| steady reviews/s, watches opened/s | {r.Steady.Reviews / r.WindowSeconds:F2}, {r.Steady.Watches / r.WindowSeconds:F2} | |");
+            sb.AppendLine(inv, $"| steady CPU % of a core: operator, gateway | {r.OperatorCpuPercent:F1}, {r.GatewayCpuPercent:F1} | |");
+            sb.AppendLine(inv, $"| operator CPU s until converged | {r.OperatorCpuConvergeSeconds:F1} | |");
+            sb.AppendLine(inv, $"| requests until converged: writes, reads | {r.Converge.Writes}, {r.Converge.Reads} | |");
+            sb.AppendLine(inv, $"| baseline: list into cache, wall s / peak MiB | {r.BaselineListOnly.Wall:F2} / {r.BaselineListOnly.PeakMiB:F0} | |");
+            sb.AppendLine(inv, $"| baseline: no-op controller, wall s / peak MiB | {r.BaselineNoop.Wall:F2} / {r.BaselineNoop.PeakMiB:F0} | |");
+            sb.AppendLine();
+            sb.AppendLine(inv, $"Steady state by user, verb and resource (per second over {r.WindowSeconds:F0} s, top 8):");
+            sb.AppendLine();
+            foreach (var (key, n) in r.Steady.ByKey.OrderByDescending(kv => kv.Value).Take(8))
+            {
+                sb.AppendLine(inv, $"- {key}: {n / r.WindowSeconds:F2}");
+            }
+
+            sb.AppendLine();
+            sb.AppendLine("Until converged (count, top 8):");
+            sb.AppendLine();
+            foreach (var (key, n) in r.Converge.ByKey.OrderByDescending(kv => kv.Value).Take(8))
+            {
+                sb.AppendLine(inv, $"- {key}: {n}");
+            }
+        }
+
+        return sb.ToString();
+    }
+
+    private static string Seconds(double? s) => s is { } v ? v.ToString("F1", CultureInfo.InvariantCulture) : "never";
+
+    /// <summary>A baseline child's wall time and peak RSS.</summary>
+    internal sealed record ChildRun(double Wall, double PeakMiB);
+
+    /// <summary>What one size measured (printed as JSON on stdout).</summary>
+    internal sealed record SizeResult
+    {
+        public int Size { get; init; }
+        public int WithPod { get; init; }
+        public int Nodes { get; init; }
+        public double CreateSeconds { get; init; }
+        public string LoadAverage { get; init; } = "";
+        public bool Converged { get; init; }
+        public double ConvergeSeconds { get; init; }
+        public int CurrentAtDeadline { get; init; }
+        public int CurrentAtEnd { get; init; }
+        public double? ZeroSeconds { get; init; }
+        public double? PodSeconds { get; init; }
+        public double OperatorPeakMiB { get; init; }
+        public double OperatorRssMiB { get; init; }
+        public double GatewayPeakMiB { get; init; }
+        public double GatewayRssMiB { get; init; }
+        public double OperatorCpuConvergeSeconds { get; init; }
+        public double OperatorCpuPercent { get; init; }
+        public double GatewayCpuPercent { get; init; }
+        public double WindowSeconds { get; init; }
+        public Requests Converge { get; init; } = new(0, 0, 0, 0, new Dictionary<string, int>());
+        public Requests Steady { get; init; } = new(0, 0, 0, 0, new Dictionary<string, int>());
+        public ChildRun BaselineListOnly { get; init; } = new(0, 0);
+        public ChildRun BaselineNoop { get; init; } = new(0, 0);
+    }
+
+    /// <summary>The audited requests (operator's and gateway's) received in a time range.</summary>
+    internal sealed record Requests(int Writes, int Reads, int Reviews, int Watches, IReadOnlyDictionary<string, int> ByKey)
+    {
+        public static Requests Of(IReadOnlyList<AuditEvent> events, DateTimeOffset from, DateTimeOffset to)
+        {
+            // One event per request: its ResponseComplete (a watch, logged when it ends, also has a ResponseStarted).
+            var inRange = events.Where(e => e.Received is { } at && at >= from && at < to && e.Request is not null && e.Stage == "ResponseComplete")
+                .DistinctBy(e => e.AuditId).ToList();
+            static bool Review(AuditEvent e) => e.Request!.Resource is "tokenreviews" or "subjectaccessreviews";
+            var byKey = inRange
+                .GroupBy(e => $"{(e.User == ChartRbac.OperatorUser ? "operator" : e.User == ChartRbac.GatewayUser ? "gateway" : e.User)} {e.Verb} {e.Request!.FullResource}")
+                .ToDictionary(g => g.Key, g => g.Count());
+            return new Requests(
+                inRange.Count(e => e.IsWrite && !Review(e)),
+                inRange.Count(e => e.Verb is "get" or "list"),
+                inRange.Count(Review),
+                inRange.Count(e => e.Verb == "watch"),
+                byKey);
+        }
+    }
+
+    /// <summary>The machine: cores, CPU model, L3 size (or what /proc/cpuinfo says of its cache where sysfs has no L3).</summary>
+    private sealed record HostInfo(int Cores, string Cpu, string L3)
+    {
+        public static HostInfo Read()
+        {
+            var model = File.Exists("/proc/cpuinfo")
+                ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim()
+                : null;
+            const string l3 = "/sys/devices/system/cpu/cpu0/cache/index3/size";
+            // Where sysfs has no cache levels (some VMs), the last-level cache size /proc/cpuinfo reports.
+            var cache = File.Exists(l3) ? $"L3 {File.ReadAllText(l3).Trim()}"
+                : File.Exists("/proc/cpuinfo") && File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("cache size", StringComparison.Ordinal)) is { } line
+                    ? $"no L3 in sysfs, cpuinfo cache size {line.Split(':', 2)[1].Trim()}"
+                : "L3 unknown";
+            return new HostInfo(Environment.ProcessorCount, model ?? "unknown CPU", cache);
+        }
+    }
+}
