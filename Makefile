@@ -96,12 +96,9 @@ test-e2e:
 	PILOTLIGHT_E2E_CLUSTER=$${PILOTLIGHT_E2E_CLUSTER:-k3s} $(DOTNET) test tests/Pilotlight.E2E -c $(CONFIG) --logger "console;verbosity=normal"
 
 ## bench: benchmarks on the real control plane; results land in bench/results/
-<<<<<<< HEAD
-##   make bench BENCH=burst runs one (controller, gateway, metering, sidecars, prewarm, sandbox, burst, warm-routing, protocols, gateway-replicas)
-=======
-##   make bench BENCH=burst runs one (controller, gateway, metering, prewarm, sandbox, burst, warm-routing, protocols, gateway-replicas,
-##   operator-scale: the real operator and gateway over 1,000/5,000/10,000 functions, tens of minutes; BENCH="operator-scale 200 30" is quick)
->>>>>>> h-bench
+##   make bench BENCH=burst runs one (controller, gateway, metering, sidecars, prewarm, sandbox, burst, warm-routing, protocols,
+##   gateway-replicas, route-index, operator-scale: the real operator and gateway over 1,000/5,000/10,000 functions, tens of
+##   minutes; BENCH="operator-scale 200 30" is quick)
 bench: control-plane pod-processes
 	$(DOTNET) run --project bench/Pilotlight.Bench -c $(CONFIG) -- bench/results $(BENCH)
 
