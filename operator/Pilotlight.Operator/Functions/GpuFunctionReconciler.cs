@@ -626,7 +626,9 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
 
         var before = function.Status?.Conditions?.FirstOrDefault(c => c.Type == FunctionConditions.Ready);
         var after = status.Conditions!.First(c => c.Type == FunctionConditions.Ready);
-        if (before?.Status != after.Status || before?.Reason != after.Reason)
+        // A transition, or a first status that is a problem; a new function's first healthy status is no news (and at
+        // thousands of functions applied at once, an Event each).
+        if ((before?.Status != after.Status || before?.Reason != after.Reason) && (before is not null || FunctionConditions.IsProblem(after.Reason)))
         {
             await (FunctionConditions.IsProblem(after.Reason)
                 ? _events.WarningAsync(function, after.Reason, after.Message, ct)
