@@ -29,6 +29,10 @@ internal static class OperatorScaleBench
     private const int GpusPerNode = 8;
     private const string ServiceNamespace = "pilotlight-system";
     private const string GatewayPodsService = "pilotlight-gateway-pods";
+    /// <summary>Flags added to the operator's (e.g. <c>--workers 16</c>), from <c>PILOTLIGHT_BENCH_OPERATOR_ARGS</c>: to compare settings.</summary>
+    private static string[] ExtraOperatorArgs =>
+        (Environment.GetEnvironmentVariable("PILOTLIGHT_BENCH_OPERATOR_ARGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(10);
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
 
@@ -209,6 +213,7 @@ internal static class OperatorScaleBench
                 "--sandbox-agent-secret", $"{ServiceNamespace}/pilotlight-sandbox-agent-tls",
                 "--gateway-token-file", Path.Combine(plane.Directory, "operator-gateway-token"),
                 "--invoke-keys-configmap", invokeKeys,
+                .. ExtraOperatorArgs,
             ], Path.Combine(plane.Directory, "operator.log"));
 
             var timeout = ConvergeTimeout(size);

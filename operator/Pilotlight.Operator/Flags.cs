@@ -70,13 +70,13 @@ internal sealed class Flags
     }
 
     /// <summary>--workers: reconciles per controller at once (default 4).</summary>
-    public int Workers => int.Parse(Get("workers") ?? "4", System.Globalization.CultureInfo.InvariantCulture);
+    public int Workers => int.Parse(Get("workers") ?? "8", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>--kube-api-qps: API requests per second of the operator's client, watches exempt (default 50; 0: no limit).</summary>
-    public double KubeApiQps => double.Parse(Get("kube-api-qps") ?? "50", System.Globalization.CultureInfo.InvariantCulture);
+    public double KubeApiQps => double.Parse(Get("kube-api-qps") ?? "100", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>--kube-api-burst: API requests at once above the qps (default 100).</summary>
-    public int KubeApiBurst => int.Parse(Get("kube-api-burst") ?? "100", System.Globalization.CultureInfo.InvariantCulture);
+    public int KubeApiBurst => int.Parse(Get("kube-api-burst") ?? "200", System.Globalization.CultureInfo.InvariantCulture);
 
     public string? Get(string name) => _values.GetValueOrDefault(name);
 

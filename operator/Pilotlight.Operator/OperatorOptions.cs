@@ -81,5 +81,5 @@ public sealed record OperatorOptions
     public TimeSpan UsageStatusInterval { get; init; } = Functions.GpuFunctionReconciler.DefaultUsageStatusInterval;
 
     /// <summary>Reconciles at once.</summary>
-    public int Workers { get; init; } = 4;
+    public int Workers { get; init; } = 8;
 }

@@ -34,10 +34,10 @@ using Prometheus;
 //   --leader-elect         hold a Lease in --lease-namespace (default $POD_NAMESPACE or pilotlight-system)
 //   --metrics-port N       Prometheus /metrics, /healthz and /readyz (200 once every informer has listed; 503 before)
 //                          (default 8080; 0 disables)
-//   --workers N            reconciles each controller runs at once (default 4, 1..1000)
-//   --kube-api-qps F       API requests per second of the operator's client, as client-go's QPS (default 50; 0: no
+//   --workers N            reconciles each controller runs at once (default 8, 1..1000)
+//   --kube-api-qps F       API requests per second of the operator's client, as client-go's QPS (default 100; 0: no
 //                          limit); watches are exempt
-//   --kube-api-burst N     API requests allowed at once above the qps (default 100)
+//   --kube-api-burst N     API requests allowed at once above the qps (default 200)
 //   --gateways URL[,URL]   gateways whose demand the autoscaler reads; spec.schedule's requests go to the first
 //                          (the next only when one cannot be reached), else to --endpoint-base
 //   --gateway-service NS/NAME  a Service in front of the gateway pods: every pod in its Endpoints is read (added

@@ -44,7 +44,7 @@ public class ChartOperatorArgsTests
         var (defaults, container) = await OperatorAsync();
         var flags = Flags.Parse(defaults);
         Assert.That(flags.Error, Is.Null);
-        Assert.That((flags.Workers, flags.KubeApiQps, flags.KubeApiBurst), Is.EqualTo((4, 50.0, 100)));
+        Assert.That((flags.Workers, flags.KubeApiQps, flags.KubeApiBurst), Is.EqualTo((8, 100.0, 200)));
         Assert.That(container.ReadinessProbe.HttpGet.Path, Is.EqualTo("/readyz"));
         Assert.That(container.LivenessProbe.HttpGet.Path, Is.EqualTo("/healthz"));
 
