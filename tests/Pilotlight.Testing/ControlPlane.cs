@@ -97,8 +97,8 @@ public sealed class ControlPlane : IAsyncDisposable
         return new Kubernetes(config);
     }
 
-    /// <summary>The Service ClusterIP range by default: 10.0.0.0/24, room for about 250 Services.</summary>
-    public const string DefaultServiceClusterIpRange = "10.0.0.0/24";
+    /// <summary>The Service ClusterIP range by default: 10.0.0.0/16 (the operator makes a Service per function, and the shared control plane holds every test's; no traffic goes to these addresses).</summary>
+    public const string DefaultServiceClusterIpRange = "10.0.0.0/16";
 
     private string _serviceClusterIpRange = DefaultServiceClusterIpRange;
 
