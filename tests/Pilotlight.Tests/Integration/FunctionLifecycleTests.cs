@@ -146,8 +146,9 @@ public class FunctionLifecycleTests() : ServingFixture(10, "lc")
 
         var function = await Eventually.GetAsync(async () =>
         {
+            // The pod may be Unschedulable for a moment first (created before the scheduler saw the test's new node).
             var f = await GetAsync(ns, "stuck");
-            return Condition(f, FunctionConditions.Stalled)?.Status == "True" ? f : null;
+            return Condition(f, FunctionConditions.Stalled) is { Status: "True", Reason: FunctionConditions.Reasons.StartupTimeout } ? f : null;
         }, Timeout, "Stalled past startupTimeout");
 
         Assert.Multiple(() =>
