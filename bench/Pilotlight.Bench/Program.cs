@@ -16,7 +16,7 @@ return args switch
     [var results] => await ControllerBench.RunAsync(results) + await GatewayBench.RunAsync(results) + await MeteringBench.RunAsync(results)
         + await SidecarsBench.RunAsync(results) + await PrewarmBench.RunAsync(results) + await SandboxBench.RunAsync(results) + await BurstBench.RunAsync(results)
         + await WarmRoutingBench.RunAsync(results) + await ProtocolsBench.RunAsync(results) + await GatewayReplicasBench.RunAsync(results)
-        + await RouteIndexBench.RunAsync(results) + await OperatorScaleBench.RunAsync(results) + await RealNodeColdStartBench.RunAsync(results, required: false),
+        + await RouteIndexBench.RunAsync(results) + await OperatorScaleBench.RunAsync(results) + await CliStartupBench.RunAsync(results) + await RealNodeColdStartBench.RunAsync(results, required: false),
     [var results, "metering"] => await MeteringBench.RunAsync(results),
     [var results, "sidecars"] => await SidecarsBench.RunAsync(results),
     [var results, "controller"] => await ControllerBench.RunAsync(results),
@@ -33,12 +33,13 @@ return args switch
     [var results, "operator-scale", var sizes, .. var rest] when rest.Length <= 1 => await OperatorScaleBench.RunAsync(results,
         [.. sizes.Split(',').Select(s => int.Parse(s, System.Globalization.CultureInfo.InvariantCulture))],
         rest is [var seconds] ? TimeSpan.FromSeconds(int.Parse(seconds, System.Globalization.CultureInfo.InvariantCulture)) : null),
+    [var results, "cli-startup"] => await CliStartupBench.RunAsync(results),
     [var results, "real-node-cold-start"] => await RealNodeColdStartBench.RunAsync(results, required: true),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Pilotlight.Bench <results-dir> [controller|gateway|metering|sidecars|prewarm|sandbox|burst|warm-routing|protocols|gateway-replicas|route-index|operator-scale [SIZES [WINDOW_S]]|real-node-cold-start]");
+    Console.Error.WriteLine("usage: Pilotlight.Bench <results-dir> [controller|gateway|metering|sidecars|prewarm|sandbox|burst|warm-routing|protocols|gateway-replicas|route-index|operator-scale [SIZES [WINDOW_S]]|cli-startup|real-node-cold-start]");
     return 2;
 }
