@@ -250,16 +250,27 @@ public sealed class NodeSimulator : IAsyncDisposable
                 return;
             }
 
-            foreach (var (name, preset) in _nodes)
+            // In parallel, as each kubelet heartbeats on its own: one after another, 125 nodes at 2 requests each
+            // outlast the node lifecycle controller's 40 s grace period when the API server is busy, and the nodes
+            // (and, through it, their pods' Ready conditions) flap.
+            var beat = new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = ct };
+            try
             {
-                try
+                await Parallel.ForEachAsync(_nodes, beat, async (node, token) =>
                 {
-                    await HeartbeatAsync(name, preset, ct).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    _logger.LogWarning("Heartbeat of node {Node} failed: {Error}", name, ex.Message);
-                }
+                    try
+                    {
+                        await HeartbeatAsync(node.Key, node.Value, token).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        _logger.LogWarning("Heartbeat of node {Node} failed: {Error}", node.Key, ex.Message);
+                    }
+                }).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
             }
         }
     }
@@ -349,6 +360,27 @@ public sealed class NodeSimulator : IAsyncDisposable
         var pending = pod.Status?.Phase is null or "Pending";
         if (!terminating && !pending)
         {
+            if (NotReadyByTheNodeController(pod) && _inFlight.TryAdd($"{pod.Metadata.Uid}/ready", 0))
+            {
+                // The node lifecycle controller marks the pods of a node it thought lost not Ready; a kubelet puts
+                // its own status back once it is heard from again, and so does the simulator.
+                _ = Task.Run(async () =>
+                {
+                    try
+                    {
+                        await PatchPodStatusAsync(pod, pod.Status!.PodIP, ready: true).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        _logger.LogWarning("Restoring pod {Namespace}/{Pod} Ready failed: {Error}", pod.Metadata.NamespaceProperty, pod.Metadata.Name, ex.Message);
+                    }
+                    finally
+                    {
+                        _inFlight.TryRemove($"{pod.Metadata.Uid}/ready", out _);
+                    }
+                });
+            }
+
             return;
         }
 
@@ -372,6 +404,17 @@ public sealed class NodeSimulator : IAsyncDisposable
             });
         }
     }
+
+    /// <summary>
+    /// A running pod without processes (those follow their shim's readiness) whose Ready condition someone else
+    /// turned False while its containers stayed ready: what the node lifecycle controller does to an unreachable node's pods.
+    /// </summary>
+    private bool NotReadyByTheNodeController(V1Pod pod) =>
+        pod.Status?.Phase == "Running"
+        && pod.Status.PodIP is not null
+        && !_processes.ContainsKey(pod.Metadata.Uid)
+        && pod.Status.Conditions?.FirstOrDefault(c => c.Type == "Ready")?.Status == "False"
+        && pod.Status.Conditions?.FirstOrDefault(c => c.Type == "ContainersReady")?.Status == "True";
 
     private async Task StartPodAsync(V1Pod pod)
     {

@@ -140,7 +140,12 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
 
         if (placement is not null && problems.Count == 0)
         {
-            await EnsureServiceAsync(function, cancellationToken).ConfigureAwait(false);
+            // The Service comes with the first pod (serving, warm or on its way) and then stays, at zero too, so its
+            // ClusterIP is stable. A function that never ran has none: at 10,000 functions mostly at zero that is
+            // 10,000 ClusterIPs, Endpoints and EndpointSlices (and every node's kube-proxy rules) not made for nothing;
+            // at zero nothing behind a Service answers anyway, callers wake a function through the gateway.
+            var needsService = desired > 0 || warmTarget.Count > 0 || functionPods.Count > 0;
+            await EnsureServiceAsync(function, needsService, cancellationToken).ConfigureAwait(false);
             var template = FunctionPods.MakePod(function, placement, _podOptions);
             hash = template.Metadata.Labels[FunctionLabels.TemplateHash];
             if (Settled(key, pods))
@@ -553,7 +558,11 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         public Dictionary<string, string> Roles { get; } = [];
     }
 
-    private async Task EnsureServiceAsync(GpuFunction function, CancellationToken ct)
+    /// <summary>
+    /// Creates the function's Service when <paramref name="needed"/> and missing; an existing one is checked (owner,
+    /// selector, port) whether needed now or not, and never deleted here (owner references remove it with the function).
+    /// </summary>
+    private async Task EnsureServiceAsync(GpuFunction function, bool needed, CancellationToken ct)
     {
         var want = FunctionPods.MakeService(function, _podOptions);
         var ns = function.Metadata.NamespaceProperty;
@@ -561,6 +570,10 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         if (Services is { } cache)
         {
             have = cache.Get(new ObjectKey(ns, want.Metadata.Name));
+        }
+        else if (!needed)
+        {
+            return;
         }
         else
         {
@@ -576,6 +589,11 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
 
         if (have is null)
         {
+            if (!needed)
+            {
+                return;
+            }
+
             try
             {
                 await _client.CoreV1.CreateNamespacedServiceAsync(want, ns, cancellationToken: ct).ConfigureAwait(false);

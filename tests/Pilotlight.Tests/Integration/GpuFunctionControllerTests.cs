@@ -192,14 +192,27 @@ public class GpuFunctionControllerTests
     }
 
     [Test]
-    public async Task A_function_scaled_to_zero_is_ready_with_a_service_and_no_pods()
+    public async Task A_function_that_never_ran_has_no_service_and_its_first_pod_brings_one_that_stays_at_zero()
     {
         var ns = await _plane.CreateNamespaceAsync("zero");
-        await ApplyAsync(ns, Manifest("idle", ns, "{type: L4}", replicas: 0));
+        var pool = await PoolAsync(ns, ("l4", GpuNodePreset.L4));
+        await ApplyAsync(ns, Manifest("idle", pool, "{type: L4}", replicas: 0));
         var ready = await ReadyConditionAsync(ns, "idle", c => c.Status == "True", "idle Ready");
         Assert.That(ready.Reason, Is.EqualTo(FunctionConditions.Reasons.ScaledToZero));
         Assert.That(await PodsAsync(ns, "idle"), Is.Empty);
-        Assert.That((await _client.CoreV1.ReadNamespacedServiceAsync("idle", ns)).Spec.Selector[FunctionLabels.Function], Is.EqualTo("idle"));
+        Assert.That((await _client.CoreV1.ListNamespacedServiceAsync(ns)).Items, Is.Empty, "no Service (no ClusterIP, no Endpoints) for a function that never ran");
+
+        await ApplyAsync(ns, Manifest("idle", pool, "{type: L4}", replicas: 1));
+        await ReadyConditionAsync(ns, "idle", c => c.Reason == FunctionConditions.Reasons.PodsReady, "idle scaled up");
+        var service = await _client.CoreV1.ReadNamespacedServiceAsync("idle", ns);
+        Assert.That(service.Spec.Selector[FunctionLabels.Function], Is.EqualTo("idle"));
+
+        await ApplyAsync(ns, Manifest("idle", pool, "{type: L4}", replicas: 0));
+        await ReadyConditionAsync(ns, "idle", c => c.Reason == FunctionConditions.Reasons.ScaledToZero, "idle back at zero");
+        await Eventually.HoldsAsync(async () => (await PodsAsync(ns, "idle")).Count == 0, Timeout, "the pod gone");
+        var kept = await _client.CoreV1.ReadNamespacedServiceAsync("idle", ns);
+        Assert.That(kept.Metadata.Uid, Is.EqualTo(service.Metadata.Uid), "the same Service kept at zero");
+        Assert.That(kept.Spec.ClusterIP, Is.EqualTo(service.Spec.ClusterIP));
     }
 
     private static void InterlockedMin(ref int target, int value)
