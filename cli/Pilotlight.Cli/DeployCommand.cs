@@ -76,7 +76,7 @@ public static class DeployCommand
 
             using var connection = GlobalOptions.Connect(result);
             var apply = new ServerSideApply(connection);
-            var applied = new List<AppliedObject>();
+            var applied = new List<AppliedResource>();
             foreach (var manifest in manifests)
             {
                 var done = await apply.ApplyAsync(manifest, result.GetValue(ForceConflicts), cancellationToken).ConfigureAwait(false);
@@ -103,7 +103,7 @@ public static class DeployCommand
     }
 
     /// <summary>One line per function whenever its report changes.</summary>
-    private static Task<DeployOutcome> WaitPlainAsync(DeployWaiter waiter, List<AppliedObject> functions, TimeSpan timeout, TextWriter output, CancellationToken ct)
+    private static Task<DeployOutcome> WaitPlainAsync(DeployWaiter waiter, List<AppliedResource> functions, TimeSpan timeout, TextWriter output, CancellationToken ct)
     {
         var last = new Dictionary<string, FunctionProgressReport>();
         return waiter.WaitAsync(functions, timeout, reports =>
@@ -120,7 +120,7 @@ public static class DeployCommand
     }
 
     /// <summary>A table redrawn in place while waiting.</summary>
-    private static async Task<DeployOutcome> WaitLiveAsync(DeployWaiter waiter, List<AppliedObject> functions, TimeSpan timeout, CancellationToken ct)
+    private static async Task<DeployOutcome> WaitLiveAsync(DeployWaiter waiter, List<AppliedResource> functions, TimeSpan timeout, CancellationToken ct)
     {
         var table = new Table().Border(TableBorder.Rounded).AddColumns("Function", "Stage", "Pods", "Detail");
         foreach (var function in functions)

@@ -10,13 +10,13 @@ public sealed record FunctionObservation(FunctionSnapshot? Function, IReadOnlyLi
 public interface IFunctionObserver
 {
     /// <summary>The function <paramref name="function"/> as it is now.</summary>
-    Task<FunctionObservation> ObserveAsync(AppliedObject function, CancellationToken cancellationToken);
+    Task<FunctionObservation> ObserveAsync(AppliedResource function, CancellationToken cancellationToken);
 }
 
 /// <summary>The outcome of waiting: each function's last report, and whether all succeeded.</summary>
 /// <param name="Reports">The last report of each function, in the order given.</param>
 /// <param name="TimedOut">True when the timeout passed before every function was done.</param>
-public sealed record DeployOutcome(IReadOnlyList<(AppliedObject Function, FunctionProgressReport Report)> Reports, bool TimedOut)
+public sealed record DeployOutcome(IReadOnlyList<(AppliedResource Function, FunctionProgressReport Report)> Reports, bool TimedOut)
 {
     /// <summary>True when every function is Ready (or scaled to zero).</summary>
     public bool Succeeded => !TimedOut && Reports.All(r => r.Report.Succeeded);
@@ -42,8 +42,8 @@ public sealed class DeployWaiter(IFunctionObserver observer, TimeProvider? time 
     /// <paramref name="onChange"/> gets every function's report whenever one changes.
     /// </summary>
     public async Task<DeployOutcome> WaitAsync(
-        IReadOnlyList<AppliedObject> functions, TimeSpan timeout,
-        Action<IReadOnlyList<(AppliedObject Function, FunctionProgressReport Report)>> onChange,
+        IReadOnlyList<AppliedResource> functions, TimeSpan timeout,
+        Action<IReadOnlyList<(AppliedResource Function, FunctionProgressReport Report)>> onChange,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(functions);
@@ -109,7 +109,7 @@ public sealed class ApiFunctionObserver : IFunctionObserver
     }
 
     /// <inheritdoc/>
-    public async Task<FunctionObservation> ObserveAsync(AppliedObject function, CancellationToken cancellationToken)
+    public async Task<FunctionObservation> ObserveAsync(AppliedResource function, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(function);
         var json = await _api.GetAsync(function.Resource.PathOf(function.Namespace, function.Name), cancellationToken).ConfigureAwait(false);

@@ -9,7 +9,7 @@ namespace Pilotlight.Client.Deploy;
 /// <param name="Name">Its name.</param>
 /// <param name="Generation">metadata.generation after the apply: the spec the operator must observe.</param>
 /// <param name="Source">The manifest file and document it came from.</param>
-public sealed record AppliedObject(ApiResource Resource, string? Namespace, string Name, long Generation, string Source)
+public sealed record AppliedResource(ApiResource Resource, string? Namespace, string Name, long Generation, string Source)
 {
     /// <summary>As kubectl prints it: <c>gpufunction.pilotlight.dev/echo</c>.</summary>
     public string DisplayName => $"{Resource.DisplayName}/{Name}";
@@ -45,7 +45,7 @@ public sealed class ServerSideApply
     /// Applies <paramref name="manifest"/>; with <paramref name="forceConflicts"/> takes over fields other managers
     /// own. Unknown kinds, invalid objects and conflicts are <see cref="PilotlightClientException"/>s with a hint.
     /// </summary>
-    public async Task<AppliedObject> ApplyAsync(ManifestObject manifest, bool forceConflicts, CancellationToken cancellationToken = default)
+    public async Task<AppliedResource> ApplyAsync(ManifestObject manifest, bool forceConflicts, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(manifest);
         var resource = await _discovery.ResolveAsync(manifest.ApiVersion, manifest.Kind, cancellationToken).ConfigureAwait(false);
@@ -63,7 +63,7 @@ public sealed class ServerSideApply
         {
             var applied = await _api.ApplyAsync(resource.PathOf(ns, manifest.Name), body, FieldManager, forceConflicts, cancellationToken).ConfigureAwait(false);
             var generation = applied["metadata"]?["generation"]?.GetValue<long>() ?? 0;
-            return new AppliedObject(resource, ns, manifest.Name, generation, manifest.Source);
+            return new AppliedResource(resource, ns, manifest.Name, generation, manifest.Source);
         }
         catch (ApiServerException e) when (e.Status == HttpStatusCode.Conflict)
         {
