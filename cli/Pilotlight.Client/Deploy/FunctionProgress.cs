@@ -134,13 +134,12 @@ public static class FunctionProgress
             return new(DeployStage.WaitingForOperator, summary, "");
         }
 
-        var readyCondition = function.Condition(Conditions.Ready);
         if (function.Condition(Conditions.Stalled) is { Status: "True" } stalled)
         {
             return new(DeployStage.Stalled, summary, Reason(stalled));
         }
 
-        if (readyCondition is { Status: "True" })
+        if (function.Condition(Conditions.Ready) is { Status: "True" } readyCondition)
         {
             if (readyCondition.Reason == Conditions.ScaledToZero || (desired == 0 && live.Count == 0))
             {
@@ -152,15 +151,15 @@ public static class FunctionProgress
             return new(DeployStage.Ready, summary, scaledUp is { Status: "False" } ? $"not all replicas yet: {Reason(scaledUp)}" : "");
         }
 
-        return PodStage(live, summary, readyCondition);
+        return PodStage(live, summary);
     }
 
     /// <summary>The earliest step any replica is at, with what holds it there.</summary>
-    private static FunctionProgressReport PodStage(List<V1Pod> pods, string summary, FunctionCondition? ready)
+    private static FunctionProgressReport PodStage(List<V1Pod> pods, string summary)
     {
         if (pods.Count == 0)
         {
-            return new(DeployStage.Requested, summary, ready?.Message ?? "");
+            return new(DeployStage.Requested, summary, "");
         }
 
         var unscheduled = pods.Where(p => string.IsNullOrEmpty(p.Spec?.NodeName)).ToList();

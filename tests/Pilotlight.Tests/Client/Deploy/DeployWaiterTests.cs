@@ -20,9 +20,11 @@ public class DeployWaiterTests
     {
         private int _next;
 
+        public int Calls => Volatile.Read(ref _next);
+
         public Task<FunctionObservation> ObserveAsync(AppliedResource function, CancellationToken cancellationToken)
         {
-            var step = steps[Math.Min(_next++, steps.Length - 1)];
+            var step = steps[Math.Min(Interlocked.Increment(ref _next) - 1, steps.Length - 1)];
             return Task.FromResult(step);
         }
     }
@@ -30,13 +32,24 @@ public class DeployWaiterTests
     private static async Task<(DeployOutcome Outcome, List<DeployStage> Seen)> RunAsync(TimeSpan timeout, params FunctionObservation[] steps)
     {
         var time = new FakeTimeProvider();
-        var waiter = new DeployWaiter(new Script(steps), time) { PollInterval = TimeSpan.FromSeconds(1), StallGrace = TimeSpan.FromSeconds(5) };
+        var script = new Script(steps);
+        var waiter = new DeployWaiter(script, time) { PollInterval = TimeSpan.FromSeconds(1), StallGrace = TimeSpan.FromSeconds(5) };
         var seen = new List<DeployStage>();
         var wait = waiter.WaitAsync([Echo], timeout, reports => seen.Add(reports[0].Report.Stage));
+        // About one poll per second of the fake clock: the clock moves once the waiter has looked again (or, should
+        // the move have come before the waiter's delay began, after a moment with no look).
+        var polls = 0;
+        var idle = 0;
         while (!wait.IsCompleted)
         {
-            await Task.Yield();
-            time.Advance(TimeSpan.FromSeconds(1));
+            if (script.Calls > polls || ++idle > 100)
+            {
+                polls = script.Calls;
+                idle = 0;
+                time.Advance(TimeSpan.FromSeconds(1));
+            }
+
+            await Task.Delay(1);
         }
 
         return (await wait, seen);

@@ -30,7 +30,7 @@ public class ManifestReaderTests
             ("GpuFunction", "a", null, "pilotlight.dev", "v1alpha1"),
             ("ConfigMap", "b", "other", "", "v1"),
         }));
-        Assert.That(objects[1].Source, Is.EqualTo("fns.yaml#4"));
+        Assert.That(objects[1].Source, Is.EqualTo("fns.yaml#3"));
     }
 
     [Test]
