@@ -92,13 +92,22 @@ public static class DeployCommand
 
             var waiter = new DeployWaiter(new ApiFunctionObserver(connection));
             var outcome = IsTerminal(output)
-                ? await WaitLiveAsync(waiter, functions, timeout, cancellationToken).ConfigureAwait(false)
+                ? await WaitLiveAsync(AnsiConsole.Console, waiter, functions, timeout, cancellationToken).ConfigureAwait(false)
                 : await WaitPlainAsync(waiter, functions, timeout, output, cancellationToken).ConfigureAwait(false);
             return await ReportAsync(outcome, timeout, output, error).ConfigureAwait(false);
         }
         catch (PilotlightClientException e)
         {
             return Fail(error, e);
+        }
+        catch (k8s.Autorest.HttpOperationException e)
+        {
+            return Fail(error, new PilotlightClientException($"The API server refused a request: {(int)e.Response.StatusCode} {e.Response.ReasonPhrase} {e.Response.Content}".TrimEnd(),
+                e.Response.StatusCode == System.Net.HttpStatusCode.Forbidden ? "Your user lacks a permission named above; ask for a Role that grants it." : null, e));
+        }
+        catch (HttpRequestException e)
+        {
+            return Fail(error, new PilotlightClientException($"Cannot reach the API server: {e.Message}", "Check --kubeconfig and --context, and that the cluster is up.", e));
         }
     }
 
@@ -120,16 +129,19 @@ public static class DeployCommand
     }
 
     /// <summary>A table redrawn in place while waiting.</summary>
-    private static async Task<DeployOutcome> WaitLiveAsync(DeployWaiter waiter, List<AppliedResource> functions, TimeSpan timeout, CancellationToken ct)
+    internal static async Task<DeployOutcome> WaitLiveAsync(IAnsiConsole console, DeployWaiter waiter, IReadOnlyList<AppliedResource> functions, TimeSpan timeout, CancellationToken ct)
     {
         var table = new Table().Border(TableBorder.Rounded).AddColumns("Function", "Stage", "Pods", "Detail");
+        // Names and stages stay whole; the scheduler's words wrap.
+        table.Columns[0].NoWrap();
+        table.Columns[1].NoWrap();
         foreach (var function in functions)
         {
             table.AddRow(Markup.Escape(function.DisplayName), "[grey]applied[/]", "", "");
         }
 
         DeployOutcome? outcome = null;
-        await AnsiConsole.Live(table).AutoClear(false).StartAsync(async context =>
+        await console.Live(table).AutoClear(false).StartAsync(async context =>
         {
             outcome = await waiter.WaitAsync(functions, timeout, reports =>
             {

@@ -82,6 +82,15 @@ public static class LogsCommand
         {
             return Fail(error, e);
         }
+        catch (k8s.Autorest.HttpOperationException e)
+        {
+            return Fail(error, new PilotlightClientException($"The API server refused a request: {(int)e.Response.StatusCode} {e.Response.ReasonPhrase} {e.Response.Content}".TrimEnd(),
+                e.Response.StatusCode == System.Net.HttpStatusCode.Forbidden ? "Your user lacks a permission named above; ask for a Role that grants it." : null, e));
+        }
+        catch (HttpRequestException e)
+        {
+            return Fail(error, new PilotlightClientException($"Cannot reach the API server: {e.Message}", "Check --kubeconfig and --context, and that the cluster is up.", e));
+        }
     }
 
     private static int Fail(TextWriter error, PilotlightClientException e)

@@ -68,3 +68,39 @@ public class DeployLogsCommandLineTests
         Assert.That(Pilotlight.Client.GoDuration.TryParse(text, out _), Is.False);
     }
 }
+
+/// <summary>The live table deploy draws on a terminal, drawn on a console that records what it writes.</summary>
+public class DeployLiveTableTests
+{
+    private sealed class ReadyOnSecondLook : Pilotlight.Client.Deploy.IFunctionObserver
+    {
+        private int _looks;
+
+        public Task<Pilotlight.Client.Deploy.FunctionObservation> ObserveAsync(Pilotlight.Client.Deploy.AppliedResource function, CancellationToken cancellationToken) =>
+            Task.FromResult(new Pilotlight.Client.Deploy.FunctionObservation(
+                new Pilotlight.Client.Deploy.FunctionSnapshot(1, 1, 0, 0, 1,
+                    [new("Ready", Interlocked.Increment(ref _looks) >= 2 ? "True" : "False", "PodsReady", null)]), []));
+    }
+
+    [Test]
+    public async Task Shows_each_function_until_ready()
+    {
+        var writer = new StringWriter();
+        var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+        {
+            Ansi = Spectre.Console.AnsiSupport.Yes,
+            ColorSystem = Spectre.Console.ColorSystemSupport.Standard,
+            Interactive = Spectre.Console.InteractionSupport.Yes,
+            Out = new Spectre.Console.AnsiConsoleOutput(writer),
+        });
+        console.Profile.Width = 160;
+        var echo = new Pilotlight.Client.Deploy.AppliedResource(
+            new("pilotlight.dev", "v1alpha1", "GpuFunction", "gpufunctions", true), "ns", "echo", 1, "echo.yaml");
+        var waiter = new Pilotlight.Client.Deploy.DeployWaiter(new ReadyOnSecondLook()) { PollInterval = TimeSpan.FromMilliseconds(10) };
+
+        var outcome = await Pilotlight.Cli.DeployCommand.WaitLiveAsync(console, waiter, [echo], TimeSpan.FromMinutes(1), CancellationToken.None);
+
+        Assert.That(outcome.Succeeded, Is.True);
+        Assert.That(writer.ToString(), Does.Contain("gpufunction.pilotlight.dev/echo").And.Contain("pods requested").And.Contain("Ready"));
+    }
+}
