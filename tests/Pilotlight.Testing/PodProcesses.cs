@@ -20,8 +20,10 @@ public sealed record FunctionProcessOptions(string ShimDll, string ModelServerDl
         logDirectory);
 
     /// <summary>
-    /// Where a container's output is kept in CRI format, as a kubelet keeps it (the simulated kubelet serves it at
-    /// /containerLogs). One file per container across restarts, so a restarted container's log holds its earlier runs too.
+    /// Where a function container's output is kept in CRI format, as a kubelet keeps it (the simulated kubelet serves
+    /// it at /containerLogs). One file per container across restarts, so a restarted container's log holds its earlier
+    /// runs too. Sandbox agents keep writing their plain log only: read through a pipe, a process the agent starts
+    /// that outlives it would hold the pipe open and slow its stop.
     /// </summary>
     public string ContainerLogPath(string @namespace, string pod, string container) =>
         Path.Combine(LogDirectory, "containers", $"{@namespace}_{pod}_{container}.log");
@@ -117,8 +119,7 @@ internal sealed class PodProcessPair
         env.Remove("TMPDIR");
         var port = env.GetValueOrDefault("PILOTLIGHT_LISTEN_PORT", "8099");
         var scheme = container.ReadinessProbe?.HttpGet?.Scheme is "HTTPS" ? "https" : "http";
-        var agent = ManagedProcess.Start("dotnet", [options.ShimDll], Path.Combine(options.LogDirectory, $"{name}.agent.log"), env,
-            options.ContainerLogPath(pod.Metadata.NamespaceProperty, pod.Metadata.Name, container.Name));
+        var agent = ManagedProcess.Start("dotnet", [options.ShimDll], Path.Combine(options.LogDirectory, $"{name}.agent.log"), env);
         return new PodProcessPair(null, agent, new Uri($"{scheme}://{ip}:{port}/ready"));
     }
 
