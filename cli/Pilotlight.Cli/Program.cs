@@ -13,6 +13,8 @@ public static class Program
         var root = new RootCommand("Pilotlight: GPU functions and sandboxes on your Kubernetes cluster.");
         GlobalOptions.AddTo(root);
         // Commands, one line each (keep sorted; each file owns its command).
+        root.Subcommands.Add(DeployCommand.Create());
+        root.Subcommands.Add(LogsCommand.Create());
         root.Subcommands.Add(VersionCommand.Create());
         return root;
     }

@@ -182,6 +182,8 @@ public sealed class ControlPlane : IAsyncDisposable
             "--enable-priority-and-fairness=false",
             "--max-requests-inflight=1000",
             "--max-mutating-requests-inflight=500",
+            // Simulated nodes' kubelets (their log endpoint) listen on 127.0.0.1, their InternalIP; their Hostname does not resolve.
+            "--kubelet-preferred-address-types=InternalIP",
         ];
         await StartApiServerAsync(ct).ConfigureAwait(false);
 

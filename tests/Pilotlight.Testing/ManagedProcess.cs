@@ -45,29 +45,86 @@ public sealed class ManagedProcess
     public int Id => _process.Id;
 
     /// <summary>Starts <paramref name="path"/> with <paramref name="args"/>, appending stdout and stderr to <paramref name="log"/>.</summary>
-    public static ManagedProcess Start(string path, IEnumerable<string> args, string log, IDictionary<string, string>? environment = null)
+    public static ManagedProcess Start(string path, IEnumerable<string> args, string log, IDictionary<string, string>? environment = null) =>
+        Start(path, args, log, environment, containerLog: null);
+
+    /// <summary>
+    /// As <see cref="Start(string, IEnumerable{string}, string, IDictionary{string, string}?)"/>; with
+    /// <paramref name="containerLog"/>, each line is also appended there as a container runtime writes it (CRI format:
+    /// <c>2006-01-02T15:04:05.0000000Z stdout F text</c>), for the simulated kubelet's log endpoint.
+    /// </summary>
+    public static ManagedProcess Start(string path, IEnumerable<string> args, string log, IDictionary<string, string>? environment, string? containerLog)
     {
-        // exec through the shell only to redirect both streams to the file;
-        // the pid is the binary's own.
-        var info = new ProcessStartInfo("/bin/bash") { UseShellExecute = false };
-        info.ArgumentList.Add("-c");
-        info.ArgumentList.Add("exec \"$0\" \"$@\" >>\"$PILOTLIGHT_LOG\" 2>&1");
-        info.ArgumentList.Add(path);
+        ProcessStartInfo info;
+        if (containerLog is null)
+        {
+            // exec through the shell only to redirect both streams to the file;
+            // the pid is the binary's own.
+            info = new ProcessStartInfo("/bin/bash") { UseShellExecute = false };
+            info.ArgumentList.Add("-c");
+            info.ArgumentList.Add("exec \"$0\" \"$@\" >>\"$PILOTLIGHT_LOG\" 2>&1");
+            info.ArgumentList.Add(path);
+            info.Environment["PILOTLIGHT_LOG"] = log;
+        }
+        else
+        {
+            // Each line is read here, to stamp it with the time it was written.
+            info = new ProcessStartInfo(path) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        }
+
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);
         }
 
-        info.Environment["PILOTLIGHT_LOG"] = log;
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {
             info.Environment[key] = value;
         }
 
         var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {path}");
-        var managed = new ManagedProcess(Path.GetFileName(path), process, log);
+        var managed = new ManagedProcess(Path.GetFileName(path), process, log) { ContainerLogPath = containerLog };
+        if (containerLog is not null)
+        {
+            managed.PumpOutput(containerLog);
+        }
+
         Live[managed] = true;
         return managed;
+    }
+
+    /// <summary>Where its output goes in CRI format, when started with a container log.</summary>
+    public string? ContainerLogPath { get; private init; }
+
+    /// <summary>Appends each line of stdout and stderr to the plain log and, stamped, to the container log.</summary>
+    private void PumpOutput(string containerLog)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(containerLog))!);
+        var gate = new Lock();
+        var plain = new StreamWriter(new FileStream(_log, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
+        var stamped = new StreamWriter(new FileStream(containerLog, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
+        var open = 2;
+        void Write(string stream, string? line)
+        {
+            lock (gate)
+            {
+                if (line is not null)
+                {
+                    plain.WriteLine(line);
+                    stamped.Write($"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fffffffZ} {stream} F {line}\n");
+                }
+                else if (--open == 0)
+                {
+                    plain.Dispose();
+                    stamped.Dispose();
+                }
+            }
+        }
+
+        _process.OutputDataReceived += (_, e) => Write("stdout", e.Data);
+        _process.ErrorDataReceived += (_, e) => Write("stderr", e.Data);
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
     }
 
     /// <summary>Sends SIGKILL to the process and its children and waits for it.</summary>

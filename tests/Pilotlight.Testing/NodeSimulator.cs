@@ -102,6 +102,8 @@ public sealed class NodeSimulator : IAsyncDisposable
     private readonly Informer<V1Pod> _pods;
     private Task _running = Task.CompletedTask;
     private int _nextIp;
+    private readonly SemaphoreSlim _logServerGate = new(1, 1);
+    private ContainerLogServer? _logServer;
 
     /// <summary>A simulator writing through <paramref name="client"/>.</summary>
     public NodeSimulator(IKubernetes client, NodeSimulatorOptions? options = null, TimeProvider? time = null, ILogger? logger = null)
@@ -128,8 +130,44 @@ public sealed class NodeSimulator : IAsyncDisposable
     /// <summary>Starts watching pods and heartbeating; returns once the pod watch has listed.</summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
+        await EnsureLogServerAsync(cancellationToken).ConfigureAwait(false);
         _running = Task.WhenAll(_pods.RunAsync(_stop.Token), HeartbeatLoopAsync(_stop.Token));
         await _pods.Synced.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The kubelet's log endpoint for this simulator's nodes (their status names its port), so <c>kubectl logs</c> and
+    /// the API's pods/log work: function and sandbox pods run as processes have their output there; other containers
+    /// have an empty log. The API server must reach nodes by InternalIP (127.0.0.1), as <see cref="ControlPlane"/> sets.
+    /// </summary>
+    public int KubeletPort => _logServer?.Port ?? 0;
+
+    private async Task<int> EnsureLogServerAsync(CancellationToken ct)
+    {
+        await _logServerGate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            _logServer ??= await ContainerLogServer.StartAsync(ContainerLog, ct).ConfigureAwait(false);
+            return _logServer.Port;
+        }
+        finally
+        {
+            _logServerGate.Release();
+        }
+    }
+
+    /// <summary>A container's log as the kubelet would serve it; null for a pod this simulator does not know.</summary>
+    private ContainerLogSource? ContainerLog(string @namespace, string name, string container)
+    {
+        var pod = _pods.Get(new ObjectKey(@namespace, name));
+        if (pod?.Spec?.NodeName is not { } node || !_nodes.ContainsKey(node))
+        {
+            return null;
+        }
+
+        var process = _processes.TryGetValue(pod.Metadata.Uid, out var pair) ? pair.ProcessOf(container) : null;
+        var path = process?.ContainerLogPath ?? _options.Processes?.ContainerLogPath(@namespace, name, container);
+        return new ContainerLogSource(path, () => process is { HasExited: false });
     }
 
     /// <summary>Registers a Ready node named <paramref name="name"/> shaped like <paramref name="preset"/>, with extra <paramref name="labels"/>.</summary>
@@ -157,7 +195,7 @@ public sealed class NodeSimulator : IAsyncDisposable
             {
                 Taints = [new V1Taint { Key = "nvidia.com/gpu", Effect = "NoSchedule" }],
             },
-            Status = ReadyStatus(name, preset, _time.GetUtcNow().UtcDateTime),
+            Status = ReadyStatus(name, preset, _time.GetUtcNow().UtcDateTime, await EnsureLogServerAsync(cancellationToken).ConfigureAwait(false)),
         };
         if (preset.Gpus == 0)
         {
@@ -231,6 +269,12 @@ public sealed class NodeSimulator : IAsyncDisposable
         }
 
         _processes.Clear();
+        if (_logServer is not null)
+        {
+            await _logServer.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _logServerGate.Dispose();
         _probe.Dispose();
         _hooks.Dispose();
 
@@ -278,7 +322,7 @@ public sealed class NodeSimulator : IAsyncDisposable
     private async Task HeartbeatAsync(string name, GpuNodePreset preset, CancellationToken ct)
     {
         var now = _time.GetUtcNow().UtcDateTime;
-        var patch = new V1Node { Status = ReadyStatus(name, preset, now) };
+        var patch = new V1Node { Status = ReadyStatus(name, preset, now, KubeletPort) };
         await _client.CoreV1.PatchNodeStatusAsync(new V1Patch(KubernetesJson.Serialize(patch), V1Patch.PatchType.MergePatch), name,
             cancellationToken: ct).ConfigureAwait(false);
         await RenewLeaseAsync(name, now, ct).ConfigureAwait(false);
@@ -288,7 +332,7 @@ public sealed class NodeSimulator : IAsyncDisposable
     /// What a healthy kubelet reports. A node is created with it too (the API server keeps a node's status on create), so
     /// the node lifecycle controller never sees the node without a Ready condition and never taints it not-ready.
     /// </summary>
-    private static V1NodeStatus ReadyStatus(string name, GpuNodePreset preset, DateTime now)
+    private static V1NodeStatus ReadyStatus(string name, GpuNodePreset preset, DateTime now, int kubeletPort)
     {
         var capacity = new Dictionary<string, ResourceQuantity>
         {
@@ -314,6 +358,7 @@ public sealed class NodeSimulator : IAsyncDisposable
                 Condition("PIDPressure", "False", "KubeletHasSufficientPID"),
             ],
             Addresses = [new V1NodeAddress { Type = "InternalIP", Address = "127.0.0.1" }, new V1NodeAddress { Type = "Hostname", Address = name }],
+            DaemonEndpoints = new V1NodeDaemonEndpoints { KubeletEndpoint = new V1DaemonEndpoint { Port = kubeletPort } },
             NodeInfo = new V1NodeSystemInfo
             {
                 KubeletVersion = "v1.20.2-pilotlight-sim", KubeProxyVersion = "", OperatingSystem = "linux", Architecture = "amd64",

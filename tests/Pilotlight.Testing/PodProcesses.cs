@@ -18,6 +18,15 @@ public sealed record FunctionProcessOptions(string ShimDll, string ModelServerDl
         Path.Combine(RepositoryRoot.Path, "runtime-shim", "Pilotlight.RuntimeShim", "bin", configuration, "net10.0", "Pilotlight.RuntimeShim.dll"),
         Path.Combine(RepositoryRoot.Path, "samples", "model-server", "Pilotlight.SampleModelServer", "bin", configuration, "net10.0", "Pilotlight.SampleModelServer.dll"),
         logDirectory);
+
+    /// <summary>
+    /// Where a function container's output is kept in CRI format, as a kubelet keeps it (the simulated kubelet serves
+    /// it at /containerLogs). One file per container across restarts, so a restarted container's log holds its earlier
+    /// runs too. Sandbox agents keep writing their plain log only: read through a pipe, a process the agent starts
+    /// that outlives it would hold the pipe open and slow its stop.
+    /// </summary>
+    public string ContainerLogPath(string @namespace, string pod, string container) =>
+        Path.Combine(LogDirectory, "containers", $"{@namespace}_{pod}_{container}.log");
 }
 
 /// <summary>The two processes of one simulated function pod.</summary>
@@ -66,13 +75,15 @@ internal sealed class PodProcessPair
         serverEnv["PORT"] = userPort.ToString(CultureInfo.InvariantCulture);
         serverEnv["LISTEN_ADDRESS"] = ip;
         serverEnv["POD_NAME"] = pod.Metadata.Name;
-        var server = ManagedProcess.Start("dotnet", [options.ModelServerDll], Path.Combine(options.LogDirectory, $"{name}.server.log"), serverEnv);
+        var server = ManagedProcess.Start("dotnet", [options.ModelServerDll], Path.Combine(options.LogDirectory, $"{name}.server.log"), serverEnv,
+            options.ContainerLogPath(pod.Metadata.NamespaceProperty, pod.Metadata.Name, function.Name));
 
         // localhost inside a pod is the pod's own address here.
         shimEnv["PILOTLIGHT_LISTEN_ADDRESS"] = ip;
         shimEnv["PILOTLIGHT_UPSTREAM"] = $"http://{ip}:{userPort}";
         shimEnv["PILOTLIGHT_GPU_SIMULATE"] = "true";
-        var shimProcess = ManagedProcess.Start("dotnet", [options.ShimDll], Path.Combine(options.LogDirectory, $"{name}.shim.log"), shimEnv);
+        var shimProcess = ManagedProcess.Start("dotnet", [options.ShimDll], Path.Combine(options.LogDirectory, $"{name}.shim.log"), shimEnv,
+            options.ContainerLogPath(pod.Metadata.NamespaceProperty, pod.Metadata.Name, shim.Name));
         return new PodProcessPair(server, shimProcess, new Uri($"http://{ip}:{shimPort}/ready"))
         {
             Startup = function.StartupProbe is { HttpGet: { } get } probe && HttpGetUri(pod, get, ip) is { } uri
