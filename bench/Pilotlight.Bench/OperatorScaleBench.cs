@@ -437,6 +437,9 @@ internal static class OperatorScaleBench
         sb.AppendLine("log records; the bench's own requests (admin) are not in it. A tenth of the functions have minReplicas 1, the rest 0;");
         sb.AppendLine($"their pods go Running and Ready on simulated nodes of {GpusPerNode} GPUs with no processes. The simulator (admin) heartbeats");
         sb.AppendLine("each node every 10 s (status and Lease), as kubelets renew Leases.");
+        sb.AppendLine(ExtraOperatorArgs.Length == 0
+            ? "The operator runs with its default workers and API client rate (8 workers, 100 qps, burst 200)."
+            : $"The operator's flags beyond the chart's (PILOTLIGHT_BENCH_OPERATOR_ARGS): `{string.Join(' ', ExtraOperatorArgs)}`.");
         sb.AppendLine();
         sb.AppendLine("- converge: from the operator's process start to every function's status current (observedGeneration = generation,");
         sb.AppendLine("  Ready True: ScaledToZero at minReplicas 0, a ready replica at 1), counted every second from a watch (an informer).");

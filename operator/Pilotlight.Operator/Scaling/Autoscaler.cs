@@ -159,7 +159,7 @@ public sealed partial class Autoscaler : IController
         {
             var key = ObjectKey.Of(function);
             var entry = EntryOf(function);
-            bool changed;
+            bool changed, moved;
             lock (entry)
             {
                 var seen = demand.GetValueOrDefault(key);
@@ -194,7 +194,8 @@ public sealed partial class Autoscaler : IController
                 var current = new DemandNow(seen?.InFlight ?? 0, entry.PodLoad.Count(p => p.Value > 0), mayScaleDown, waiting);
                 entry.State = ScaleDecider.Decide(function.Spec.Scaling, entry.State, entry.Samples, function.Status?.ReadyReplicas ?? 0, now,
                     _settings, current);
-                changed = before != entry.State.Desired || !entry.Ticked;
+                moved = before != entry.State.Desired;
+                changed = moved || !entry.Ticked;
                 entry.Ticked = true;
 
                 string ns = key.Namespace ?? "", name = key.Name;
@@ -205,7 +206,13 @@ public sealed partial class Autoscaler : IController
 
             if (changed)
             {
-                LogDesired(_logger, key, entry.State.Desired);
+                // A function's first tick only states what it already had: logged at Information it was one line per
+                // function at every leader start (10,000 lines at 10,000 functions).
+                if (moved)
+                {
+                    LogDesired(_logger, key, entry.State.Desired);
+                }
+
                 Changed?.Invoke(key);
             }
         }
