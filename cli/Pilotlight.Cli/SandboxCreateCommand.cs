@@ -14,7 +14,7 @@ public static class SandboxCreateCommand
         var idle = new Option<string?>("--idle-timeout") { Description = "End after this long without activity, e.g. 120s." };
         var gpus = new Option<int?>("--gpus") { Description = "GPUs to attach." };
         var gpuType = new Option<string?>("--gpu-type") { Description = "GPU type, with --gpus." };
-        var wait = new Option<TimeSpan>("--wait") { Description = "How long to wait for Ready (0: do not wait).", DefaultValueFactory = _ => TimeSpan.FromMinutes(2) };
+        var wait = Durations.Option("--wait", "How long to wait for Ready, e.g. 90s (0s: do not wait).", TimeSpan.FromMinutes(2));
         var command = new Command("create", """
             Create a sandbox and wait until it is ready.
 
@@ -30,7 +30,7 @@ public static class SandboxCreateCommand
             var (ns, n) = ClientOptions.Target(result.GetValue(name)!, connection.Namespace);
             var request = new SandboxRequest(n, result.GetValue(image)!, result.GetValue(timeout), result.GetValue(idle), result.GetValue(gpus), result.GetValue(gpuType));
             var resources = new PilotlightResources(connection);
-            var waitFor = result.GetValue(wait);
+            var waitFor = result.GetValue(wait) ?? TimeSpan.FromMinutes(2);
             if (waitFor <= TimeSpan.Zero)
             {
                 await resources.CreateAsync(PilotlightKind.Sandbox, ns, SandboxClient.Manifest(request), ct).ConfigureAwait(false);

@@ -12,7 +12,7 @@ public static class SandboxExecCommand
         var argv = new Argument<string[]>("command") { Description = "The program and its arguments (after --); no shell is involved.", Arity = ArgumentArity.OneOrMore };
         var stdin = new Option<bool>("--stdin", "-i") { Description = "Feed this process's standard input to the command." };
         var workdir = new Option<string?>("--workdir", "-w") { Description = "Directory to run in, relative to the workspace." };
-        var timeout = new Option<TimeSpan?>("--timeout") { Description = "Kill the command after this long (at most 1 h)." };
+        var timeout = Durations.Option("--timeout", "Kill the command after this long, e.g. 30s (at most 1h).");
         var env = new Option<string[]>("--env", "-e") { Description = "Environment variable NAME=VALUE (repeatable).", AllowMultipleArgumentsPerToken = false };
         var command = new Command("exec", """
             Run a command in a sandbox. Its stdout and stderr go to yours; the exit code is the command's.

@@ -120,4 +120,13 @@ public class CommandLineTests
         console.Write(GetCommand.FunctionTable([function], false, new DateTimeOffset(2026, 11, 23, 12, 0, 0, TimeSpan.Zero)));
         Assert.That(text.ToString(), Does.Contain("llm").And.Contain("http://gw/a/llm").And.Contain("1/2").And.Contain("60s ago").And.Contain("12.3"));
     }
+
+    [Test]
+    public void Durations_are_written_like_90s_or_5m()
+    {
+        Assert.That(CliProgram.Parse(["sandbox", "create", "x", "--image", "i", "--wait", "90s"]).GetValue<TimeSpan?>("--wait"), Is.EqualTo(TimeSpan.FromSeconds(90)));
+        Assert.That(CliProgram.Parse(["sandbox", "create", "x", "--image", "i"]).GetValue<TimeSpan?>("--wait"), Is.EqualTo(TimeSpan.FromMinutes(2)));
+        Assert.That(CliProgram.Parse(["sandbox", "exec", "x", "--timeout", "1.5m", "--", "true"]).GetValue<TimeSpan?>("--timeout"), Is.EqualTo(TimeSpan.FromSeconds(90)));
+        Assert.That(CliProgram.Parse(["sandbox", "create", "x", "--image", "i", "--wait", "soon"]).Errors, Is.Not.Empty);
+    }
 }
