@@ -149,4 +149,23 @@ public class CliTests() : ServingFixture(23, "cli")
             Directory.Delete(Path.GetDirectoryName(back)!, recursive: true);
         }
     }
+
+    [Test]
+    public async Task The_native_binary_from_make_cli_prints_its_version_and_lists_functions()
+    {
+        var binary = Path.Combine(RepositoryRoot.Path, "bin", "pilotlight");
+        if (!File.Exists(binary))
+        {
+            Assert.Ignore("./bin/pilotlight is not built (make cli)");
+        }
+
+        var ns = await Plane.CreateNamespaceAsync("cli-aot");
+        (await Kubectl.ApplyAsync(FunctionManifest("native"), ns)).EnsureSuccess();
+        (await ProcessRunner.RunAsync(binary, ["version"], null)).EnsureSuccess();
+        var listed = await ProcessRunner.RunAsync(binary, ["get", "functions", "-n", ns, "--kubeconfig", Plane.KubeconfigPath, "-o", "json"], null);
+        Assert.That(listed.ExitCode, Is.Zero, listed.StandardError);
+        Assert.That(JsonNode.Parse(listed.StandardOutput)?["items"]?[0]?["metadata"]?["name"]?.GetValue<string>(), Is.EqualTo("native"));
+        var table = (await ProcessRunner.RunAsync(binary, ["get", "functions", "-n", ns, "--kubeconfig", Plane.KubeconfigPath], null)).EnsureSuccess();
+        Assert.That(table.StandardOutput, Does.Contain("native").And.Contain("ENDPOINT"));
+    }
 }
