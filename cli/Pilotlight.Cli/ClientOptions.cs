@@ -57,6 +57,19 @@ public static class ClientOptions
         var candidates = function is not null
             ? [await resources.GetAsync(PilotlightKind.GpuFunction, ns, function, cancellationToken).ConfigureAwait(false)]
             : await resources.ListAsync(PilotlightKind.GpuFunction, ns, cancellationToken).ConfigureAwait(false);
+        if (function is null && candidates.Count == 0)
+        {
+            // Sandboxes have no endpoint of their own: any function's names the same gateway.
+            try
+            {
+                candidates = await resources.ListAsync(PilotlightKind.GpuFunction, null, cancellationToken).ConfigureAwait(false);
+            }
+            catch (PilotlightClientException)
+            {
+                // Not allowed to list across namespaces: fall through to the hint below.
+            }
+        }
+
         foreach (var f in candidates)
         {
             if (CliOutput.Text(f, "status", "endpoint") is { Length: > 0 } endpoint)
