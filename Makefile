@@ -7,12 +7,18 @@ CONFIG ?= Release
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
-.PHONY: all build crds crds-check test test-unit test-integration test-real-node bench bench-real-node demo demo-real usage pod-processes control-plane chart-check images test-e2e clean real-node real-node-up real-node-down real-node-images real-node-smoke
+.PHONY: all build cli crds crds-check test test-unit test-integration test-real-node bench bench-real-node demo demo-real usage pod-processes control-plane chart-check images test-e2e clean real-node real-node-up real-node-down real-node-images real-node-smoke
 
 all: build
 
 build:
 	$(DOTNET) build Operator.sln -c $(CONFIG)
+
+## cli: the pilotlight CLI as one NativeAOT binary, ./bin/pilotlight, with ./bin/kubectl-pilotlight for `kubectl pilotlight`
+CLI_RID ?= linux-$(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x64)
+cli:
+	$(DOTNET) publish cli/Pilotlight.Cli -c $(CONFIG) -r $(CLI_RID) -p:PublishAot=true -p:StripSymbols=true -o bin -nologo
+	ln -sf pilotlight bin/kubectl-pilotlight
 
 ## crds: regenerate crds/ from the C# API types
 crds:

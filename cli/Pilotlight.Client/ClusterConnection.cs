@@ -45,7 +45,7 @@ public sealed class ClusterConnection : IDisposable
                 throw new PilotlightClientException(
                     $"No kubeconfig at {path}.", "Pass --kubeconfig, set KUBECONFIG, or create ~/.kube/config (e.g. with your cloud's get-credentials command).");
             }
-            configuration = KubernetesClientConfiguration.BuildConfigFromConfigFile(path, currentContext: context);
+            configuration = KubeconfigReader.Load(path, context);
         }
         return new ClusterConnection(configuration, @namespace ?? configuration.Namespace ?? "default");
     }

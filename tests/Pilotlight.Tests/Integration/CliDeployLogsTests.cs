@@ -70,7 +70,7 @@ public class CliDeployLogsTests() : ServingFixture(61, "cli")
     {
         var output = new Captured();
         var error = new Captured();
-        var run = Pilotlight.Cli.Program.Build().Parse([.. args, "--kubeconfig", Plane.KubeconfigPath, "-n", ns])
+        var run = Pilotlight.Cli.Program.Parse([.. args, "--kubeconfig", Plane.KubeconfigPath, "-n", ns])
             .InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, ct);
         return (run, output, error);
     }

@@ -1,0 +1,48 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+
+namespace Pilotlight.Cli;
+
+/// <summary>Durations as people write them on a command line: 90s, 5m, 1h, 2d (or 00:01:30).</summary>
+internal static class Durations
+{
+    /// <summary>A duration option with that syntax.</summary>
+    public static Option<TimeSpan?> Option(string name, string description, TimeSpan? defaultValue = null) => new(name)
+    {
+        Description = description,
+        CustomParser = Parse,
+        DefaultValueFactory = defaultValue is { } d ? _ => d : null!,
+    };
+
+    private static TimeSpan? Parse(ArgumentResult result)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (TryParse(text, out var value))
+        {
+            return value;
+        }
+
+        result.AddError($"'{text}' is not a duration (write 90s, 5m, 1h or 2d).");
+        return null;
+    }
+
+    /// <summary>Parses 90s / 5m / 1.5h / 2d / 500ms, or a TimeSpan (hh:mm:ss).</summary>
+    public static bool TryParse(string text, out TimeSpan value)
+    {
+        text = text.Trim();
+        (string Suffix, Func<double, TimeSpan> Make)[] units =
+            [("ms", TimeSpan.FromMilliseconds), ("s", TimeSpan.FromSeconds), ("m", TimeSpan.FromMinutes), ("h", TimeSpan.FromHours), ("d", TimeSpan.FromDays)];
+        foreach (var (suffix, make) in units)
+        {
+            if (text.EndsWith(suffix, StringComparison.Ordinal)
+                && double.TryParse(text[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var amount) && amount >= 0)
+            {
+                value = make(amount);
+                return true;
+            }
+        }
+
+        return TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out value) && value >= TimeSpan.Zero;
+    }
+}
