@@ -14,6 +14,8 @@ public static class Program
         GlobalOptions.AddTo(root);
         // Commands, one line each (keep sorted; each file owns its command).
         root.Subcommands.Add(VersionCommand.Create());
+        // TODO merge: move under sandbox
+        root.Subcommands.Add(SandboxShellCommand.Create());
         return root;
     }
 }
