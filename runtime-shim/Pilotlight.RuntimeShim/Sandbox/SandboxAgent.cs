@@ -74,7 +74,8 @@ internal sealed class SandboxAgent(
                 ? Json(context, StatusCodes.Status200OK, activity.Report(), ShimJson.Plain.ActivityReport)
                 : NotAllowed(context, "GET"),
             "/exec" => HttpMethods.IsPost(method) ? exec.RunAsync(context) : NotAllowed(context, "POST"),
-            "/exec/ws" => HttpMethods.IsGet(method) ? execSocket.RunAsync(context) : NotAllowed(context, "GET"),
+            // GET for an HTTP/1.1 upgrade, CONNECT for a WebSocket over HTTP/2 (RFC 8441), which the gateway's forwarder prefers.
+            "/exec/ws" => HttpMethods.IsGet(method) || HttpMethods.IsConnect(method) ? execSocket.RunAsync(context) : NotAllowed(context, "GET"),
             "/files" => method switch
             {
                 _ when HttpMethods.IsGet(method) => files.ReadAsync(context),
