@@ -38,10 +38,12 @@ public static class SandboxShellCommand
                 var ns = result.GetValue(GlobalOptions.Namespace) ?? "default";
                 var argv = result.GetValue(commandLine) is { Length: > 0 } given ? given : ["/bin/sh"];
                 var tty = LocalTerminal.IsTerminal(0) && LocalTerminal.IsTerminal(1);
-                using var raw = tty ? LocalTerminal.EnterRawMode() : null;
+                // The console streams first: the runtime notes the terminal's settings when it sets them up, and must
+                // note the user's, not raw mode.
                 await using var stdin = Console.OpenStandardInput();
                 await using var stdout = Console.OpenStandardOutput();
                 await using var stderr = Console.OpenStandardError();
+                using var raw = tty ? LocalTerminal.EnterRawMode() : null;
                 return await new SandboxShell(gateway, token).RunAsync(ns, result.GetValue(sandbox)!, argv, tty, stdin, stdout, stderr, cancellationToken);
             }
             catch (PilotlightClientException e)
