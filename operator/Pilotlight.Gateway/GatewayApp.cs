@@ -102,7 +102,7 @@ public static class GatewayApp
         var entry = new InvocationEntry(functions, access, clientLimits, proxy, options);
         var sandboxes = new Informer<Sandbox>(ListWatch.ForCustomResource<Sandbox>(client), time: time, logger: loggers.CreateLogger("informer.sandboxes"));
         var sandboxApi = new SandboxApi(sandboxes, pods, client, signals, options.AgentPort, time, loggers.CreateLogger("sandbox"),
-            options.AgentClientCertificate);
+            options.AgentClientCertificate, app.Services.GetRequiredService<IHttpForwarder>());
 
         var drain = app.Services.GetRequiredService<GatewayDrain>();
         var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();

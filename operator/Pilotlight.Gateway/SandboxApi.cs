@@ -10,13 +10,14 @@ using Microsoft.Extensions.Logging;
 using Pilotlight.Api.V1Alpha1;
 using Pilotlight.Contracts;
 using Pilotlight.ControllerRuntime;
+using Yarp.ReverseProxy.Forwarder;
 
 namespace Pilotlight.Gateway;
 
 /// <summary>
 /// The gateway's sandbox API, under <c>/_sandbox/{namespace}/{name}/</c> (an
 /// underscore cannot start a namespace, so it never shadows a function):
-/// <c>POST exec</c>, <c>GET|PUT|DELETE files?path=</c>, <c>GET files/list?path=</c>
+/// <c>POST exec</c>, <c>GET exec/ws</c> (a WebSocket upgrade, forwarded by YARP without the caller's credentials), <c>GET|PUT|DELETE files?path=</c>, <c>GET files/list?path=</c>
 /// and <c>POST terminate</c>. Callers present a Kubernetes bearer token; the
 /// gateway checks it with a TokenReview and asks a SubjectAccessReview whether
 /// that user may do the operation on that sandbox: no token or an invalid one
@@ -27,6 +28,12 @@ public sealed class SandboxApi
 {
     /// <summary>URL prefix of the API.</summary>
     public const string Prefix = "/_sandbox";
+
+    /// <summary>The header naming the sandbox pod's namespace for its agent.</summary>
+    internal const string NamespaceHeader = "X-Pilotlight-Sandbox-Namespace";
+
+    /// <summary>The header naming the sandbox pod's UID for its agent.</summary>
+    internal const string PodUidHeader = "X-Pilotlight-Pod-Uid";
 
     private static readonly TimeSpan ReviewCacheFor = TimeSpan.FromSeconds(10);
     private readonly Informer<Sandbox> _sandboxes;
@@ -40,11 +47,14 @@ public sealed class SandboxApi
     // Bounded: one entry per token, operation and sandbox, so random tokens cannot grow it without end.
     private readonly MemoryCache _reviews = new(new MemoryCacheOptions { SizeLimit = 10_000 });
     private readonly SignalBoard _signals;
+    private readonly IHttpForwarder? _forwarder;
+    private readonly HttpMessageInvoker _sockets;
 
     /// <summary>The API over the given caches.</summary>
     public SandboxApi(Informer<Sandbox> sandboxes, Informer<V1Pod> pods, IKubernetes client, SignalBoard signals, int agentPort, TimeProvider time, ILogger logger,
-        Func<X509Certificate2?>? clientCertificate = null)
+        Func<X509Certificate2?>? clientCertificate = null, IHttpForwarder? forwarder = null)
     {
+        _forwarder = forwarder;
         _secure = clientCertificate is not null;
         _signals = signals;
         _sandboxes = sandboxes;
@@ -66,12 +76,22 @@ public sealed class SandboxApi
         }
 
         _agents = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
+        // Interactive exec goes through YARP's forwarder (WebSocket upgrades), with a handler as its docs prescribe.
+        _sockets = new HttpMessageInvoker(new SocketsHttpHandler
+        {
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            AutomaticDecompression = System.Net.DecompressionMethods.None,
+            UseCookies = false,
+            ConnectTimeout = TimeSpan.FromSeconds(15),
+            SslOptions = handler.SslOptions,
+        });
     }
 
     /// <summary>What an operation needs in RBAC terms: (verb, subresource).</summary>
     public static (string Verb, string Subresource)? Permission(string method, string operation) => (method, operation) switch
     {
-        ("POST", "exec") => ("create", "exec"),
+        ("POST", "exec") or ("GET", "exec/ws") => ("create", "exec"),
         ("GET", "files") or ("GET", "files/list") => ("get", "files"),
         ("PUT", "files") or ("DELETE", "files") => ("update", "files"),
         ("POST", "terminate") => ("update", "terminate"),
@@ -150,8 +170,15 @@ public sealed class SandboxApi
         _signals.Activity(key, sandbox.Metadata.Uid, 1);
         try
         {
-            await ForwardAsync(context, new Uri($"{(_secure ? "https" : "http")}://{ip}:{_agentPort}/{operation}{context.Request.QueryString}"), pod, ct)
-                .ConfigureAwait(false);
+            var target = new Uri($"{(_secure ? "https" : "http")}://{ip}:{_agentPort}/{operation}{context.Request.QueryString}");
+            if (operation == "exec/ws")
+            {
+                await ForwardSocketAsync(context, target, pod).ConfigureAwait(false);
+            }
+            else
+            {
+                await ForwardAsync(context, target, pod, ct).ConfigureAwait(false);
+            }
         }
         finally
         {
@@ -232,8 +259,8 @@ public sealed class SandboxApi
 
         using var request = new HttpRequestMessage(new HttpMethod(context.Request.Method), target);
         // The pod this call is for: its agent refuses a call meant for another (a reused IP, a stale endpoint).
-        request.Headers.Add("X-Pilotlight-Sandbox-Namespace", pod.Metadata.NamespaceProperty);
-        request.Headers.Add("X-Pilotlight-Pod-Uid", pod.Metadata.Uid);
+        request.Headers.Add(NamespaceHeader, pod.Metadata.NamespaceProperty);
+        request.Headers.Add(PodUidHeader, pod.Metadata.Uid);
         if (context.Request.ContentLength is > 0 || context.Request.Headers.TransferEncoding.Count > 0)
         {
             request.Content = new StreamContent(context.Request.Body);
@@ -280,6 +307,25 @@ public sealed class SandboxApi
                 await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), ct).ConfigureAwait(false);
                 await context.Response.Body.FlushAsync(ct).ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>Passes an interactive exec's WebSocket upgrade to the agent and both directions of it until either side closes.</summary>
+    private async Task ForwardSocketAsync(HttpContext context, Uri target, V1Pod pod)
+    {
+        if (_forwarder is null)
+        {
+            await ProblemAsync(context, StatusCodes.Status501NotImplemented, "interactive exec is not available on this gateway").ConfigureAwait(false);
+            return;
+        }
+
+        var transformer = new SandboxSocketTransformer(target, pod.Metadata.NamespaceProperty, pod.Metadata.Uid);
+        // An idle shell is not a dead one: the agent's own exec timeout (at most an hour) ends it.
+        var config = new ForwarderRequestConfig { ActivityTimeout = TimeSpan.FromHours(1) + TimeSpan.FromMinutes(1) };
+        var error = await _forwarder.SendAsync(context, target.GetLeftPart(UriPartial.Authority), _sockets, config, transformer).ConfigureAwait(false);
+        if (error != ForwarderError.None)
+        {
+            _logger.LogInformation("Interactive exec to {Pod} ended with {Error}", pod.Metadata.Name, error);
         }
     }
 

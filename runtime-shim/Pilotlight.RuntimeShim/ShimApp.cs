@@ -175,10 +175,12 @@ public static class ShimApp
             "Sandbox agent listening on {Addresses}, workspace {Workspace} (exec timeout {Timeout}, max file {MaxFileBytes} bytes)",
             string.Join(", ", app.Urls), app.Services.GetRequiredService<WorkspacePaths>().Root, sandbox.ExecTimeout, sandbox.MaxFileBytes));
         app.Lifetime.ApplicationStopping.Register(exec.KillAll);
+        app.Lifetime.ApplicationStopping.Register(app.Services.GetRequiredService<ExecSocket>().KillAll);
         var main = app.Services.GetRequiredService<SandboxMainProcess>();
         app.Lifetime.ApplicationStarted.Register(main.Start);
         app.Lifetime.ApplicationStopping.Register(main.Kill);
 
+        app.UseWebSockets();
         app.Run(agent.HandleAsync);
         return app;
     }

@@ -56,6 +56,25 @@ internal sealed class ChildProcesses(TimeProvider time, ILogger<ChildProcesses> 
     }
 
     /// <summary>
+    /// Starts a process by <paramref name="spawn"/> (which returns its pid; the caller reaps it with waitpid) and
+    /// records it as the agent's own child, so <see cref="ReapOrphans"/> never takes its exit status.
+    /// </summary>
+    public int Spawn(Func<int> spawn, out ulong? startTime)
+    {
+        lock (_lock)
+        {
+            var pid = spawn();
+            startTime = ProcessTable.ReadEntry(pid)?.StartTime;
+            if (startTime is { } start)
+            {
+                _started[pid] = start;
+            }
+
+            return pid;
+        }
+    }
+
+    /// <summary>
     /// Process hygiene for the sandbox agent, once at start (Linux only): becomes a child subreaper, so processes
     /// orphaned by the commands it runs are reparented to it wherever it runs (PID 1 of a container or not), and
     /// reaps them every <see cref="ReapInterval"/>; and makes itself not dumpable, so the code it runs (same UID,

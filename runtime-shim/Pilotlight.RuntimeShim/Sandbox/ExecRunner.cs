@@ -264,7 +264,8 @@ internal sealed class ExecRunner(
         }
     }
 
-    private bool TryPrepare(ExecRequest request, out ProcessStartInfo start, out TimeSpan timeout, out string error)
+    /// <summary>Checks an exec request and turns it into what starts the command: the rules every exec follows (argv, env, workingDir, timeout).</summary>
+    internal bool TryPrepare(ExecRequest request, out ProcessStartInfo start, out TimeSpan timeout, out string error)
     {
         start = null!;
         timeout = options.ExecTimeout;

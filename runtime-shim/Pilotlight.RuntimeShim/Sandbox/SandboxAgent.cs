@@ -5,7 +5,7 @@ namespace Pilotlight.RuntimeShim.Sandbox;
 
 /// <summary>
 /// Sandbox mode's HTTP API, the only thing served in that mode:
-/// <c>GET /ready</c>, <c>POST /exec</c> (NDJSON output stream), <c>GET|PUT|DELETE /files?path=</c>,
+/// <c>GET /ready</c>, <c>POST /exec</c> (NDJSON output stream), <c>GET /exec/ws</c> (interactive exec, <see cref="ExecSocket"/>), <c>GET|PUT|DELETE /files?path=</c>,
 /// <c>GET /files/list?path=</c> and <c>GET /activity</c>. Errors are <c>{"error": "..."}</c>; other paths 404.
 /// </summary>
 internal sealed class SandboxAgent(
@@ -13,6 +13,7 @@ internal sealed class SandboxAgent(
     ShimRuntime runtime,
     SandboxActivity activity,
     ExecRunner exec,
+    ExecSocket execSocket,
     SandboxFiles files,
     ILogger<SandboxAgent> log)
 {
@@ -24,6 +25,7 @@ internal sealed class SandboxAgent(
         services.AddSingleton<SandboxActivity>();
         services.AddSingleton<ChildProcesses>();
         services.AddSingleton<ExecRunner>();
+        services.AddSingleton<ExecSocket>();
         services.AddSingleton<SandboxFiles>();
         services.AddSingleton<SandboxAgent>();
         services.AddSingleton<SandboxMainProcess>();
@@ -72,6 +74,8 @@ internal sealed class SandboxAgent(
                 ? Json(context, StatusCodes.Status200OK, activity.Report(), ShimJson.Plain.ActivityReport)
                 : NotAllowed(context, "GET"),
             "/exec" => HttpMethods.IsPost(method) ? exec.RunAsync(context) : NotAllowed(context, "POST"),
+            // GET for an HTTP/1.1 upgrade, CONNECT for a WebSocket over HTTP/2 (RFC 8441), which the gateway's forwarder prefers.
+            "/exec/ws" => HttpMethods.IsGet(method) || HttpMethods.IsConnect(method) ? execSocket.RunAsync(context) : NotAllowed(context, "GET"),
             "/files" => method switch
             {
                 _ when HttpMethods.IsGet(method) => files.ReadAsync(context),

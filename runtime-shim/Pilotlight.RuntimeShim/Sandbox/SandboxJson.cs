@@ -53,10 +53,58 @@ public sealed record FileList(IReadOnlyList<FileEntry> Entries);
 /// <param name="Running">Execs in flight.</param>
 public sealed record ActivityReport(string LastActivity, int Running);
 
+/// <summary>
+/// A text frame a client sends on <c>GET /exec/ws</c>: <c>start</c> first (command, tty, rows, cols, env, cwd,
+/// timeoutSeconds), then any of <c>resize</c> (rows, cols), <c>signal</c> (name: SIGINT, SIGTERM, SIGKILL, ...) and <c>eof</c>.
+/// </summary>
+public sealed record ExecSocketMessage
+{
+    /// <summary>start, resize, signal or eof.</summary>
+    public string? Type { get; init; }
+
+    /// <summary>start: the program and its arguments, as <see cref="ExecRequest.Argv"/>.</summary>
+    public IReadOnlyList<string?>? Command { get; init; }
+
+    /// <summary>start: run on a pseudo-terminal (stdout and stderr then arrive as one stream, 1).</summary>
+    public bool Tty { get; init; }
+
+    /// <summary>start and resize: the terminal's rows.</summary>
+    public int? Rows { get; init; }
+
+    /// <summary>start and resize: the terminal's columns.</summary>
+    public int? Cols { get; init; }
+
+    /// <summary>start: as <see cref="ExecRequest.Env"/>.</summary>
+    public IReadOnlyDictionary<string, string?>? Env { get; init; }
+
+    /// <summary>start: as <see cref="ExecRequest.WorkingDir"/>.</summary>
+    public string? Cwd { get; init; }
+
+    /// <summary>start: as <see cref="ExecRequest.TimeoutSeconds"/>.</summary>
+    public double? TimeoutSeconds { get; init; }
+
+    /// <summary>signal: the signal's name.</summary>
+    public string? Name { get; init; }
+}
+
+/// <summary>The last text frame of <c>GET /exec/ws</c> when the command ran: <c>{"type":"exit","code":n,"timedOut":false}</c>.</summary>
+/// <param name="Type">Always exit.</param>
+/// <param name="Code">The exit code; 128 + the signal when a signal ended it.</param>
+/// <param name="TimedOut">True when the exec's timeout killed it.</param>
+public sealed record ExecSocketExit(string Type, int Code, bool TimedOut);
+
+/// <summary>The last text frame of <c>GET /exec/ws</c> when the exec could not run: <c>{"type":"error","message":"..."}</c>.</summary>
+/// <param name="Type">Always error.</param>
+/// <param name="Message">What was wrong, in one line.</param>
+public sealed record ExecSocketError(string Type, string Message);
+
 /// <summary>Source-generated JSON for everything the shim reads and writes (camelCase), so it can be published with NativeAOT.</summary>
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
 [JsonSerializable(typeof(ExecRequest))]
 [JsonSerializable(typeof(ExecResult))]
+[JsonSerializable(typeof(ExecSocketMessage))]
+[JsonSerializable(typeof(ExecSocketExit))]
+[JsonSerializable(typeof(ExecSocketError))]
 [JsonSerializable(typeof(SandboxError))]
 [JsonSerializable(typeof(FileWritten))]
 [JsonSerializable(typeof(FileList))]

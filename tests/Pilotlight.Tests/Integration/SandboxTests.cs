@@ -697,6 +697,28 @@ public class SandboxTests() : ServingFixture(9, "sbx", TimeSpan.FromMinutes(1))
         var events = await Client.CoreV1.ListNamespacedEventAsync(ns, fieldSelector: "reason=PodFailed");
         Assert.That(events.Items, Is.Not.Empty);
     }
+
+    [Test]
+    public async Task Interactive_shell_goes_through_the_gateway_for_a_user_rbac_allows_and_no_one_else()
+    {
+        var ns = await CreateAsync("sbx-shell", "work", "  idleTimeout: 2m");
+        await GrantAsync(ns, "alice");
+        await WaitReadyAsync(ns, "work");
+        var gateway = new Uri(GatewayUrl);
+
+        var refused = await Assert.ThrowsAsync<Pilotlight.Client.PilotlightClientException>(() =>
+            new Pilotlight.Client.SandboxShell(gateway, Plane.UserToken("bob")).ConnectAsync(ns, "work", CancellationToken.None));
+        Assert.That(refused!.Message, Does.Contain("403"));
+
+        using var output = new MemoryStream();
+        using var error = new MemoryStream();
+        var exit = await new Pilotlight.Client.SandboxShell(gateway, Plane.UserToken("alice")).RunAsync(ns, "work",
+            ["/bin/sh", "-c", "tty; stty size; exit 6"], tty: true, new MemoryStream(), output, error, CancellationToken.None);
+        var text = Encoding.UTF8.GetString(output.ToArray());
+        Assert.That(text, Does.Contain("/dev/pts/"));
+        Assert.That(text, Does.Contain("24 80"), "no local terminal: the default size");
+        Assert.That(exit, Is.EqualTo(6));
+    }
 }
 
 /// <summary>A forward-only stream of zero bytes of a given length (no length is advertised: HTTP sends it chunked).</summary>
