@@ -32,8 +32,6 @@ public static class Program
         root.Subcommands.Add(SandboxCommand.Create());
         root.Subcommands.Add(UsageCommand.Create());
         root.Subcommands.Add(VersionCommand.Create());
-        // TODO merge: move under sandbox
-        root.Subcommands.Add(SandboxShellCommand.Create());
         return root;
     }
 }

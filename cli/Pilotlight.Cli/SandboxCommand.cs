@@ -15,6 +15,7 @@ public static class SandboxCommand
               pilotlight sandbox create scratch --image python:3.12-slim
               pilotlight sandbox exec scratch -- python -c 'print(1)'
               pilotlight sandbox cp ./data scratch:data
+              pilotlight sandbox shell scratch
               pilotlight sandbox rm scratch
             """);
         // Subcommands, one line each (keep sorted; each file owns its command).
@@ -23,7 +24,7 @@ public static class SandboxCommand
         command.Subcommands.Add(SandboxExecCommand.Create());
         command.Subcommands.Add(SandboxLsCommand.Create());
         command.Subcommands.Add(SandboxRmCommand.Create());
-        // `sandbox shell` (interactive PTY) registers here: command.Subcommands.Add(SandboxShellCommand.Create());
+        command.Subcommands.Add(SandboxShellCommand.Create());
         return command;
     }
 

@@ -43,7 +43,7 @@ public sealed class SandboxShellTests
     private static async Task<(string Output, int Exit)> RunOnTerminalAsync(Uri gateway, string token, string setup, string args)
     {
         var cli = Path.Combine(AppContext.BaseDirectory, "pilotlight.dll");
-        var inner = $"{setup}; dotnet {cli} shell box --gateway {gateway} --token {token} {args}";
+        var inner = $"{setup}; dotnet {cli} sandbox shell box --gateway {gateway} --token {token} {args}";
         var start = new ProcessStartInfo("script", ["-qfec", inner, "/dev/null"])
         {
             RedirectStandardInput = true,
