@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using Pilotlight.Client;
 
 namespace Pilotlight.Cli;
 
@@ -31,16 +32,17 @@ internal static class Durations
     public static bool TryParse(string text, out TimeSpan value)
     {
         text = text.Trim();
-        (string Suffix, Func<double, TimeSpan> Make)[] units =
-            [("ms", TimeSpan.FromMilliseconds), ("s", TimeSpan.FromSeconds), ("m", TimeSpan.FromMinutes), ("h", TimeSpan.FromHours), ("d", TimeSpan.FromDays)];
-        foreach (var (suffix, make) in units)
+        // Days, which Go's syntax lacks, then Go's (90s, 5m, 1h30m), then hh:mm:ss.
+        if (text.EndsWith('d')
+            && double.TryParse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var days) && days >= 0)
         {
-            if (text.EndsWith(suffix, StringComparison.Ordinal)
-                && double.TryParse(text[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var amount) && amount >= 0)
-            {
-                value = make(amount);
-                return true;
-            }
+            value = TimeSpan.FromDays(days);
+            return true;
+        }
+
+        if (GoDuration.TryParse(text, out value))
+        {
+            return true;
         }
 
         return TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out value) && value >= TimeSpan.Zero;
