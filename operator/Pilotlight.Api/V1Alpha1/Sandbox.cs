@@ -15,7 +15,7 @@ namespace Pilotlight.Api.V1Alpha1;
 [CustomResource(Singular = "sandbox", ShortNames = ["sbx"], Categories = ["pilotlight"])]
 [PrinterColumn("READY", "string", ".status.conditions[?(@.type==\"Ready\")].status")]
 [PrinterColumn("REASON", "string", ".status.conditions[?(@.type==\"Ready\")].reason")]
-[PrinterColumn("EXPIRES", "date", ".status.expiresAt")]
+[PrinterColumn("EXPIRES", "string", ".status.expiresAt", Description = "When the sandbox ends, RFC 3339 (a string: kubectl prints a future date column as <invalid>)")]
 [PrinterColumn("POD", "string", ".status.podName", Priority = 1)]
 [PrinterColumn("GPU-SECONDS", "number", ".status.usage.gpuSeconds", Priority = 1, Description = "GPU-seconds billed so far")]
 [PrinterColumn("AGE", "date", ".metadata.creationTimestamp")]

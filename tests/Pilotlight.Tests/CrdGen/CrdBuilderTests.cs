@@ -40,6 +40,14 @@ public sealed class CrdBuilderTests
         Assert.That(names, Is.SupersetOf(expected));
     }
 
+    [Test]
+    public void A_sandboxs_expiry_is_a_string_column_as_kubectl_prints_a_future_date_column_invalid()
+    {
+        var columns = (YamlSequenceNode)Version("sandboxes")["additionalPrinterColumns"];
+        var expires = columns.Children.Cast<YamlMappingNode>().Single(c => ((YamlScalarNode)c["name"]).Value == "EXPIRES");
+        Assert.That(((YamlScalarNode)expires["type"]).Value, Is.EqualTo("string"));
+    }
+
     [TestCase("gpufunctions")]
     [TestCase("sandboxes")]
     public void StatusIsASubresourceWithObservedGenerationAndConditions(string plural)
