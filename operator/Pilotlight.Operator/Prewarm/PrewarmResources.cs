@@ -16,8 +16,12 @@ public static class PrewarmResources
     /// <summary>The PriorityClass of placeholder pods (the chart installs it; the operator creates it when missing).</summary>
     public const string PriorityClassName = "pilotlight-reservation";
 
-    /// <summary>Below every default (0) pod, so the scheduler preempts placeholders for any real pod.</summary>
-    public const int PriorityValue = -100;
+    /// <summary>
+    /// Below every default (0) pod, so the scheduler preempts placeholders for any real pod; above the Cluster
+    /// Autoscaler's expendable cut-off (-10), so a Pending placeholder asks for a node and a node holding only
+    /// placeholders is not scaled away (the overprovisioning pattern).
+    /// </summary>
+    public const int PriorityValue = -5;
 
     /// <summary>Container name in placeholder and pre-pull pods.</summary>
     public const string IdleContainer = "idle";

@@ -79,6 +79,17 @@ public class ChartRbacRulesTests
     }
 
     [Test]
+    public async Task Placeholders_run_below_ordinary_pods_and_above_the_cluster_autoscalers_expendable_cut_off()
+    {
+        // The Cluster Autoscaler treats pods below -10 as expendable: they never trigger a scale-up and do not keep a node.
+        var chart = await ChartRbac.RenderAsync();
+        var reservation = chart.Objects.OfType<V1PriorityClass>().Single();
+        Assert.That(reservation.Value, Is.InRange(-10, -1));
+        Assert.That(Pilotlight.Operator.Prewarm.PrewarmResources.PriorityClass().Value, Is.EqualTo(reservation.Value),
+            "the class the operator creates when the chart does not is the chart's");
+    }
+
+    [Test]
     public async Task The_gateway_cluster_role_grants_exactly_the_declared_rules()
     {
         var chart = await ChartRbac.RenderAsync();
