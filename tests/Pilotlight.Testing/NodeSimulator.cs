@@ -505,51 +505,62 @@ public sealed class NodeSimulator : IAsyncDisposable
         var restarts = 0;
         while (!_stop.IsCancellationRequested && _processes.TryGetValue(pod.Metadata.Uid, out var pair))
         {
-            if (pair.Crashed && pod.Spec.RestartPolicy == "Never")
+            try
             {
-                // Like a kubelet: a pod that must not restart ends, Succeeded on exit code 0 and Failed otherwise.
-                await ReportTerminatedAsync(pod, ip, pair.ExitCode ?? 137).ConfigureAwait(false);
-                return;
-            }
-
-            if (pair.Crashed && _options.Processes is { } processes)
-            {
-                await pair.StopAsync(TimeSpan.Zero).ConfigureAwait(false);
-                var replacement = PodProcessPair.Start(pod, ip, processes);
-                if (!_processes.TryUpdate(pod.Metadata.Uid, replacement, pair))
+                if (pair.Crashed && pod.Spec.RestartPolicy == "Never")
                 {
-                    await replacement.StopAsync(TimeSpan.Zero).ConfigureAwait(false);
+                    // Like a kubelet: a pod that must not restart ends, Succeeded on exit code 0 and Failed otherwise.
+                    await ReportTerminatedAsync(pod, ip, pair.ExitCode ?? 137).ConfigureAwait(false);
                     return;
                 }
 
-                pair = replacement;
-                restarts++;
-                _logger.LogInformation("Restarted the processes of {Pod} ({Restarts} restarts)", pod.Metadata.Name, restarts);
-            }
-
-            if (pair.Startup is { } startup && !pair.StartupPassed && _options.Processes is { } options)
-            {
-                if (await AnswersAsync(startup.Uri).ConfigureAwait(false))
+                if (pair.Crashed && _options.Processes is { } processes)
                 {
-                    pair.StartupPassed = true;
-                }
-                else if (TimeProvider.System.GetElapsedTime(pair.StartedAt) >= startup.Budget)
-                {
-                    // The startup probe's budget (startupTimeout) is spent: the kubelet kills the container and
-                    // starts it again. Here both processes restart, and the restart count goes up.
                     await pair.StopAsync(TimeSpan.Zero).ConfigureAwait(false);
-                    var restarted = PodProcessPair.Start(pod, ip, options);
-                    if (!_processes.TryUpdate(pod.Metadata.Uid, restarted, pair))
+                    var replacement = PodProcessPair.Start(pod, ip, processes);
+                    if (!_processes.TryUpdate(pod.Metadata.Uid, replacement, pair))
                     {
-                        await restarted.StopAsync(TimeSpan.Zero).ConfigureAwait(false);
+                        await replacement.StopAsync(TimeSpan.Zero).ConfigureAwait(false);
                         return;
                     }
 
-                    pair = restarted;
+                    pair = replacement;
                     restarts++;
-                    _logger.LogInformation("Startup probe of {Pod} failed for {Budget}: restarted ({Restarts} restarts)", pod.Metadata.Name, startup.Budget, restarts);
-                    reported = null;
+                    _logger.LogInformation("Restarted the processes of {Pod} ({Restarts} restarts)", pod.Metadata.Name, restarts);
                 }
+
+                if (pair.Startup is { } startup && !pair.StartupPassed && _options.Processes is { } options)
+                {
+                    if (await AnswersAsync(startup.Uri).ConfigureAwait(false))
+                    {
+                        pair.StartupPassed = true;
+                    }
+                    else if (TimeProvider.System.GetElapsedTime(pair.StartedAt) >= startup.Budget)
+                    {
+                        // The startup probe's budget (startupTimeout) is spent: the kubelet kills the container and
+                        // starts it again. Here both processes restart, and the restart count goes up.
+                        await pair.StopAsync(TimeSpan.Zero).ConfigureAwait(false);
+                        var restarted = PodProcessPair.Start(pod, ip, options);
+                        if (!_processes.TryUpdate(pod.Metadata.Uid, restarted, pair))
+                        {
+                            await restarted.StopAsync(TimeSpan.Zero).ConfigureAwait(false);
+                            return;
+                        }
+
+                        pair = restarted;
+                        restarts++;
+                        _logger.LogInformation("Startup probe of {Pod} failed for {Budget}: restarted ({Restarts} restarts)", pod.Metadata.Name, startup.Budget, restarts);
+                        reported = null;
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // Starting or stopping the processes failed: said, and tried again on the next round, rather than
+                // ending this loop silently (the pod would never restart or report again).
+                _logger.LogWarning("Restarting the processes of {Pod} failed: {Error}", pod.Metadata.Name, ex);
+                await Task.Delay(TimeSpan.FromMilliseconds(200), _time, _stop.Token).ConfigureAwait(false);
+                continue;
             }
 
             bool ready;
