@@ -300,6 +300,9 @@ public sealed class FunctionRoute(ObjectKey key, TimeProvider? time = null)
     /// <summary>Held while the route is rebuilt from the pod cache, so the last rebuild to finish read the newest cache.</summary>
     internal Lock Rebuilding { get; } = new();
 
+    /// <summary>Set once the route has been built from the cache at least once (under <see cref="Rebuilding"/>).</summary>
+    internal volatile bool Built;
+
     internal bool TryStartProbing() => Interlocked.CompareExchange(ref _probing, 1, 0) == 0;
 
     internal void StopProbing() => Volatile.Write(ref _probing, 0);
@@ -466,8 +469,10 @@ public sealed class FunctionRoutes
     /// <summary>The route of a function, created on first use.</summary>
     public FunctionRoute Get(ObjectKey key)
     {
-        var route = GetOrAdd(key, out var created);
-        if (created)
+        var route = GetOrAdd(key, out _);
+        // Another thread (the pod watch) may have just created it and not built it yet: a caller never sees a route
+        // that has not been built from the cache once, or a request would find no pods where there are some.
+        if (!route.Built)
         {
             Rebuild(route);
         }
@@ -590,6 +595,7 @@ public sealed class FunctionRoutes
                 live.Where(p => !PodReadiness.IsReady(p)).Select(Endpoint).ToList(),
                 // Standby pods count only once Ready in the API: the gateway probes no warm pod, it takes ready ones at once.
                 running.Where(p => FunctionLabels.IsWarm(p) && PodReadiness.IsReady(p)).Select(Endpoint).ToList());
+            route.Built = true;
         }
 
         PodsChanged?.Invoke(route);

@@ -113,7 +113,10 @@ public class WarmRouteTests
 public sealed class WarmRoutesFromPodsTests
 {
     private const string Uid = "0f6e2a8c-function-uid";
-    private readonly CancellationTokenSource _stop = new();
+    private CancellationTokenSource _stop = null!;
+
+    [SetUp]
+    public void SetUp() => _stop = new CancellationTokenSource();
 
     [TearDown]
     public void TearDown()
@@ -179,5 +182,41 @@ public sealed class WarmRoutesFromPodsTests
 
         var report = routes.Demand().Single();
         Assert.That(report.Pods, Does.ContainKey("w1").WithValue(1), "the operator learns the standby is busy: it counts it and claims it first");
+    }
+
+    [Test]
+    public async Task A_route_asked_for_right_after_the_first_list_is_already_built_from_it()
+    {
+        // The first list builds every route on a pool thread while requests may already ask for them; one asked for
+        // in between was once handed created but empty (no pods where there were some). Many functions widen the window.
+        const int count = 400;
+        var functions = Enumerable.Range(0, count).Select(i => new Pilotlight.Api.V1Alpha1.GpuFunction
+        {
+            Metadata = new k8s.Models.V1ObjectMeta { Name = $"fn{i}", NamespaceProperty = "ns", Uid = $"uid-{i}" },
+        }).ToList();
+        var pods = Enumerable.Range(0, count).Select(i =>
+        {
+            var pod = Pod($"w{i}", "warm", owner: $"uid-{i}");
+            pod.Metadata.Labels[Pilotlight.Contracts.FunctionLabels.Function] = $"fn{i}";
+            return pod;
+        }).ToList();
+        var podInformer = new Informer<k8s.Models.V1Pod>(new ListWatch<k8s.Models.V1Pod>("pods",
+            (_, _, _) => Task.FromResult(new ListPage<k8s.Models.V1Pod>(pods, "1", null)),
+            (_, _, _, ct) => Forever<k8s.Models.V1Pod>(ct)));
+        var functionInformer = new Informer<Pilotlight.Api.V1Alpha1.GpuFunction>(new ListWatch<Pilotlight.Api.V1Alpha1.GpuFunction>("gpufunctions",
+            (_, _, _) => Task.FromResult(new ListPage<Pilotlight.Api.V1Alpha1.GpuFunction>(functions, "1", null)),
+            (_, _, _, ct) => Forever<Pilotlight.Api.V1Alpha1.GpuFunction>(ct)));
+        var routes = new FunctionRoutes(podInformer, functionInformer, 8099);
+        _ = functionInformer.RunAsync(_stop.Token);
+        await functionInformer.Synced.WaitAsync(TimeSpan.FromSeconds(10));
+
+        _ = podInformer.RunAsync(_stop.Token);
+        await podInformer.Synced.WaitAsync(TimeSpan.FromSeconds(10));
+        var empty = Enumerable.Range(0, count).Reverse()
+            .Where(i => routes.Get(new ObjectKey("ns", $"fn{i}")).Warm.Count == 0)
+            .Select(i => $"fn{i}")
+            .ToList();
+
+        Assert.That(empty, Is.Empty, "every function's route has its warm pod the moment it is handed out");
     }
 }
