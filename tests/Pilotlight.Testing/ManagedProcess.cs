@@ -14,8 +14,18 @@ public sealed class ManagedProcess
     private readonly string _log;
     private int _stopped;
 
+    /// <summary>
+    /// Set in every child's environment to "pid:start-time" of the process that started it. A test host killed
+    /// outright (a CI timeout, a crash) never runs its exit handler, and its children run on: a model server left
+    /// listening once made a later run's restarted server fail to bind. The next test process reaps them.
+    /// </summary>
+    public const string ParentVariable = "PILOTLIGHT_TEST_PARENT";
+
+    private static readonly string Self = $"{Environment.ProcessId}:{StartTime(Environment.ProcessId)}";
+
     static ManagedProcess()
     {
+        Reaped = ReapOrphans();
         AppDomain.CurrentDomain.ProcessExit += (_, _) =>
         {
             foreach (var p in Live.Keys)
@@ -30,6 +40,86 @@ public sealed class ManagedProcess
         Name = name;
         _process = process;
         _log = log;
+    }
+
+    /// <summary>Orphans of dead test processes killed when this process first started a child.</summary>
+    public static IReadOnlyList<int> Reaped { get; }
+
+    /// <summary>
+    /// Kills every process whose <see cref="ParentVariable"/> names a process that no longer runs (or whose pid now
+    /// belongs to a process started at another time); the pids killed. Children of live test processes (another run,
+    /// another worktree) are left alone.
+    /// </summary>
+    public static IReadOnlyList<int> ReapOrphans()
+    {
+        var killed = new List<int>();
+        if (!Directory.Exists("/proc"))
+        {
+            return killed;
+        }
+
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid) || pid == Environment.ProcessId)
+            {
+                continue;
+            }
+
+            string environ;
+            try
+            {
+                environ = File.ReadAllText(Path.Combine(dir, "environ"));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                continue; // gone, or not ours to read
+            }
+
+            var marker = environ.Split('\0').FirstOrDefault(v => v.StartsWith(ParentVariable + "=", StringComparison.Ordinal));
+            if (marker is null || !IsOrphanOf(marker[(ParentVariable.Length + 1)..]))
+            {
+                continue;
+            }
+
+            try
+            {
+                using var orphan = Process.GetProcessById(pid);
+                orphan.Kill();
+                killed.Add(pid);
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
+            {
+            }
+        }
+
+        return killed;
+    }
+
+    private static bool IsOrphanOf(string parent)
+    {
+        var parts = parent.Split(':');
+        if (parts.Length != 2 || !int.TryParse(parts[0], out var pid))
+        {
+            return false;
+        }
+
+        return StartTime(pid) is not { } started || started != parts[1];
+    }
+
+    /// <summary>Field 22 of /proc/PID/stat: the process's start time in clock ticks since boot; null when it is gone.</summary>
+    private static string? StartTime(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            // The command name (field 2) is in parentheses and may hold spaces: count fields after its closing one.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return fields.Length > 19 ? fields[19] : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     /// <summary>The binary's file name.</summary>
@@ -81,6 +171,8 @@ public sealed class ManagedProcess
         {
             info.Environment[key] = value;
         }
+
+        info.Environment[ParentVariable] = Self;
 
         var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {path}");
         var managed = new ManagedProcess(Path.GetFileName(path), process, log) { ContainerLogPath = containerLog };
