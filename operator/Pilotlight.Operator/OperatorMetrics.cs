@@ -12,7 +12,8 @@ namespace Pilotlight.Operator;
 /// <item><c>pilotlight_function_gpu_seconds_total</c>: the ledger's running total (the new leader carries it on from status,
 /// so a copy left on the ex-leader would be counted twice);</item>
 /// <item>the per-function gauges (warm, reserved, pre-pulled replicas; the autoscaler's desired replicas, in-flight
-/// requests, panic; demand unknown), which would otherwise keep the ex-leader's last value.</item>
+/// requests, panic; demand unknown), which would otherwise keep the ex-leader's last value;</item>
+/// <item>the condition gauges of functions and sandboxes, read from the leader's caches at each scrape.</item>
 /// </list>
 /// Counters of things that happened (warm claims, sandbox claims, sandbox GPU-seconds counted as deltas, scheduled
 /// invocations) stay on the replica that counted them: each event is counted once, by whoever led at the time.
@@ -22,6 +23,8 @@ public sealed class OperatorMetrics
 {
     private readonly List<Collector> _leaderOnly = [];
     private volatile Func<DateTime, IEnumerable<(ObjectKey Key, double GpuSeconds)>>? _liveGpuSeconds;
+    private volatile Func<IEnumerable<(ObjectKey Key, IReadOnlyList<V1Condition>? Conditions)>>? _functionConditions;
+    private volatile Func<IEnumerable<(ObjectKey Key, IReadOnlyList<V1Condition>? Conditions)>>? _sandboxConditions;
     private volatile bool _leading;
 
     /// <summary>Series in <paramref name="registry"/> (the default registry when null).</summary>
@@ -46,6 +49,13 @@ public sealed class OperatorMetrics
             "1 while the function is in panic mode. Exported by the leader only.", "namespace", "function"));
         DemandUnknown = LeaderOnly(factory.CreateGauge("pilotlight_autoscaler_demand_unknown",
             "1 while the last demand poll missed a gateway (nothing scales down then). Exported by the leader only."));
+        FunctionConditions = LeaderOnly(factory.CreateGauge("pilotlight_function_condition",
+            "1 for each condition of each GpuFunction, labelled with its current status and reason (as kube-state-metrics "
+            + "shows conditions): alert on condition=\"Stalled\",status=\"True\". Exported by the leader only.",
+            "namespace", "function", "condition", "status", "reason"));
+        SandboxConditions = LeaderOnly(factory.CreateGauge("pilotlight_sandbox_condition",
+            "1 for each condition of each Sandbox, labelled with its current status and reason. Exported by the leader only.",
+            "namespace", "sandbox", "condition", "status", "reason"));
         WarmClaims = factory.CreateCounter("pilotlight_warm_claims_total",
             "Warm pods claimed to serve (each a cold start avoided), counted by the replica that led at the time.", "namespace", "function");
         var clock = time ?? TimeProvider.System;
@@ -62,6 +72,8 @@ public sealed class OperatorMetrics
                 return;
             }
 
+            Mirror(FunctionConditions, _functionConditions);
+            Mirror(SandboxConditions, _sandboxConditions);
             if (_liveGpuSeconds is not { } live)
             {
                 return;
@@ -107,6 +119,12 @@ public sealed class OperatorMetrics
     /// <summary>Whether the last demand poll missed a gateway.</summary>
     public Gauge DemandUnknown { get; }
 
+    /// <summary>Each function's conditions: one series per (function, condition) with value 1.</summary>
+    public Gauge FunctionConditions { get; }
+
+    /// <summary>Each sandbox's conditions: one series per (sandbox, condition) with value 1.</summary>
+    public Gauge SandboxConditions { get; }
+
     /// <summary>Warm pods claimed.</summary>
     public Counter WarmClaims { get; }
 
@@ -118,6 +136,72 @@ public sealed class OperatorMetrics
     /// time); set once by the function reconciler.
     /// </summary>
     internal void UseLiveGpuSeconds(Func<DateTime, IEnumerable<(ObjectKey Key, double GpuSeconds)>> live) => _liveGpuSeconds = live;
+
+    /// <summary>
+    /// Where the conditions of every function and sandbox come from at a scrape (the leader's informer caches); set once
+    /// when the operator is wired.
+    /// </summary>
+    internal void UseConditions(Func<IEnumerable<(ObjectKey Key, IReadOnlyList<V1Condition>? Conditions)>> functions,
+        Func<IEnumerable<(ObjectKey Key, IReadOnlyList<V1Condition>? Conditions)>> sandboxes)
+    {
+        _functionConditions = functions;
+        _sandboxConditions = sandboxes;
+    }
+
+    /// <summary>
+    /// Sets <paramref name="gauge"/> to exactly the conditions <paramref name="source"/> lists now: a condition whose
+    /// status or reason changed, or whose object is gone, loses its old series.
+    /// </summary>
+    private static void Mirror(Gauge gauge, Func<IEnumerable<(ObjectKey Key, IReadOnlyList<V1Condition>? Conditions)>>? source)
+    {
+        if (source is null)
+        {
+            return;
+        }
+
+        var now = new HashSet<string[]>(LabelsComparer.Instance);
+        foreach (var (key, conditions) in source())
+        {
+            foreach (var condition in conditions ?? [])
+            {
+                if (!string.IsNullOrEmpty(condition.Type))
+                {
+                    now.Add([key.Namespace ?? "", key.Name, condition.Type, condition.Status ?? "Unknown", condition.Reason ?? ""]);
+                }
+            }
+        }
+
+        foreach (var labels in gauge.GetAllLabelValues().ToList())
+        {
+            if (!now.Contains(labels))
+            {
+                gauge.RemoveLabelled(labels);
+            }
+        }
+
+        foreach (var labels in now)
+        {
+            gauge.WithLabels(labels).Set(1);
+        }
+    }
+
+    private sealed class LabelsComparer : IEqualityComparer<string[]>
+    {
+        public static readonly LabelsComparer Instance = new();
+
+        public bool Equals(string[]? x, string[]? y) => x is null ? y is null : y is not null && x.AsSpan().SequenceEqual(y);
+
+        public int GetHashCode(string[] obj)
+        {
+            var hash = default(HashCode);
+            foreach (var s in obj)
+            {
+                hash.Add(s, StringComparer.Ordinal);
+            }
+
+            return hash.ToHashCode();
+        }
+    }
 
     /// <summary>
     /// An <see cref="IController"/> for the <see cref="ControllerHost"/>: it runs exactly while this replica leads, and

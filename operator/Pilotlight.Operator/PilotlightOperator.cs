@@ -86,6 +86,9 @@ public static class PilotlightOperator
 
         var sandboxes = new Informer<Sandbox>(ListWatch.ForCustomResource<Sandbox>(client, options.WatchNamespace),
             time: time, logger: Logger("informer.sandboxes"));
+        operatorMetrics.UseConditions(
+            () => functions.List().Select(f => (ObjectKey.Of(f), f.Status?.Conditions)),
+            () => sandboxes.List().Select(s => (ObjectKey.Of(s), s.Status?.Conditions)));
         // The operator's NetworkPolicies, so that a tenant's edit or deletion of a sandbox's or pool's policy is undone.
         var policies = new Informer<V1NetworkPolicy>(ListWatch.ForNetworkPolicies(client, $"{FunctionLabels.ManagedBy}={FunctionLabels.ManagedByValue}"),
             time: time, logger: Logger("informer.networkpolicies"));

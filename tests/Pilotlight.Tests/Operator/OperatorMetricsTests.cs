@@ -60,4 +60,43 @@ public class OperatorMetricsTests
         await again.CancelAsync();
         await second;
     }
+
+    [Test]
+    public async Task Conditions_of_functions_and_sandboxes_follow_the_cache_and_only_the_leader_exports_them()
+    {
+        var registry = Metrics.NewCustomRegistry();
+        var metrics = new OperatorMetrics(registry);
+        static k8s.Models.V1Condition Condition(string type, string status, string reason) => new() { Type = type, Status = status, Reason = reason };
+        List<(ObjectKey, IReadOnlyList<k8s.Models.V1Condition>?)> functions =
+        [
+            (new ObjectKey("team-a", "llm"), [Condition("Ready", "False", "Unschedulable"), Condition("Stalled", "True", "Unschedulable")]),
+            (new ObjectKey("team-a", "new"), null),
+        ];
+        List<(ObjectKey, IReadOnlyList<k8s.Models.V1Condition>?)> sandboxes = [(new ObjectKey("team-b", "box"), [Condition("Ready", "True", "Running")])];
+        metrics.UseConditions(() => functions, () => sandboxes);
+
+        Assert.That(await ScrapeAsync(registry), Does.Not.Contain("pilotlight_function_condition{"), "not leading: nothing");
+
+        using var stop = new CancellationTokenSource();
+        var scope = metrics.LeaderScope().RunAsync(new ControllerMetrics(Metrics.NewCustomRegistry()), stop.Token);
+        var stalled = await ScrapeAsync(registry);
+        Assert.That(stalled, Does.Contain(
+            "pilotlight_function_condition{namespace=\"team-a\",function=\"llm\",condition=\"Stalled\",status=\"True\",reason=\"Unschedulable\"} 1"));
+        Assert.That(stalled, Does.Contain(
+            "pilotlight_sandbox_condition{namespace=\"team-b\",sandbox=\"box\",condition=\"Ready\",status=\"True\",reason=\"Running\"} 1"));
+        Assert.That(stalled, Does.Not.Contain("function=\"new\""), "a function with no status yet has no series");
+
+        // It recovers: the old status's series goes, so an alert on Stalled=True resolves; a deleted sandbox's go too.
+        functions[0] = (new ObjectKey("team-a", "llm"), [Condition("Ready", "True", "Serving"), Condition("Stalled", "False", "Progressing")]);
+        sandboxes.Clear();
+        var recovered = await ScrapeAsync(registry);
+        Assert.That(recovered, Does.Not.Contain("status=\"True\",reason=\"Unschedulable\""));
+        Assert.That(recovered, Does.Contain(
+            "pilotlight_function_condition{namespace=\"team-a\",function=\"llm\",condition=\"Stalled\",status=\"False\",reason=\"Progressing\"} 1"));
+        Assert.That(recovered, Does.Not.Contain("pilotlight_sandbox_condition{"));
+
+        await stop.CancelAsync();
+        await scope;
+        Assert.That(await ScrapeAsync(registry), Does.Not.Contain("pilotlight_function_condition{"), "an ex-leader drops them");
+    }
 }
