@@ -90,6 +90,7 @@ public static class GatewayApp
             new InformerOptions { Transform = GatewayPods.KeepRoutingFields }, time, loggers.CreateLogger("informer.pods"));
         var routes = new FunctionRoutes(pods, functions, options.ShimPort, time);
         var metrics = new GatewayMetrics(registry);
+        metrics.HeldLimit.Set(options.QueueLimit);
         var signals = new SignalBoard(time);
         var proxy = new InvocationProxy(functions, routes, signals, options, metrics, time, loggers.CreateLogger("gateway"),
             app.Services.GetRequiredService<IHttpForwarder>());

@@ -16,6 +16,8 @@ public sealed class GatewayMetrics
         ColdStartWait = f.CreateHistogram("pilotlight_gateway_cold_start_wait_seconds", "Time a request was held waiting for a pod to become ready.",
             new HistogramConfiguration { LabelNames = ["namespace", "function"], Buckets = Histogram.ExponentialBuckets(0.05, 2, 14) });
         Held = f.CreateGauge("pilotlight_gateway_queue_depth", "Requests held waiting for a pod.", "namespace", "function");
+        HeldLimit = f.CreateGauge("pilotlight_gateway_queue_limit",
+            "Requests a gateway holds per function at most (--queue-limit); one more is answered 503. Alert on queue_depth near it.");
         Retries = f.CreateCounter("pilotlight_gateway_retries_total",
             "Attempts sent again, by the failure of the one before: refused (nothing processed), connection (reset before a response), server_error (5xx).",
             "namespace", "function", "reason");
@@ -41,6 +43,9 @@ public sealed class GatewayMetrics
 
     /// <summary>Held requests.</summary>
     public Gauge Held { get; }
+
+    /// <summary>The held-request bound per function, for alerts on a queue near it.</summary>
+    public Gauge HeldLimit { get; }
 
     /// <summary>Retries, by the failure that caused them.</summary>
     public Counter Retries { get; }

@@ -300,6 +300,23 @@ apply_for_real() {
 }
 
 # The Argo CD health check (charts/gitops/argocd-health.lua) on the statuses the operator writes.
+# The PrometheusRule's spec is a Prometheus rules file: promtool checks it and runs
+# tests/chart/rules-test.yaml (alerts fire on the components' series, and only then).
+prometheus_rules() {
+  command -v promtool >/dev/null || { echo "promtool is missing (apt-get install prometheus)"; return 1; }
+  render "$work/rules-render.yaml" --set metrics.prometheusRule.enabled=true --set metrics.podMonitor.enabled=true || return 1
+  awk '/^---/ { rule = 0; spec = 0; next }
+       /^kind: PrometheusRule$/ { rule = 1 }
+       rule && /^spec:$/ { spec = 1; next }
+       spec && /^[^ ]/ { spec = 0 }
+       spec { print substr($0, 3) }' "$work/rules-render.yaml" >"$work/rules.yaml"
+  grep -q '^groups:' "$work/rules.yaml" || { echo "no PrometheusRule rendered"; return 1; }
+  promtool check rules "$work/rules.yaml" || return 1
+  cp "$here/rules-test.yaml" "$work/rules-test.yaml"
+  promtool test rules "$work/rules-test.yaml" || return 1
+  echo "summary: $(grep -c '^ *- alert: ' "$work/rules.yaml") alerts, tests pass"
+}
+
 argocd_health() {
   command -v lua5.4 >/dev/null || { echo "lua5.4 is missing (apt-get install lua5.4)"; return 1; }
   lua5.4 "$root/charts/gitops/argocd-health-test.lua" || return 1
@@ -312,6 +329,7 @@ check "helm template with tests/chart/good/*.yaml" template_good
 check "helm template refuses tests/chart/bad/*.yaml" template_bad
 check "chart CRDs equal crds/" crds_in_sync
 check "Argo CD health check (charts/gitops)" argocd_health
+check "promtool check and test the PrometheusRule" prometheus_rules
 check "local kube-apiserver for kubectl" start_apiserver
 if [ -s "$kubeconfig" ] && kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1; then
   check "kubectl apply --dry-run=client --validate=false" apply_dry_run client
