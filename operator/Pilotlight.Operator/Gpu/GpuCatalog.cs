@@ -19,7 +19,7 @@ public sealed record GpuCatalog(IReadOnlyDictionary<GpuType, IReadOnlyList<strin
     public static GpuCatalog Default { get; } = LoadDefault();
 
     /// <summary>The catalog's types by name, ordered, as the messages that list them print them.</summary>
-    public IReadOnlyList<string> Names { get; } = [.. Products.Keys.Select(t => t.Name).Order(StringComparer.OrdinalIgnoreCase)];
+    public IReadOnlyList<string> Names => [.. Products.Keys.Select(t => t.Name).Order(StringComparer.OrdinalIgnoreCase)];
 
     /// <summary>Product label values of a type; empty when the catalog lacks the type.</summary>
     public IReadOnlyList<string> ProductsOf(GpuType type) => Products.GetValueOrDefault(type) ?? [];
