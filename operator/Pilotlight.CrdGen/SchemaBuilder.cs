@@ -62,6 +62,17 @@ public sealed class SchemaBuilder(XmlDocs docs)
             return new SchemaNode { ["type"] = "string", ["enum"] = EnumNames(underlying).ToList() };
         }
 
+        if (underlying == typeof(Pilotlight.Api.V1Alpha1.GpuType))
+        {
+            // Only the syntax: which types exist is the platform's GPU catalog, checked by the webhook and the reconciler.
+            return new SchemaNode
+            {
+                ["type"] = "string",
+                ["maxLength"] = Pilotlight.Api.V1Alpha1.GpuType.MaxLength,
+                ["pattern"] = Patterns.GpuType,
+            };
+        }
+
         if (underlying == typeof(ResourceQuantity))
         {
             return new SchemaNode

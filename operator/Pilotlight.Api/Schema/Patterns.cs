@@ -23,4 +23,10 @@ public static class Patterns
 
     /// <summary>A DNS-1123 label, the shape of names such as runtime classes and service accounts.</summary>
     public const string DnsSubdomain = @"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$";
+
+    /// <summary>
+    /// A GPU type's name (<c>H100</c>, <c>A100-80GB</c>, <c>RTX-6000-Ada</c>): the syntax of a label value. Which
+    /// names exist is the platform's GPU catalog; <see cref="V1Alpha1.GpuType.IsValidName"/> accepts the same language.
+    /// </summary>
+    public const string GpuType = @"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$";
 }

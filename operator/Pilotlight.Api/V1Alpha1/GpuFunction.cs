@@ -202,7 +202,11 @@ public sealed record GpuFunctionSpec
 /// <summary>The GPUs a replica needs.</summary>
 public sealed record GpuRequirement
 {
-    /// <summary>Preferred GPU type.</summary>
+    /// <summary>
+    /// Preferred GPU type, a name from the platform's GPU catalog (shipped: T4, L4, A10, L40S, A100-40GB, A100-80GB,
+    /// H100, H200, B200, V100, A40, L40, RTX-6000-Ada, GH200, GB200; the chart's gpuTypes may add others). Matched
+    /// ignoring case; a name the catalog lacks is refused with the list of known ones.
+    /// </summary>
     [JsonPropertyName("type")]
     [Required]
     public required GpuType Type { get; init; }
@@ -212,7 +216,7 @@ public sealed record GpuRequirement
     [Range(0, 8), DefaultValue(1)]
     public int Count { get; init; } = 1;
 
-    /// <summary>Other acceptable GPU types, most preferred first.</summary>
+    /// <summary>Other acceptable GPU types from the platform's catalog, most preferred first.</summary>
     [JsonPropertyName("fallbacks")]
     [MaxLength(8)]
     public IReadOnlyList<GpuType>? Fallbacks { get; init; }

@@ -14,13 +14,21 @@ public sealed record FunctionPlacement(GpuRequirement? Gpu, IReadOnlyList<(GpuTy
     /// <summary>GPUs each pod requests.</summary>
     public int GpuCount => Gpu?.Count ?? 0;
 
+    /// <summary>
+    /// The requested type as the catalog spells it (what the metering sidecar labels usage with, so the label's values
+    /// are the catalog's names whatever case a manifest used); null when the function asks for no GPU.
+    /// </summary>
+    public GpuType? Requested => Types is [var first, ..] ? first.Type : null;
+
     /// <summary>Every acceptable product label value, in preference order.</summary>
     public IReadOnlyList<string> AllProducts => Types.SelectMany(t => t.Products).Distinct().ToList();
 
     /// <summary>
     /// Resolves a GPU requirement against the catalog. Problems (a type the
     /// catalog lacks, fallbacks that repeat a type) come back as messages that a
-    /// condition can carry, never as exceptions.
+    /// condition can carry, never as exceptions; a type the catalog lacks is named
+    /// with the field and the list of types the catalog has, so the user can pick one.
+    /// Types come back in the catalog's spelling.
     /// </summary>
     public static (FunctionPlacement? Placement, IReadOnlyList<string> Problems) Resolve(GpuRequirement? gpu, GpuCatalog catalog)
     {
@@ -30,31 +38,32 @@ public sealed record FunctionPlacement(GpuRequirement? Gpu, IReadOnlyList<(GpuTy
         }
 
         var problems = new List<string>();
-        var ordered = new List<GpuType> { gpu.Type };
-        foreach (var fallback in gpu.Fallbacks ?? [])
+        var ordered = new List<(GpuType Type, string Field)> { (gpu.Type, "spec.gpu.type") };
+        var fallbacks = gpu.Fallbacks ?? [];
+        for (var i = 0; i < fallbacks.Count; i++)
         {
-            if (ordered.Contains(fallback))
+            var fallback = fallbacks[i];
+            if (ordered.Any(o => o.Type == fallback))
             {
                 problems.Add(fallback == gpu.Type
-                    ? $"gpu.fallbacks lists {fallback.ToWireName()}, the requested type itself"
-                    : $"gpu.fallbacks lists {fallback.ToWireName()} twice");
+                    ? $"spec.gpu.fallbacks[{i}]: lists {fallback.Name}, the requested type itself"
+                    : $"spec.gpu.fallbacks[{i}]: lists {fallback.Name} twice");
                 continue;
             }
 
-            ordered.Add(fallback);
+            ordered.Add((fallback, $"spec.gpu.fallbacks[{i}]"));
         }
 
         var types = new List<(GpuType, IReadOnlyList<string>)>();
-        foreach (var type in ordered)
+        foreach (var (type, field) in ordered)
         {
-            var products = catalog.ProductsOf(type);
-            if (products.Count == 0)
+            if (catalog.Find(type) is not { } known)
             {
-                problems.Add($"GPU type {type.ToWireName()} is not in the operator's GPU catalog");
+                problems.Add($"{field}: GPU type '{type.Name}' is not in the platform's GPU catalog (known: {string.Join(", ", catalog.Names)})");
                 continue;
             }
 
-            types.Add((type, products));
+            types.Add((known, catalog.ProductsOf(known)));
         }
 
         return problems.Count > 0 ? (null, problems) : (new FunctionPlacement(gpu, types), problems);

@@ -283,7 +283,7 @@ public static class FunctionPods
             [
                 new V1EnvVar { Name = "PILOTLIGHT_NAMESPACE", ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "metadata.namespace" } } },
                 new V1EnvVar { Name = "PILOTLIGHT_FUNCTION", Value = function.Metadata.Name },
-                new V1EnvVar { Name = "PILOTLIGHT_GPU_TYPE", Value = function.Spec.Gpu is { } gpu ? gpu.Type.ToWireName() : "none" },
+                new V1EnvVar { Name = "PILOTLIGHT_GPU_TYPE", Value = placement.Requested?.Name ?? "none" },
                 new V1EnvVar { Name = "PILOTLIGHT_GPU_COUNT", Value = placement.GpuCount.ToString(invariant) },
                 new V1EnvVar { Name = "PILOTLIGHT_CPU_REQUEST", Value = resources?.Cpu?.ToString() ?? "0" },
                 new V1EnvVar { Name = "PILOTLIGHT_MEMORY_REQUEST", Value = resources?.Memory?.ToString() ?? "0" },

@@ -215,10 +215,10 @@ public static class FunctionStatusBuilder
             .Select(seen.Catalog.TypeOfProduct)
             .OfType<GpuType>()
             .Distinct()
-            .Select(t => t.ToWireName())
+            .Select(t => t.Name)
             .Order(StringComparer.Ordinal)
             .ToList();
-        return landed.Count > 0 ? string.Join(",", landed) : seen.Function.Spec.Gpu.Type.ToWireName();
+        return landed.Count > 0 ? string.Join(",", landed) : (seen.Catalog.Find(seen.Function.Spec.Gpu.Type) ?? seen.Function.Spec.Gpu.Type).Name;
     }
 
     private static string? Value(IDictionary<string, string>? map, string key) =>

@@ -518,7 +518,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         if (have is null)
         {
             await _client.AppsV1.CreateNamespacedDaemonSetAsync(want, ns, cancellationToken: ct).ConfigureAwait(false);
-            await _events.NormalAsync(function, "PrePulling", $"Pulling {function.Spec.Image} on nodes with {string.Join(", ", placement.Types.Select(t => t.Type.ToWireName()))} GPUs", ct).ConfigureAwait(false);
+            await _events.NormalAsync(function, "PrePulling", $"Pulling {function.Spec.Image} on nodes with {string.Join(", ", placement.Types.Select(t => t.Type.Name))} GPUs", ct).ConfigureAwait(false);
             return (0, 0, false);
         }
 

@@ -325,7 +325,7 @@ public static class SandboxPods
                             new V1VolumeMount { Name = "tmp", MountPath = "/tmp" },
                         ],
                     },
-                    MakeMeterContainer(spec, cpu, memory, gpus, Hardened(), options),
+                    MakeMeterContainer(gpus > 0 ? placement?.Requested : null, cpu, memory, gpus, Hardened(), options),
                 ],
                 Volumes =
                 [
@@ -348,7 +348,7 @@ public static class SandboxPods
     /// allocation per second under <see cref="UsageFunction"/>, checkpointed on a volume of its own (the sandbox
     /// container cannot reach it), hardened like the rest of the pod.
     /// </summary>
-    private static V1Container MakeMeterContainer(SandboxSpec spec, ResourceQuantity cpu, ResourceQuantity memory, int gpus,
+    private static V1Container MakeMeterContainer(GpuType? gpuType, ResourceQuantity cpu, ResourceQuantity memory, int gpus,
         V1SecurityContext hardened, SandboxOptions options)
     {
         var invariant = CultureInfo.InvariantCulture;
@@ -361,7 +361,7 @@ public static class SandboxPods
             [
                 new V1EnvVar { Name = "PILOTLIGHT_NAMESPACE", ValueFrom = new V1EnvVarSource { FieldRef = new V1ObjectFieldSelector { FieldPath = "metadata.namespace" } } },
                 new V1EnvVar { Name = "PILOTLIGHT_FUNCTION", Value = UsageFunction },
-                new V1EnvVar { Name = "PILOTLIGHT_GPU_TYPE", Value = gpus > 0 && spec.Gpu is { } gpu ? gpu.Type.ToWireName() : "none" },
+                new V1EnvVar { Name = "PILOTLIGHT_GPU_TYPE", Value = gpuType?.Name ?? "none" },
                 new V1EnvVar { Name = "PILOTLIGHT_GPU_COUNT", Value = gpus.ToString(invariant) },
                 new V1EnvVar { Name = "PILOTLIGHT_CPU_REQUEST", Value = cpu.ToString() },
                 new V1EnvVar { Name = "PILOTLIGHT_MEMORY_REQUEST", Value = memory.ToString() },

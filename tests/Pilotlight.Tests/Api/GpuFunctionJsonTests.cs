@@ -33,12 +33,57 @@ public sealed class GpuFunctionJsonTests
         Assert.That(spec.Timeout, Is.EqualTo("300s"));
     }
 
-    [TestCase("A100-80GB", GpuType.A100_80GB)]
-    [TestCase("h100", GpuType.H100)]
-    public void ParsesWireNames(string name, GpuType expected)
+    [Test]
+    public void AnyGpuTypeNameReadsAndWritesAsTheStringItWas()
     {
-        Assert.That(GpuTypeNames.TryParse(name, out var type), Is.True);
-        Assert.That(type, Is.EqualTo(expected));
-        Assert.That(GpuTypeNames.TryParse("V100", out _), Is.False);
+        // Names outside the well-known ones are the catalog's business, not the API's: they read and write unchanged.
+        var spec = KubernetesJson.Deserialize<GpuFunctionSpec>("""{"image":"x","gpu":{"type":"X1000","fallbacks":["a100-80gb","RTX-6000-Ada"]}}""");
+
+        Assert.That(spec.Gpu!.Type.Name, Is.EqualTo("X1000"));
+        Assert.That(spec.Gpu.Fallbacks, Is.EqualTo(new[] { GpuType.A100_80GB, GpuType.Rtx6000Ada }), "compared ignoring case");
+        Assert.That(spec.Gpu.Fallbacks![0].Name, Is.EqualTo("a100-80gb"), "kept as written");
+        Assert.That(KubernetesJson.Serialize(spec), Does.Contain("\"gpu\":{\"type\":\"X1000\"").And.Contain("\"fallbacks\":[\"a100-80gb\",\"RTX-6000-Ada\"]"));
+    }
+
+    [TestCase("""{"image":"x","gpu":{"type":""}}""")]
+    [TestCase("""{"image":"x","gpu":{"type":7}}""")]
+    [TestCase("""{"image":"x","gpu":{"type":null}}""")]
+    public void AGpuTypeThatIsNoNameIsAReadError(string json)
+    {
+        Assert.That(() => KubernetesJson.Deserialize<GpuFunctionSpec>(json), Throws.InstanceOf<System.Text.Json.JsonException>());
+    }
+
+    [Test]
+    public void GpuTypesCompareIgnoringCase()
+    {
+        Assert.That(new GpuType("h100"), Is.EqualTo(GpuType.H100));
+        Assert.That(new GpuType("h100") == GpuType.H100, Is.True);
+        Assert.That(new GpuType("h100").GetHashCode(), Is.EqualTo(GpuType.H100.GetHashCode()));
+        Assert.That(GpuType.H100 != GpuType.H200, Is.True);
+        Assert.That(default(GpuType).Name, Is.Empty);
+    }
+
+    [TestCase("H100", true)]
+    [TestCase("A100-80GB", true)]
+    [TestCase("RTX-6000-Ada", true)]
+    [TestCase("gb200_nvl72.v2", true)]
+    [TestCase("X", true)]
+    [TestCase("", false)]
+    [TestCase("-H100", false)]
+    [TestCase("H100-", false)]
+    [TestCase("H100 PCIe", false)]
+    [TestCase("a100/80", false)]
+    [TestCase("Ä100", false)]
+    public void NameSyntaxIsTheSchemasPattern(string name, bool valid)
+    {
+        Assert.That(GpuType.IsValidName(name), Is.EqualTo(valid));
+        Assert.That(System.Text.RegularExpressions.Regex.IsMatch(name, Pilotlight.Api.Schema.Patterns.GpuType), Is.EqualTo(valid), "the CRD pattern agrees");
+    }
+
+    [Test]
+    public void NamesAreAtMostALabelValueLong()
+    {
+        Assert.That(GpuType.IsValidName(new string('a', GpuType.MaxLength)), Is.True);
+        Assert.That(GpuType.IsValidName(new string('a', GpuType.MaxLength + 1)), Is.False);
     }
 }

@@ -77,8 +77,8 @@ public class AdmissionTests
 
     [TestCase("image: ghcr.io/example/llm:1.0", "image: \"\"", "spec.image", TestName = "Empty image")]
     [TestCase("count: 1", "count: 9", "spec.gpu.count", TestName = "gpu.count 9")]
-    [TestCase("type: H100", "type: V100", "spec.gpu.type", TestName = "Unknown GPU type")]
-    [TestCase("fallbacks: [A100-80GB]", "fallbacks: [K80]", "spec.gpu.fallbacks", TestName = "Unknown fallback type")]
+    [TestCase("type: H100", "type: H100 PCIe", "spec.gpu.type", TestName = "GPU type that is no label value")]
+    [TestCase("fallbacks: [A100-80GB]", "fallbacks: [a100/80]", "spec.gpu.fallbacks", TestName = "Fallback type that is no label value")]
     [TestCase("scaledownWindow: 90s", "scaledownWindow: 5 minutes", "spec.scaling.scaledownWindow", TestName = "Bad duration")]
     [TestCase("timeout: 5m", "timeout: 5", "spec.timeout", TestName = "Duration without unit")]
     [TestCase("minReplicas: 0", "minReplicas: -1", "spec.scaling.minReplicas", TestName = "Negative replicas")]

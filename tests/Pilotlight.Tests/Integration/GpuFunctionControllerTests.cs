@@ -14,7 +14,7 @@ namespace Pilotlight.Tests.Integration;
 /// The GpuFunction controller on the real control plane with simulated GPU
 /// nodes. Each test gets a namespace and a node pool of its own, selected
 /// through the function's nodeSelector, so capacity is the test's alone. The
-/// operator is the shared one, with a catalog that lacks B200.
+/// operator is the shared one, with a catalog that lacks B200 and adds X1000 (<see cref="SharedOperator.Catalog"/>).
 /// </summary>
 [TestFixture, Category("Integration"), Parallelizable(ParallelScope.Self)]
 public class GpuFunctionControllerTests
@@ -170,7 +170,27 @@ public class GpuFunctionControllerTests
             Timeout, "pods and Service garbage-collected");
     }
 
-    [TestCase("{type: B200}", "B200", TestName = "A type missing from the operator's catalog")]
+    [Test]
+    public async Task A_gpu_type_only_the_platforms_catalog_names_lands_on_nodes_with_its_product_label()
+    {
+        // X1000 is in no shipped catalog: the platform's gpuTypes map it to the product label GFD would put on its nodes.
+        Assert.That(GpuCatalog.Default.Find(new GpuType("X1000")), Is.Null, "the shipped catalog must not know the type");
+        var ns = await _plane.CreateNamespaceAsync("custom");
+        var pool = await PoolAsync(ns, ("x1000", new GpuNodePreset("NVIDIA-X1000", 2, 196608)), ("h100", GpuNodePreset.H100.WithGpus(2)));
+
+        await ApplyAsync(ns, Manifest("new-gpu", pool, "{type: X1000, count: 2}", replicas: 1));
+        await ReadyConditionAsync(ns, "new-gpu", c => c.Status == "True", "new-gpu Ready");
+
+        var pod = (await PodsAsync(ns, "new-gpu")).Single();
+        Assert.That(pod.Spec.NodeName, Is.EqualTo($"{ns}-x1000"));
+        var required = pod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms.Single().MatchExpressions
+            .Single(e => e.Key == GpuCatalog.ProductLabel);
+        Assert.That(required.Values, Is.EqualTo(new[] { "NVIDIA-X1000" }));
+        Assert.That((await GetAsync(ns, "new-gpu")).Status!.Gpu, Is.EqualTo("X1000"));
+    }
+
+    [TestCase("{type: B200}", "spec.gpu.type: GPU type 'B200' is not in the platform's GPU catalog (known: A10, A100-40GB", TestName = "A type missing from the operator's catalog")]
+    [TestCase("{type: H100, fallbacks: [L4, GB300]}", "spec.gpu.fallbacks[1]: GPU type 'GB300'", TestName = "A fallback missing from the operator's catalog")]
     [TestCase("{type: H100, fallbacks: [H100]}", "the requested type itself", TestName = "Fallbacks equal to the type")]
     public async Task An_invalid_spec_ends_in_a_clear_condition_without_pods_or_retries(string gpu, string expected)
     {
@@ -180,6 +200,11 @@ public class GpuFunctionControllerTests
         var ready = await ReadyConditionAsync(ns, "bad", c => c.Reason == FunctionConditions.Reasons.InvalidSpec, "InvalidSpec");
         Assert.That(ready.Status, Is.EqualTo("False"));
         Assert.That(ready.Message, Does.Contain(expected));
+        if (expected.Contains("GPU catalog", StringComparison.Ordinal))
+        {
+            Assert.That(ready.Message, Does.Contain(string.Join(", ", SharedOperator.Catalog.Names)), "every known type listed");
+        }
+
         var fn = await GetAsync(ns, "bad");
         Assert.That(fn.Status!.Conditions, Has.Some.Matches<V1Condition>(c => c!.Type == FunctionConditions.Stalled && c.Status == "True"));
         Assert.That(await PodsAsync(ns, "bad"), Is.Empty);

@@ -18,13 +18,22 @@ namespace Pilotlight.Tests.Integration;
 /// as the chart's ServiceAccounts under the chart's rendered RBAC, never as
 /// admin (every integration test that drives an operator or a gateway does so
 /// through this one pair). The
-/// catalog lacks B200, as a platform team's might; the autoscaler's windows
+/// catalog is a platform team's own (<see cref="Catalog"/>): it lacks B200 and adds a type the shipped one does not
+/// know; the autoscaler's windows
 /// are short so scale-to-zero happens within a test.
 /// </summary>
 internal static class SharedOperator
 {
     private static readonly SemaphoreSlim Gate = new(1, 1);
     private static Running? _running;
+
+    /// <summary>
+    /// The operator's GPU catalog, read as the chart's <c>gpuTypes</c> file would be: the shipped one without B200, plus
+    /// X1000, a type the shipped catalog does not name, on nodes whose GFD product label is <c>NVIDIA-X1000</c>.
+    /// </summary>
+    public static GpuCatalog Catalog { get; } = GpuCatalog.Parse(string.Join('\n',
+        GpuCatalog.Default.Products.Where(kv => kv.Key != GpuType.B200).Select(kv => $"{kv.Key.Name}: [{string.Join(", ", kv.Value)}]")
+            .Append("X1000: [NVIDIA-X1000]")));
 
     public static AutoscalerSettings Autoscaling { get; } = new()
     {
@@ -181,7 +190,7 @@ internal static class SharedOperator
                     Metadata = new k8s.Models.V1ObjectMeta { Name = "pilotlight-gateway-pods" }, Subsets = [],
                 }, Helm.Namespace);
 
-                var catalog = new GpuCatalog(GpuCatalog.Default.Products.Where(kv => kv.Key != GpuType.B200).ToDictionary());
+                var catalog = Catalog;
                 var stop = new CancellationTokenSource();
                 var sandboxes = new Pilotlight.Operator.Sandboxes.SandboxOptions
                 {

@@ -48,17 +48,29 @@ public sealed class AdmissionWebhookTests
     }
 
     [Test]
-    public void An_unknown_gpu_type_is_refused_as_the_reconciler_would()
+    public void An_unknown_gpu_type_is_refused_as_the_reconciler_would_listing_the_known_ones()
     {
-        var catalog = new GpuCatalog(GpuCatalog.Default.Products.Where(kv => kv.Key != Pilotlight.Api.V1Alpha1.GpuType.B200).ToDictionary());
+        var catalog = GpuCatalog.Parse("H100: [NVIDIA-H100-80GB-HBM3]\nX1000: [NVIDIA-X1000]");
         var webhook = new AdmissionWebhook(catalog, new AdmissionPolicy(), new FunctionPodOptions(), new SandboxOptions());
-        var function = Function("b", """{"image":"m:1","gpu":{"type":"B200"}}""");
-        using var review = JsonDocument.Parse("{\"request\":{\"uid\":\"x\",\"kind\":{\"kind\":\"GpuFunction\"},\"operation\":\"CREATE\",\"object\":" + function + "}}");
+        foreach (var (kind, json, expected) in new[]
+        {
+            ("GpuFunction", Function("b", """{"image":"m:1","gpu":{"type":"B200"}}"""), "spec.gpu.type: GPU type 'B200'"),
+            ("GpuFunction", Function("f", """{"image":"m:1","gpu":{"type":"x1000","fallbacks":["V100"]}}"""), "spec.gpu.fallbacks[0]: GPU type 'V100'"),
+            ("Sandbox", """{"apiVersion":"pilotlight.dev/v1alpha1","kind":"Sandbox","metadata":{"name":"s","namespace":"t"},"spec":{"image":"p:1","gpu":{"type":"B200"}}}""", "spec.gpu.type: GPU type 'B200'"),
+        })
+        {
+            using var review = JsonDocument.Parse("{\"request\":{\"uid\":\"x\",\"kind\":{\"kind\":\"" + kind + "\"},\"operation\":\"CREATE\",\"object\":" + json + "}}");
 
-        var response = webhook.Review(review.RootElement)["response"]!;
+            var response = webhook.Review(review.RootElement)["response"]!;
 
-        Assert.That(response["allowed"]!.GetValue<bool>(), Is.False);
-        Assert.That(response["status"]!["message"]!.GetValue<string>(), Does.Contain("B200"));
+            Assert.That(response["allowed"]!.GetValue<bool>(), Is.False, json);
+            Assert.That(response["status"]!["message"]!.GetValue<string>(), Does.Contain(expected).And.Contain("(known: H100, X1000)"));
+        }
+
+        // The custom type itself, in any case, is admitted.
+        using var good = JsonDocument.Parse("{\"request\":{\"uid\":\"x\",\"kind\":{\"kind\":\"GpuFunction\"},\"operation\":\"CREATE\",\"object\":"
+            + Function("ok", """{"image":"m:1","gpu":{"type":"x1000","fallbacks":["H100"]}}""") + "}}");
+        Assert.That(webhook.Review(good.RootElement)["response"]!["allowed"]!.GetValue<bool>(), Is.True);
     }
 
     [Test]

@@ -140,23 +140,42 @@ public sealed class FunctionPodsTests
         Assert.That(Hash(spec with { Image = "x:2" }), Is.Not.EqualTo(Hash(spec)));
     }
 
-    [TestCase(GpuType.H100, new[] { GpuType.H100 }, "the requested type itself")]
-    [TestCase(GpuType.H100, new[] { GpuType.L4, GpuType.L4 }, "L4 twice")]
-    public void ContradictoryFallbacksAreProblemsNotExceptions(GpuType type, GpuType[] fallbacks, string message)
+    [TestCase("H100", new[] { "h100" }, "spec.gpu.fallbacks[0]: lists h100, the requested type itself")]
+    [TestCase("H100", new[] { "L4", "l4" }, "spec.gpu.fallbacks[1]: lists l4 twice")]
+    public void ContradictoryFallbacksAreProblemsNotExceptions(string type, string[] fallbacks, string message)
     {
-        var (placement, problems) = FunctionPlacement.Resolve(new GpuRequirement { Type = type, Fallbacks = fallbacks }, GpuCatalog.Default);
+        var requirement = new GpuRequirement { Type = new GpuType(type), Fallbacks = [.. fallbacks.Select(f => new GpuType(f))] };
+        var (placement, problems) = FunctionPlacement.Resolve(requirement, GpuCatalog.Default);
 
         Assert.That(placement, Is.Null);
         Assert.That(problems, Has.Some.Contains(message));
     }
 
     [Test]
-    public void ATypeMissingFromTheCatalogIsAProblem()
+    public void ATypeMissingFromTheCatalogIsAProblemNamingTheFieldAndTheKnownTypes()
     {
-        var catalog = GpuCatalog.Parse("H100: [NVIDIA-H100-80GB-HBM3]");
-        var (_, problems) = FunctionPlacement.Resolve(new GpuRequirement { Type = GpuType.B200 }, catalog);
+        var catalog = GpuCatalog.Parse("H100: [NVIDIA-H100-80GB-HBM3]\nA10: [NVIDIA-A10]");
+        var (placement, problems) = FunctionPlacement.Resolve(new GpuRequirement { Type = GpuType.B200, Fallbacks = [GpuType.H100, new GpuType("K80")] }, catalog);
 
-        Assert.That(problems, Is.EqualTo(new[] { "GPU type B200 is not in the operator's GPU catalog" }));
+        Assert.That(placement, Is.Null);
+        Assert.That(problems, Is.EqualTo(new[]
+        {
+            "spec.gpu.type: GPU type 'B200' is not in the platform's GPU catalog (known: A10, H100)",
+            "spec.gpu.fallbacks[1]: GPU type 'K80' is not in the platform's GPU catalog (known: A10, H100)",
+        }));
+    }
+
+    [Test]
+    public void ACustomTypeResolvesToItsProductsInTheCatalogsSpelling()
+    {
+        var catalog = GpuCatalog.Parse("X1000: [NVIDIA-X1000, NVIDIA-X1000-PCIe]\nH100: [NVIDIA-H100-80GB-HBM3]");
+        var (placement, problems) = FunctionPlacement.Resolve(new GpuRequirement { Type = new GpuType("x1000"), Fallbacks = [GpuType.H100] }, catalog);
+
+        Assert.That(problems, Is.Empty);
+        Assert.That(placement!.Requested!.Value.Name, Is.EqualTo("X1000"));
+        Assert.That(placement.AllProducts, Is.EqualTo(new[] { "NVIDIA-X1000", "NVIDIA-X1000-PCIe", "NVIDIA-H100-80GB-HBM3" }));
+        var meter = FunctionPods.MakePod(Function(new GpuFunctionSpec { Image = "m:1", Gpu = placement.Gpu }), placement, Options).Spec.Containers.Single(c => c.Name == FunctionPods.MeterContainer);
+        Assert.That(meter.Env.Single(e => e.Name == "PILOTLIGHT_GPU_TYPE").Value, Is.EqualTo("X1000"), "usage is labelled with the catalog's name");
     }
 
     [Test]
