@@ -17,9 +17,11 @@ using Pilotlight.Gateway;
 // token, for the token audience, may read /internal/*: the operator's ServiceAccount; default none: no token asked),
 // --agent-port N (sandbox agents' port, default 8443), --agent-client-cert PATH and --agent-client-key PATH (the PEM
 // client certificate shown to sandbox agents over TLS, re-read when the files change; without them agents are
-// spoken to in plain HTTP, which only agents run without a CA accept). SIGTERM drains too: not ready at once, the requests it holds and forwards are served, and it exits once
+// spoken to in plain HTTP, which only agents run without a CA accept), --log-format text|json (one line of text per
+// entry, the default, or one JSON object per line), --log-level LEVEL (Trace..Critical, default Information).
+// SIGTERM drains too: not ready at once, the requests it holds and forwards are served, and it exits once
 // idle or after --drain-seconds.
-string? kubeconfig = null, listen = "http://0.0.0.0:8080", agentCert = null, agentKey = null;
+string? kubeconfig = null, listen = "http://0.0.0.0:8080", agentCert = null, agentKey = null, logFormat = null, logLevel = null;
 var options = new GatewayOptions { DrainOnSignal = true };
 for (var i = 0; i < args.Length; i++)
 {
@@ -87,6 +89,12 @@ for (var i = 0; i < args.Length; i++)
         case "--agent-client-key" when i + 1 < args.Length:
             agentKey = args[++i];
             break;
+        case "--log-format" when i + 1 < args.Length:
+            logFormat = args[++i];
+            break;
+        case "--log-level" when i + 1 < args.Length:
+            logLevel = args[++i];
+            break;
         case "--internal-callers" when i + 1 < args.Length:
             options = options with { InternalCallers = [.. args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)] };
             break;
@@ -94,6 +102,13 @@ for (var i = 0; i < args.Length; i++)
             Console.Error.WriteLine($"pilotlight-gateway: unknown or invalid argument '{args[i]}'");
             return 2;
     }
+}
+
+var (logSettings, logError) = Pilotlight.ControllerRuntime.ConsoleLogSettings.Parse(logFormat, logLevel);
+if (logError is not null)
+{
+    Console.Error.WriteLine($"pilotlight-gateway: {logError}");
+    return 2;
 }
 
 if ((agentCert is null) != (agentKey is null))
@@ -118,5 +133,5 @@ var config = kubeconfig is not null ? KubernetesClientConfiguration.BuildConfigF
     : KubernetesClientConfiguration.IsInCluster() ? KubernetesClientConfiguration.InClusterConfig()
     : KubernetesClientConfiguration.BuildDefaultConfig();
 using var client = new Kubernetes(config);
-await GatewayApp.Build(client, listen!, options).RunAsync();
+await GatewayApp.Build(client, listen!, options, logging: logSettings!.Apply).RunAsync();
 return 0;

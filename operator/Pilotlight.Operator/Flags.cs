@@ -9,7 +9,8 @@ internal sealed class Flags
         "sandbox-toleration-keys", "sandbox-node-selector-keys",
         "stable-window", "panic-window", "autoscaler-tick", "usage-status-interval",
         "webhook-port", "webhook-secret", "sandbox-agent-secret", "pod-label-writers", "webhook-hosts", "webhook-configuration", "allowed-volume-types", "allowed-service-accounts", "function-pod-security", "gateway-token-file",
-        "invoke-keys-configmap", "workers", "kube-api-qps", "kube-api-burst"];
+        "invoke-keys-configmap", "workers", "kube-api-qps", "kube-api-burst",
+        "log-format", "log-level", "platform-image-pull-secrets", "gateway-namespace", "reservation-priority-class"];
     private readonly Dictionary<string, string> _values = [];
 
     public string? Error { get; private init; }
@@ -66,8 +67,41 @@ internal sealed class Flags
             return new Flags { Error = $"--kube-api-burst must be a whole number 1 or more, not '{burst}'" };
         }
 
+        if (Pilotlight.ControllerRuntime.ConsoleLogSettings.Parse(flags.Get("log-format"), flags.Get("log-level")).Error is { } logError)
+        {
+            return new Flags { Error = logError };
+        }
+
+        foreach (var nameFlag in new[] { "gateway-namespace", "reservation-priority-class" })
+        {
+            if (flags._values.TryGetValue(nameFlag, out var name) && !IsDnsName(name, subdomain: nameFlag == "reservation-priority-class"))
+            {
+                return new Flags { Error = $"--{nameFlag} must be a Kubernetes object name, not '{name}'" };
+            }
+        }
+
+        if (flags._values.TryGetValue("platform-image-pull-secrets", out var secrets)
+            && secrets.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault(s => !IsDnsName(s, subdomain: true)) is { } badSecret)
+        {
+            return new Flags { Error = $"--platform-image-pull-secrets: '{badSecret}' is not a Secret name" };
+        }
+
         return flags;
     }
+
+    /// <summary>The log settings of --log-format and --log-level (checked by <see cref="Parse"/>).</summary>
+    public Pilotlight.ControllerRuntime.ConsoleLogSettings Logging =>
+        Pilotlight.ControllerRuntime.ConsoleLogSettings.Parse(Get("log-format"), Get("log-level")).Settings!;
+
+    /// <summary>--platform-image-pull-secrets: Secrets (by name, in each pod's namespace) for the platform's images.</summary>
+    public IReadOnlyList<string> PlatformImagePullSecrets =>
+        (Get("platform-image-pull-secrets") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.Ordinal).ToList();
+
+    // A DNS-1123 label (namespaces) or subdomain (Secrets, PriorityClasses).
+    private static bool IsDnsName(string name, bool subdomain) =>
+        name.Length is > 0 and <= 253 && (subdomain || name.Length <= 63)
+        && (subdomain ? name.Split('.') : [name]).All(part => part.Length is > 0 and <= 63 && part[0] != '-' && part[^1] != '-'
+            && part.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-'));
 
     /// <summary>--workers: reconciles per controller at once (default 4).</summary>
     public int Workers => int.Parse(Get("workers") ?? "8", System.Globalization.CultureInfo.InvariantCulture);

@@ -67,6 +67,15 @@ using Prometheus;
 //   --allowed-service-accounts SA[,SA]  ServiceAccounts functions may run as besides default (default none)
 //   --function-pod-security baseline|restricted  the Pod Security Standards profile function pods meet
 //                          (default baseline; restricted needs images that run as non-root)
+//   --platform-image-pull-secrets S[,S]  Secrets for the platform's images (shim, meter, agent) every pod the operator
+//                          makes names, after its own (by name: each must exist in the pod's namespace)
+//   --gateway-namespace NS the namespace of the gateway pods, the only one a sandbox's NetworkPolicy admits to its agent
+//                          (default pilotlight-system; the chart passes its release namespace)
+//   --reservation-priority-class NAME  the PriorityClass of capacity-reservation placeholders (default
+//                          pilotlight-reservation; the chart names it after its release)
+//   --log-format text|json one line of text per entry (default) or one JSON object per line (the .NET JSON console
+//                          formatter)
+//   --log-level LEVEL      Trace, Debug, Information (default), Warning, Error or Critical
 //   --invoke-keys-configmap NS/NAME  publish SHA-256 verifiers of invoke-key Secrets (label pilotlight.dev/invoke-key=true)
 //                          in this ConfigMap for the gateway (default: none; invoke keys off, no Secret is watched)
 // With --gateways and --gateway-service both empty the autoscaler sees no demand at all: functions stay at minReplicas
@@ -80,7 +89,8 @@ if (flags.Error is { } error)
     return 2;
 }
 
-using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Information));
+var logSettings = flags.Logging;
+using var loggers = LoggerFactory.Create(logSettings.Apply);
 var log = loggers.CreateLogger("pilotlight-operator");
 
 KubernetesClientConfiguration config;
@@ -241,6 +251,8 @@ var options = new OperatorOptions
         ShimImage = flags.Get("shim-image") ?? new FunctionPodOptions().ShimImage,
         MeterImage = flags.Get("meter-image") ?? new FunctionPodOptions().MeterImage,
         PodSecurity = podSecurity.Value,
+        PlatformImagePullSecrets = flags.PlatformImagePullSecrets,
+        ReservationPriorityClass = flags.Get("reservation-priority-class") ?? new FunctionPodOptions().ReservationPriorityClass,
     },
     Sandboxes = new()
     {
@@ -261,6 +273,10 @@ var options = new OperatorOptions
         AllowedNodeSelectorKeys = flags.Get("sandbox-node-selector-keys") is { } selectorKeys
             ? selectorKeys.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             : SandboxOptions.DefaultNodeSelectorKeys,
+        PlatformImagePullSecrets = flags.PlatformImagePullSecrets,
+        GatewayNamespaceLabels = flags.Get("gateway-namespace") is { } gatewayNamespace
+            ? SandboxOptions.GatewayNamespace(gatewayNamespace)
+            : new SandboxOptions().GatewayNamespaceLabels,
     },
     EndpointBase = flags.Get("endpoint-base") ?? new OperatorOptions().EndpointBase,
     WatchNamespace = flags.Get("namespace"),

@@ -42,12 +42,20 @@ public static class Helm
     /// <c>helm template pilotlight charts/pilotlight --namespace pilotlight-system</c>, limited to
     /// <paramref name="showOnly"/> templates (e.g. "templates/operator-rbac.yaml") when any are named,
     /// with <paramref name="set"/> as --set values, for a cluster of <paramref name="kubeVersion"/> when given, serving
-    /// <paramref name="apiVersions"/> besides the built-in ones (e.g. "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy").
+    /// <paramref name="apiVersions"/> besides the built-in ones (e.g. "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"),
+    /// with <paramref name="values"/> files (-f), and as <paramref name="release"/> in <paramref name="releaseNamespace"/>
+    /// when given (another chart, a parent with this one as its subchart, with <paramref name="chart"/>).
     /// </summary>
     public static async Task<string> TemplateAsync(IEnumerable<string>? showOnly = null, IEnumerable<string>? set = null,
-        CancellationToken cancellationToken = default, string? kubeVersion = null, IEnumerable<string>? apiVersions = null)
+        CancellationToken cancellationToken = default, string? kubeVersion = null, IEnumerable<string>? apiVersions = null,
+        IEnumerable<string>? values = null, string release = Release, string releaseNamespace = Namespace, string? chart = null)
     {
-        var args = new List<string> { "template", Release, ChartPath, "--namespace", Namespace };
+        var args = new List<string> { "template", release, chart ?? ChartPath, "--namespace", releaseNamespace };
+        foreach (var file in values ?? [])
+        {
+            args.AddRange(["-f", file]);
+        }
+
         foreach (var api in apiVersions ?? [])
         {
             args.AddRange(["--api-versions", api]);

@@ -99,16 +99,41 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/*
 A full image reference; call with (dict "root" $ "image" .Values.operator.image).
-[registry/]repository:tag, the tag defaulting to the chart's appVersion.
+[registry/]repository:tag, the tag defaulting to the chart's appVersion;
+[registry/]repository@digest when the image has a digest (the tag is then
+ignored: a digest names one image, a tag may move).
 */}}
 {{- define "pilotlight.image" -}}
 {{- $registry := .root.Values.image.registry | trimSuffix "/" -}}
-{{- $tag := default .root.Chart.AppVersion .image.tag -}}
-{{- if $registry -}}
-{{- printf "%s/%s:%s" $registry .image.repository $tag -}}
+{{- $repository := ternary (printf "%s/%s" $registry .image.repository) .image.repository (ne $registry "") -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repository .image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" .image.repository $tag -}}
+{{- printf "%s:%s" $repository (default .root.Chart.AppVersion .image.tag) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+The PriorityClass of capacity-reservation placeholders: cluster-scoped, so named
+after the release ("pilotlight-reservation" for a release named pilotlight).
+*/}}
+{{- define "pilotlight.reservationPriorityClass" -}}
+{{- printf "%s-reservation" (include "pilotlight.fullname" .) -}}
+{{- end -}}
+
+{{/*
+Log settings of the operator and the gateway, as their flags; nothing for the
+defaults (Information, text). Indented for an args list.
+*/}}
+{{- define "pilotlight.loggingArgs" -}}
+{{- if ne .Values.logging.level "Information" }}
+- --log-level
+- {{ .Values.logging.level }}
+{{- end }}
+{{- if ne .Values.logging.format "text" }}
+- --log-format
+- {{ .Values.logging.format }}
+{{- end }}
 {{- end -}}
 
 {{/* In-cluster URL of this release's gateway Service. */}}
@@ -122,11 +147,15 @@ A full image reference; call with (dict "root" $ "image" .Values.operator.image)
 {{- end -}}
 
 {{/*
-The hardening every container of the chart gets: the images run as 65532
+The hardening every container of the chart gets unless a component's
+podSecurityContext / securityContext replaces it: the images run as 65532
 (USER in docker/*.Dockerfile), write nothing but their emptyDirs, and need no
-capabilities.
+capabilities. Call with the component's values.
 */}}
 {{- define "pilotlight.podSecurityContext" -}}
+{{- if .podSecurityContext -}}
+{{- toYaml .podSecurityContext -}}
+{{- else -}}
 runAsNonRoot: true
 runAsUser: 65532
 runAsGroup: 65532
@@ -134,8 +163,12 @@ fsGroup: 65532
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+{{- end -}}
 
 {{- define "pilotlight.containerSecurityContext" -}}
+{{- if .securityContext -}}
+{{- toYaml .securityContext -}}
+{{- else -}}
 allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 runAsNonRoot: true
@@ -143,4 +176,41 @@ capabilities:
   drop: [ALL]
 seccompProfile:
   type: RuntimeDefault
+{{- end -}}
+{{- end -}}
+
+{{/*
+A PodDisruptionBudget for one component; call with
+(dict "root" $ "component" "gateway" "values" .Values.gateway). Rendered when
+enabled and either maxUnavailable is set or there is more than one replica (a
+minAvailable of one replica would block every drain). policy/v1 where the
+cluster serves it (1.21+), policy/v1beta1 on 1.20. Offline (helm template) Helm
+lists every built-in API version whatever --kube-version says, so the version
+decides there too (pass the cluster's).
+*/}}
+{{- define "pilotlight.podDisruptionBudget" -}}
+{{- $pdb := .values.podDisruptionBudget -}}
+{{- $maxUnavailable := $pdb.maxUnavailable -}}
+{{- if and $pdb.enabled (or (not (kindIs "invalid" $maxUnavailable)) (gt (int .values.replicas) 1)) }}
+{{- if and (.root.Capabilities.APIVersions.Has "policy/v1") (semverCompare ">=1.21-0" .root.Capabilities.KubeVersion.Version) }}
+apiVersion: policy/v1
+{{- else }}
+apiVersion: policy/v1beta1
+{{- end }}
+kind: PodDisruptionBudget
+metadata:
+  name: {{ printf "%s-%s" (include "pilotlight.fullname" .root) .component }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "pilotlight.componentLabels" . | nindent 4 }}
+spec:
+  {{- if not (kindIs "invalid" $maxUnavailable) }}
+  maxUnavailable: {{ $maxUnavailable }}
+  {{- else }}
+  minAvailable: {{ $pdb.minAvailable }}
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "pilotlight.selectorLabels" . | nindent 6 }}
+{{- end }}
 {{- end -}}

@@ -102,6 +102,14 @@ public sealed record SandboxSpec
     [JsonPropertyName("nodeSelector")]
     public IReadOnlyDictionary<string, string>? NodeSelector { get; init; }
 
+    /// <summary>
+    /// Secrets (in the sandbox's namespace) for pulling the image from a private registry; the pod gets these, then the
+    /// platform's own.
+    /// </summary>
+    [JsonPropertyName("imagePullSecrets")]
+    [MaxLength(16)]
+    public IReadOnlyList<V1LocalObjectReference>? ImagePullSecrets { get; init; }
+
     /// <summary>Taints the sandbox's pod tolerates; only the keys the platform allows (<c>--sandbox-toleration-keys</c>).</summary>
     [JsonPropertyName("tolerations")]
     [MaxLength(16)]

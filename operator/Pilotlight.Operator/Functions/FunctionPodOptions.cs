@@ -32,6 +32,31 @@ public sealed record FunctionPodOptions
     /// model server images that run as root still start) or <see cref="PodSecurityProfile.Restricted"/>.
     /// </summary>
     public PodSecurityProfile PodSecurity { get; init; } = PodSecurityProfile.Baseline;
+
+    /// <summary>
+    /// Secrets for pulling the platform's images (shim, meter) that every pod the operator makes names
+    /// (<c>--platform-image-pull-secrets</c>), after the function's own. By name only: each must exist in the pod's
+    /// namespace (the kubelet pulls without a missing one, and warns in the pod's events).
+    /// </summary>
+    public IReadOnlyList<string> PlatformImagePullSecrets { get; init; } = [];
+
+    /// <summary>The PriorityClass capacity-reservation placeholders run at (<c>--reservation-priority-class</c>).</summary>
+    public string ReservationPriorityClass { get; init; } = Prewarm.PrewarmResources.DefaultPriorityClassName;
+}
+
+/// <summary>Image pull secrets of a pod: the object's own, then the platform's.</summary>
+public static class PullSecrets
+{
+    /// <summary>
+    /// <paramref name="own"/> followed by each of <paramref name="platform"/> it does not already name; null when
+    /// there are none at all (so that a pod without any is unchanged).
+    /// </summary>
+    public static List<k8s.Models.V1LocalObjectReference>? Merge(IEnumerable<k8s.Models.V1LocalObjectReference>? own, IReadOnlyList<string> platform)
+    {
+        var merged = (own ?? []).ToList();
+        merged.AddRange(platform.Where(name => merged.All(s => s.Name != name)).Select(name => new k8s.Models.V1LocalObjectReference { Name = name }));
+        return merged.Count > 0 ? merged : null;
+    }
 }
 
 /// <summary>A Pod Security Standards profile (kubernetes.io/docs/concepts/security/pod-security-standards).</summary>

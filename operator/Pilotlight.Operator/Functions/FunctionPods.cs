@@ -77,6 +77,9 @@ public static class FunctionPods
         };
 
         var hash = TemplateHash(podSpec);
+        // After the hash: the platform's pull secrets are operator configuration, and changing them must not roll every
+        // function pod in the cluster (pods made from now on get them).
+        podSpec.ImagePullSecrets = PullSecrets.Merge(spec.ImagePullSecrets, options.PlatformImagePullSecrets);
         return new V1Pod
         {
             ApiVersion = "v1",

@@ -464,7 +464,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
 
         try
         {
-            await _client.SchedulingV1.CreatePriorityClassAsync(Prewarm.PrewarmResources.PriorityClass(), cancellationToken: ct).ConfigureAwait(false);
+            await _client.SchedulingV1.CreatePriorityClassAsync(Prewarm.PrewarmResources.PriorityClass(_podOptions.ReservationPriorityClass), cancellationToken: ct).ConfigureAwait(false);
         }
         catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict)
         {
@@ -472,7 +472,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Forbidden)
         {
             // Installed by the chart, which gives the operator no right to create it: that is fine.
-            _logger.LogDebug("PriorityClass {Name} not created (forbidden); the chart is expected to install it", Prewarm.PrewarmResources.PriorityClassName);
+            _logger.LogDebug("PriorityClass {Name} not created (forbidden); the chart is expected to install it", _podOptions.ReservationPriorityClass);
         }
 
         _priorityClassReady = true;

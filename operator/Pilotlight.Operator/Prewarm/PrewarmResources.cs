@@ -13,8 +13,11 @@ namespace Pilotlight.Operator.Prewarm;
 /// </summary>
 public static class PrewarmResources
 {
-    /// <summary>The PriorityClass of placeholder pods (the chart installs it; the operator creates it when missing).</summary>
-    public const string PriorityClassName = "pilotlight-reservation";
+    /// <summary>
+    /// The PriorityClass of placeholder pods unless <c>--reservation-priority-class</c> names another (the chart names
+    /// it after its release, installs it, and the operator creates it when missing).
+    /// </summary>
+    public const string DefaultPriorityClassName = "pilotlight-reservation";
 
     /// <summary>
     /// Below every default (0) pod, so the scheduler preempts placeholders for any real pod; above the Cluster
@@ -27,13 +30,13 @@ public static class PrewarmResources
     public const string IdleContainer = "idle";
 
     /// <summary>The PriorityClass placeholders run at.</summary>
-    public static V1PriorityClass PriorityClass() => new()
+    public static V1PriorityClass PriorityClass(string name = DefaultPriorityClassName) => new()
     {
         ApiVersion = "scheduling.k8s.io/v1",
         Kind = "PriorityClass",
         Metadata = new V1ObjectMeta
         {
-            Name = PriorityClassName,
+            Name = name,
             Labels = new Dictionary<string, string> { [FunctionLabels.ManagedBy] = FunctionLabels.ManagedByValue },
         },
         Value = PriorityValue,
@@ -63,7 +66,9 @@ public static class PrewarmResources
         },
         Spec = new V1PodSpec
         {
-            PriorityClassName = PriorityClassName,
+            PriorityClassName = options.ReservationPriorityClass,
+            // It runs the meter image: a platform image.
+            ImagePullSecrets = PullSecrets.Merge(null, options.PlatformImagePullSecrets),
             Containers =
             [
                 new V1Container
@@ -149,7 +154,8 @@ public static class PrewarmResources
                             },
                         ],
                         Volumes = [new V1Volume { Name = FunctionPods.MeterVolume, EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = new ResourceQuantity("32Mi") } }],
-                        ImagePullSecrets = function.Spec.ImagePullSecrets?.ToList(),
+                        // The function's image and the tools init container's (a platform image).
+                        ImagePullSecrets = PullSecrets.Merge(function.Spec.ImagePullSecrets, options.PlatformImagePullSecrets),
                         NodeSelector = function.Spec.NodeSelector?.ToDictionary(),
                         Tolerations = FunctionPods.MakeTolerations(function.Spec, placement),
                         Affinity = affinity,

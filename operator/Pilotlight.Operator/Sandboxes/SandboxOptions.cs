@@ -49,9 +49,21 @@ public sealed record SandboxOptions
     /// </summary>
     public Func<string?> AgentClientCa { get; init; } = () => null;
 
-    /// <summary>Labels of the namespace the gateway runs in: only it may reach a sandbox's agent.</summary>
-    public IReadOnlyDictionary<string, string> GatewayNamespaceLabels { get; init; } =
-        new Dictionary<string, string> { ["kubernetes.io/metadata.name"] = "pilotlight-system" };
+    /// <summary>
+    /// Labels of the namespace the gateway runs in: only it may reach a sandbox's agent. From <c>--gateway-namespace</c>
+    /// (the chart passes its release namespace).
+    /// </summary>
+    public IReadOnlyDictionary<string, string> GatewayNamespaceLabels { get; init; } = GatewayNamespace("pilotlight-system");
+
+    /// <summary>The namespace labels that select the namespace named <paramref name="name"/> (set by the API server on every namespace).</summary>
+    public static IReadOnlyDictionary<string, string> GatewayNamespace(string name) =>
+        new Dictionary<string, string> { ["kubernetes.io/metadata.name"] = name };
+
+    /// <summary>
+    /// Secrets for pulling the platform's images (agent, meter) that every sandbox and warm pod names after the
+    /// sandbox's own (<c>--platform-image-pull-secrets</c>); each must exist in the pod's namespace.
+    /// </summary>
+    public IReadOnlyList<string> PlatformImagePullSecrets { get; init; } = [];
 
     /// <summary>Labels of the gateway's pods.</summary>
     public IReadOnlyDictionary<string, string> GatewayPodLabels { get; init; } =

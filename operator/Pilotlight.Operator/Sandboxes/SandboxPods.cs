@@ -268,6 +268,7 @@ public static class SandboxPods
             {
                 AutomountServiceAccountToken = false,
                 EnableServiceLinks = false,
+                ImagePullSecrets = PullSecrets.Merge(spec.ImagePullSecrets, options.PlatformImagePullSecrets),
                 RestartPolicy = "Never",
                 RuntimeClassName = runtimeClass,
                 HostNetwork = false,

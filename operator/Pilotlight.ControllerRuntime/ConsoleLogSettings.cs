@@ -1,0 +1,61 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+
+namespace Pilotlight.ControllerRuntime;
+
+/// <summary>How a component writes its log to stdout: <c>--log-format</c> and <c>--log-level</c> of the operator and the gateway.</summary>
+/// <param name="Json">One JSON object per line (the .NET JSON console formatter) instead of one plain line per entry.</param>
+/// <param name="Level">The least severe level written.</param>
+public sealed record ConsoleLogSettings(bool Json = false, LogLevel Level = LogLevel.Information)
+{
+    /// <summary>
+    /// The settings of <paramref name="format"/> (<c>text</c> or <c>json</c>; null: text) and <paramref name="level"/>
+    /// (a <see cref="LogLevel"/> name other than None; null: Information), or an error naming the flag.
+    /// </summary>
+    public static (ConsoleLogSettings? Settings, string? Error) Parse(string? format, string? level)
+    {
+        bool json;
+        switch (format)
+        {
+            case null or "text":
+                json = false;
+                break;
+            case "json":
+                json = true;
+                break;
+            default:
+                return (null, $"--log-format must be text or json, not '{format}'");
+        }
+
+        var parsed = LogLevel.Information;
+        if (level is not null && !(Enum.TryParse(level, ignoreCase: true, out parsed) && Enum.IsDefined(parsed) && parsed != LogLevel.None
+            && !int.TryParse(level, out _)))
+        {
+            return (null, $"--log-level must be one of Trace, Debug, Information, Warning, Error, Critical, not '{level}'");
+        }
+
+        return (new ConsoleLogSettings(json, parsed), null);
+    }
+
+    /// <summary>Puts the console logger these settings describe (and only it) on <paramref name="logging"/>.</summary>
+    public void Apply(ILoggingBuilder logging)
+    {
+        ArgumentNullException.ThrowIfNull(logging);
+        logging.ClearProviders();
+        logging.SetMinimumLevel(Level);
+        if (Json)
+        {
+            // Not indented: a log shipper reads one entry per line (an exception's stack trace is escaped inside it).
+            logging.AddJsonConsole(o =>
+            {
+                o.JsonWriterOptions = new JsonWriterOptions { Indented = false };
+                o.UseUtcTimestamp = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+            });
+        }
+        else
+        {
+            logging.AddSimpleConsole(o => o.SingleLine = true);
+        }
+    }
+}
