@@ -144,3 +144,14 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* The metadata: line of a CRD, with the chart's labels and, under crds.keep, Helm's keep policy. */}}
+{{- define "pilotlight.crdMetadata" -}}
+metadata:
+  labels:
+    {{- include "pilotlight.labels" . | nindent 4 }}
+  {{- if .Values.crds.keep }}
+  annotations:
+    helm.sh/resource-policy: keep
+  {{- end }}
+{{- end -}}
