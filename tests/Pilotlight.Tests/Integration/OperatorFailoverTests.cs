@@ -350,8 +350,14 @@ public sealed partial class OperatorFailoverTests
             var request = ServeAsync(_gatewayA.Urls.First(), ns, name, 30_000, watch);
             first.Process.Terminate();
             await Eventually.HoldsAsync(() => first.Process.HasExited, Timeout, "op-upgrade-1 stopped");
+            // As a pod made by an operator from before the autoscaler annotations: the upgraded one adds them, once.
+            var strip = new { metadata = new { annotations = new Dictionary<string, string?> { [FunctionLabels.SafeToEvict] = null, [FunctionLabels.DoNotDisrupt] = null } } };
+            await _admin.CoreV1.PatchNamespacedPodAsync(new k8s.Models.V1Patch(JsonSerializer.Serialize(strip), k8s.Models.V1Patch.PatchType.MergePatch), original.Name, ns);
             second = StartOperator("op-upgrade-2", "--shim-image", newShim, "--meter-image", newMeter);
             await WaitForLeaderAsync(second);
+            await Eventually.HoldsAsync(async () => (await PodAsync(ns, original.Name)).Metadata.Annotations is { } notes
+                && notes.TryGetValue(FunctionLabels.SafeToEvict, out var evict) && evict == "false"
+                && notes.TryGetValue(FunctionLabels.DoNotDisrupt, out var disrupt) && disrupt == "true", Timeout, "the serving pod marked not evictable");
 
             // The upgraded operator runs the function: a second replica gets the new sidecars, the serving one stays.
             (await _kubectl.ApplyAsync(Manifest(2), ns)).EnsureSuccess();
