@@ -44,6 +44,18 @@ public static class FunctionLabels
     /// <summary>Value of <see cref="ManagedBy"/>.</summary>
     public const string ManagedByValue = "pilotlight";
 
+    /// <summary>
+    /// On a GpuFunction (and copied to its pods): any new value rolls the function's pods onto the current template,
+    /// sidecar images included, as <c>kubectl rollout restart</c> does for a Deployment.
+    /// </summary>
+    public const string RestartedAt = "pilotlight.dev/restartedAt";
+
+    /// <summary>The Cluster Autoscaler's per-pod say on whether scale-down may evict the pod (<c>"true"</c>/<c>"false"</c>).</summary>
+    public const string SafeToEvict = "cluster-autoscaler.kubernetes.io/safe-to-evict";
+
+    /// <summary>Karpenter's per-pod veto (<c>"true"</c>) on voluntary disruption (consolidation, drift, expiry) of its node.</summary>
+    public const string DoNotDisrupt = "karpenter.sh/do-not-disrupt";
+
     /// <summary>Which container <c>kubectl logs</c> and <c>exec</c> pick by default.</summary>
     public const string DefaultContainerAnnotation = "kubectl.kubernetes.io/default-container";
 }

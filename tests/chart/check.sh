@@ -7,7 +7,8 @@
 #   - every tests/chart/bad/*.yaml must make helm template FAIL, with the
 #     message its "# expect:" line names (a bad value caught for the wrong
 #     reason does not count);
-#   - the chart's CRDs equal the generated crds/;
+#   - the chart's CRDs (files/crds/, rendered by templates/crds.yaml behind
+#     crds.install) equal the generated crds/;
 #   - the rendered manifests go through kubectl apply --dry-run=client and
 #     --dry-run=server against a throwaway local kube-apiserver (etcd +
 #     kube-apiserver from tests/control-plane/build.sh; kubectl needs an API
@@ -261,12 +262,14 @@ EOF
 apply_dry_run() {
   local mode=$1 f n=0 extra=()
   [ "$mode" = client ] && extra=(--validate=false)
-  render "$work/default.yaml" --kube-version "$kube_version" || return 1
+  # The CRDs (templates/crds.yaml) apart, without client validation (see the top of this file).
+  render "$work/crds.yaml" --kube-version "$kube_version" --show-only templates/crds.yaml || return 1
+  render "$work/default.yaml" --kube-version "$kube_version" --set crds.install=false || return 1
   echo "== chart CRDs"
-  kubectl --kubeconfig "$kubeconfig" apply --dry-run="$mode" --validate=false -f "$chart/crds" || return 1
-  n=$(( n + $(cat "$chart"/crds/*.yaml | grep -c '^kind: ') ))
+  kubectl --kubeconfig "$kubeconfig" apply --dry-run="$mode" --validate=false -f - <"$work/crds.yaml" || return 1
+  n=$(( n + $(grep -c '^kind: ' "$work/crds.yaml") ))
   for f in "$here"/good/*.yaml; do
-    render "$work/cluster-$(basename "$f")" -f "$f" --kube-version "$kube_version" || return 1
+    render "$work/cluster-$(basename "$f")" -f "$f" --kube-version "$kube_version" --set crds.install=false || return 1
   done
   for f in "$work/default.yaml" "$work"/cluster-*.yaml; do
     echo "== $(basename "$f")"
@@ -280,7 +283,7 @@ apply_dry_run() {
 # every object is then on the server, where a second server-side apply changes nothing.
 apply_for_real() {
   local objects missing=0 kind name ns
-  kubectl --kubeconfig "$kubeconfig" apply --validate=false -f "$chart/crds" || return 1
+  kubectl --kubeconfig "$kubeconfig" apply --validate=false -f - <"$work/crds.yaml" || return 1
   kubectl --kubeconfig "$kubeconfig" apply --server-side --field-manager=chart-check -f - <"$work/default.yaml" || return 1
   kubectl --kubeconfig "$kubeconfig" wait --for condition=Established --timeout 60s \
     crd/gpufunctions.pilotlight.dev crd/sandboxes.pilotlight.dev crd/sandboxwarmpools.pilotlight.dev || return 1

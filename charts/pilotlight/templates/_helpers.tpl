@@ -214,3 +214,14 @@ spec:
       {{- include "pilotlight.selectorLabels" . | nindent 6 }}
 {{- end }}
 {{- end -}}
+
+{{/* The metadata: line of a CRD, with the chart's labels and, under crds.keep, Helm's keep policy. */}}
+{{- define "pilotlight.crdMetadata" -}}
+metadata:
+  labels:
+    {{- include "pilotlight.labels" . | nindent 4 }}
+  {{- if .Values.crds.keep }}
+  annotations:
+    helm.sh/resource-policy: keep
+  {{- end }}
+{{- end -}}

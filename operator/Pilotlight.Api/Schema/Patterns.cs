@@ -9,6 +9,9 @@ public static class Patterns
     /// </summary>
     public const string Duration = @"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$";
 
+    /// <summary>A whole percentage such as <c>25%</c>: the string form of an int-or-percent field.</summary>
+    public const string Percentage = @"^[0-9]+%$";
+
     /// <summary>An HTTP path beginning with a slash.</summary>
     public const string HttpPath = @"^/[^\s]*$";
 

@@ -107,6 +107,10 @@ public sealed record GpuFunctionSpec
     [JsonPropertyName("scaling")]
     public ScalingPolicy Scaling { get; init; } = new();
 
+    /// <summary>How a change of the pod template replaces serving pods.</summary>
+    [JsonPropertyName("rollout")]
+    public RolloutPolicy Rollout { get; init; } = new();
+
     /// <summary>Warm standby replicas, GPU reservations and image pre-pull.</summary>
     [JsonPropertyName("prewarm")]
     public PrewarmPolicy? Prewarm { get; init; }
@@ -289,6 +293,29 @@ public sealed record ScalingPolicy
     [JsonPropertyName("scaledownWindow")]
     [RegularExpression(Patterns.Duration), DefaultValue("60s")]
     public string ScaledownWindow { get; init; } = "60s";
+}
+
+/// <summary>
+/// How pods of an older template (after a change of the spec, or of <c>pilotlight.dev/restartedAt</c>) are replaced,
+/// as a Deployment's RollingUpdate does: each an integer, or a percentage of the desired replicas.
+/// </summary>
+public sealed record RolloutPolicy
+{
+    /// <summary>
+    /// Pods of the new template made above the desired replicas while old ones remain (a percentage rounds up).
+    /// Each needs a free replica's GPUs: on a pool with none spare, set 0 and <c>maxUnavailable</c> 1 or more.
+    /// </summary>
+    [JsonPropertyName("maxSurge")]
+    [RegularExpression(Patterns.Percentage), DefaultValue(1)]
+    public IntOrString MaxSurge { get; init; } = 1;
+
+    /// <summary>
+    /// Ready pods the rollout may take away below the desired replicas (a percentage rounds down). An old pod that
+    /// goes drains the requests it has first. Not 0 together with <c>maxSurge</c> 0.
+    /// </summary>
+    [JsonPropertyName("maxUnavailable")]
+    [RegularExpression(Patterns.Percentage), DefaultValue(0)]
+    public IntOrString MaxUnavailable { get; init; } = 0;
 }
 
 /// <summary>Ways to make a cold start warm. Nothing is pre-warmed when absent.</summary>

@@ -83,6 +83,26 @@ public static class SpecRules
             }
         }
 
+        if (spec.Rollout is { } rollout)
+        {
+            var surge = RolloutBudget.Problem(rollout.MaxSurge);
+            var unavailable = RolloutBudget.Problem(rollout.MaxUnavailable);
+            if (surge is not null)
+            {
+                problems.Add(new("spec.rollout.maxSurge", surge));
+            }
+
+            if (unavailable is not null)
+            {
+                problems.Add(new("spec.rollout.maxUnavailable", unavailable));
+            }
+
+            if (surge is null && unavailable is null && Zero(rollout.MaxSurge) && Zero(rollout.MaxUnavailable))
+            {
+                problems.Add(new("spec.rollout.maxUnavailable", "may not be 0 when spec.rollout.maxSurge is 0: no pod could be replaced"));
+            }
+        }
+
         var sidecarPorts = new Dictionary<int, string>
         {
             [pods.ShimPort] = "the runtime shim's", [pods.ShimAdminPort] = "the runtime shim's admin", [pods.MeterPort] = "the metering sidecar's",
@@ -124,6 +144,8 @@ public static class SpecRules
 
         return problems;
     }
+
+    private static bool Zero(k8s.Models.IntOrString? value) => value?.Value is "0" or "0%";
 
     /// <summary>
     /// Environment that would steer the NVIDIA runtime to GPUs the pod was not given, or reconfigure the sidecars:

@@ -50,9 +50,92 @@ public static class FunctionPods
     /// </summary>
     public static V1Pod MakePod(GpuFunction function, FunctionPlacement placement, FunctionPodOptions options)
     {
-        var spec = function.Spec;
+        ArgumentNullException.ThrowIfNull(function);
+        ArgumentNullException.ThrowIfNull(options);
         var name = function.Metadata.Name;
-        var podSpec = new V1PodSpec
+        var podSpec = MakePodSpec(function, placement, options);
+
+        // The sidecar images are the platform's, not the function's: a new release of them reaches new pods (scale-up,
+        // warm refills) and rolls no pod that serves. pilotlight.dev/restartedAt rolls them when someone asks.
+        var restartedAt = RestartedAt(function);
+        var hash = TemplateHash(MakePodSpec(function, placement, options with { ShimImage = "", MeterImage = "" }), restartedAt);
+        // Not in the hash either: the platform's pull secrets are operator configuration, and changing them must not
+        // roll every function pod in the cluster (pods made from now on get them).
+        podSpec.ImagePullSecrets = PullSecrets.Merge(function.Spec.ImagePullSecrets, options.PlatformImagePullSecrets);
+        var annotations = new Dictionary<string, string> { [FunctionLabels.DefaultContainerAnnotation] = FunctionContainer };
+        SetEvictionAnnotations(annotations, FunctionLabels.RoleServing);
+        if (restartedAt is not null)
+        {
+            annotations[FunctionLabels.RestartedAt] = restartedAt;
+        }
+
+        return new V1Pod
+        {
+            ApiVersion = "v1",
+            Kind = "Pod",
+            Metadata = new V1ObjectMeta
+            {
+                GenerateName = $"{name}-{hash}-",
+                NamespaceProperty = function.Metadata.NamespaceProperty,
+                Labels = new Dictionary<string, string>
+                {
+                    [FunctionLabels.Function] = name,
+                    [FunctionLabels.TemplateHash] = hash,
+                    [FunctionLabels.Role] = FunctionLabels.RoleServing,
+                    [FunctionLabels.ManagedBy] = FunctionLabels.ManagedByValue,
+                },
+                Annotations = annotations,
+                OwnerReferences = [OwnerReference(function)],
+            },
+            Spec = podSpec,
+        };
+    }
+
+    /// <summary>The function's <c>pilotlight.dev/restartedAt</c> annotation, when it has one.</summary>
+    public static string? RestartedAt(GpuFunction function) =>
+        (function ?? throw new ArgumentNullException(nameof(function))).Metadata.Annotations?.TryGetValue(FunctionLabels.RestartedAt, out var at) == true ? at : null;
+
+    /// <summary>
+    /// What the node autoscalers are told about evicting a pod of <paramref name="role"/>, as a merge patch's
+    /// annotations (a null value removes one). A serving pod is not theirs to move: it may have requests in flight
+    /// at any moment (the gateway routes to it without asking the operator), and the operator removes it itself,
+    /// idle only, once the function's scaledownWindow has passed with nothing in flight, which leaves its node empty
+    /// for them. A warm pod serves nothing and is replaced on another node, so it is evictable; so are placeholders
+    /// (<see cref="Prewarm.PrewarmResources.Placeholder"/>). Without the explicit "true", the Cluster Autoscaler would
+    /// keep any node holding one for its emptyDir and its custom controller.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string?> EvictionAnnotations(string role) => role == FunctionLabels.RoleServing
+        ? new Dictionary<string, string?> { [FunctionLabels.SafeToEvict] = "false", [FunctionLabels.DoNotDisrupt] = "true" }
+        : new Dictionary<string, string?> { [FunctionLabels.SafeToEvict] = "true", [FunctionLabels.DoNotDisrupt] = null };
+
+    private static void SetEvictionAnnotations(Dictionary<string, string> annotations, string role)
+    {
+        foreach (var (key, value) in EvictionAnnotations(role))
+        {
+            if (value is null)
+            {
+                annotations.Remove(key);
+            }
+            else
+            {
+                annotations[key] = value;
+            }
+        }
+    }
+
+    /// <summary>True when <paramref name="pod"/> carries the eviction annotations of its role.</summary>
+    public static bool HasEvictionAnnotations(V1Pod pod)
+    {
+        ArgumentNullException.ThrowIfNull(pod);
+        var have = pod.Metadata.Annotations;
+        return EvictionAnnotations(FunctionLabels.IsWarm(pod) ? FunctionLabels.RoleWarm : FunctionLabels.RoleServing)
+            .All(kv => (have?.TryGetValue(kv.Key, out var v) == true ? v : null) == kv.Value);
+    }
+
+    private static V1PodSpec MakePodSpec(GpuFunction function, FunctionPlacement placement, FunctionPodOptions options)
+    {
+        var spec = function.Spec;
+        return new V1PodSpec
         {
             Containers = [MakeFunctionContainer(spec, placement, options), MakeShimContainer(spec, placement, options), MakeMeterContainer(function, placement, options)],
             InitContainers = placement.GpuCount > 0 ? [MakeToolsContainer(options)] : null,
@@ -75,37 +158,15 @@ public static class FunctionPods
             // The shim drains for up to `timeout`; the user's server then gets SIGTERM and DrainGraceSeconds to exit.
             TerminationGracePeriodSeconds = DrainSeconds(spec) + options.DrainGraceSeconds,
         };
-
-        var hash = TemplateHash(podSpec);
-        // After the hash: the platform's pull secrets are operator configuration, and changing them must not roll every
-        // function pod in the cluster (pods made from now on get them).
-        podSpec.ImagePullSecrets = PullSecrets.Merge(spec.ImagePullSecrets, options.PlatformImagePullSecrets);
-        return new V1Pod
-        {
-            ApiVersion = "v1",
-            Kind = "Pod",
-            Metadata = new V1ObjectMeta
-            {
-                GenerateName = $"{name}-{hash}-",
-                NamespaceProperty = function.Metadata.NamespaceProperty,
-                Labels = new Dictionary<string, string>
-                {
-                    [FunctionLabels.Function] = name,
-                    [FunctionLabels.TemplateHash] = hash,
-                    [FunctionLabels.Role] = FunctionLabels.RoleServing,
-                    [FunctionLabels.ManagedBy] = FunctionLabels.ManagedByValue,
-                },
-                Annotations = new Dictionary<string, string> { [FunctionLabels.DefaultContainerAnnotation] = FunctionContainer },
-                OwnerReferences = [OwnerReference(function)],
-            },
-            Spec = podSpec,
-        };
     }
 
     /// <summary>The same pod as a warm standby: identical spec (so claiming it needs only a label), not routed to.</summary>
     public static V1Pod AsWarm(V1Pod template)
     {
         var labels = new Dictionary<string, string>(template.Metadata.Labels) { [FunctionLabels.Role] = FunctionLabels.RoleWarm };
+        var annotations = new Dictionary<string, string>(template.Metadata.Annotations ?? new Dictionary<string, string>());
+        SetEvictionAnnotations(annotations, FunctionLabels.RoleWarm);
+
         return new V1Pod
         {
             ApiVersion = template.ApiVersion,
@@ -115,7 +176,7 @@ public static class FunctionPods
                 GenerateName = template.Metadata.GenerateName,
                 NamespaceProperty = template.Metadata.NamespaceProperty,
                 Labels = labels,
-                Annotations = template.Metadata.Annotations,
+                Annotations = annotations,
                 OwnerReferences = template.Metadata.OwnerReferences,
             },
             Spec = template.Spec,
@@ -447,10 +508,11 @@ public static class FunctionPods
         BlockOwnerDeletion = true,
     };
 
-    /// <summary>A short stable hash of a pod spec: 10 lower-case hex characters.</summary>
-    internal static string TemplateHash(V1PodSpec spec)
+    /// <summary>A short stable hash of a pod spec and the function's restart mark: 10 lower-case hex characters.</summary>
+    internal static string TemplateHash(V1PodSpec spec, string? restartedAt = null)
     {
-        var bytes = Encoding.UTF8.GetBytes(KubernetesJson.Serialize(spec));
+        var json = KubernetesJson.Serialize(spec);
+        var bytes = Encoding.UTF8.GetBytes(restartedAt is null ? json : $"{json}\n{FunctionLabels.RestartedAt}={restartedAt}");
         return Convert.ToHexStringLower(XxHash64.Hash(bytes))[..10];
     }
 }

@@ -37,11 +37,12 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     private readonly ConcurrentDictionary<ObjectKey, bool> _prePulling = new();
     private readonly ConcurrentDictionary<ObjectKey, string?> _quotaProblems = new();
     /// <summary>
-    /// The pod template per function, for the (uid, generation) it was built from: building it serialises the pod
-    /// spec to hash it, which was the largest share of a reconcile's CPU at 10,000 functions. The template reads only
-    /// the spec (which bumps the generation), the name, namespace and uid, and this process's fixed options.
+    /// The pod template per function, for the (uid, generation, restartedAt) it was built from: building it serialises
+    /// the pod spec to hash it, which was the largest share of a reconcile's CPU at 10,000 functions. The template reads
+    /// only the spec (which bumps the generation), the name, namespace, uid and restart annotation, and this process's
+    /// fixed options.
     /// </summary>
-    private readonly ConcurrentDictionary<ObjectKey, (string Uid, long Generation, V1Pod Template)> _templates = new();
+    private readonly ConcurrentDictionary<ObjectKey, (string Uid, long Generation, string? RestartedAt, V1Pod Template)> _templates = new();
     private readonly ConcurrentDictionary<ObjectKey, (string Version, byte[] Digest)> _observedStatus = new();
     private bool _priorityClassReady;
     private OperatorMetrics _metrics = OperatorMetrics.Detached();
@@ -170,7 +171,14 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
 
                 serving = [.. serving, .. claims];
                 warm = [.. warm.Except(claims)];
-                var plan = FunctionRollout.Plan(serving, desired, hash, Load);
+
+                // Pods made before their role's eviction annotations existed (an older operator) get them once.
+                foreach (var pod in serving.Concat(warm).Except(claims).Where(p => p.Metadata.DeletionTimestamp is null && !FunctionPods.HasEvictionAnnotations(p)))
+                {
+                    await RelabelAsync(pod, FunctionLabels.IsWarm(pod) ? FunctionLabels.RoleWarm : FunctionLabels.RoleServing, changes, cancellationToken).ConfigureAwait(false);
+                }
+
+                var plan = FunctionRollout.Plan(serving, desired, hash, Load, RolloutBudget.For(function.Spec.Rollout, desired));
                 var pool = Prewarm.WarmPool.Plan(serving, warm, desired, warmTarget.Count, hash, plan.Delete, Load);
                 foreach (var pod in pool.Demote)
                 {
@@ -336,13 +344,14 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     {
         var uid = function.Metadata.Uid;
         var generation = function.Metadata.Generation ?? 0;
-        if (_templates.TryGetValue(key, out var cached) && cached.Uid == uid && cached.Generation == generation)
+        var restartedAt = FunctionPods.RestartedAt(function);
+        if (_templates.TryGetValue(key, out var cached) && cached.Uid == uid && cached.Generation == generation && cached.RestartedAt == restartedAt)
         {
             return cached.Template;
         }
 
         var template = FunctionPods.MakePod(function, placement, _podOptions);
-        _templates[key] = (uid, generation, template);
+        _templates[key] = (uid, generation, restartedAt, template);
         return template;
     }
 
@@ -420,11 +429,13 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         }
     }
 
-    /// <summary>Moves a pod between the warm pool and serving by its role label.</summary>
+    /// <summary>Moves a pod between the warm pool and serving by its role label, with the role's eviction annotations in the same write.</summary>
     private async Task RelabelAsync(V1Pod pod, string role, PodChanges changes, CancellationToken ct)
     {
-        var patch = new V1Patch(KubernetesJson.Serialize(new { metadata = new { labels = new Dictionary<string, string> { [FunctionLabels.Role] = role } } }),
-            V1Patch.PatchType.MergePatch);
+        var patch = new V1Patch(KubernetesJson.Serialize(new
+        {
+            metadata = new { labels = new Dictionary<string, string> { [FunctionLabels.Role] = role }, annotations = FunctionPods.EvictionAnnotations(role) },
+        }), V1Patch.PatchType.MergePatch);
         try
         {
             await _client.CoreV1.PatchNamespacedPodAsync(patch, pod.Metadata.Name, pod.Metadata.NamespaceProperty, cancellationToken: ct).ConfigureAwait(false);

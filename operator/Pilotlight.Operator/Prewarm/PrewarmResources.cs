@@ -62,6 +62,9 @@ public static class PrewarmResources
                 [FunctionLabels.ReservationFor] = function.Metadata.Name,
                 [FunctionLabels.ManagedBy] = FunctionLabels.ManagedByValue,
             },
+            // Holding a GPU is its whole job, and it is back (or preempted) at no cost elsewhere: the Cluster Autoscaler
+            // may move it on scale-down (it would not on its own: a pod of a custom controller keeps its node).
+            Annotations = new Dictionary<string, string> { [FunctionLabels.SafeToEvict] = "true" },
             OwnerReferences = [FunctionPods.OwnerReference(function)],
         },
         Spec = new V1PodSpec

@@ -189,6 +189,59 @@ public class GpuFunctionControllerTests
         Assert.That((await GetAsync(ns, "new-gpu")).Status!.Gpu, Is.EqualTo("X1000"));
     }
 
+    [Test]
+    public async Task On_a_pool_with_no_spare_gpu_the_default_surge_waits_and_max_surge_0_rolls_one_pod_at_a_time()
+    {
+        var ns = await _plane.CreateNamespaceAsync("fullpool");
+        var pool = await PoolAsync(ns, ("l4", GpuNodePreset.L4.WithGpus(2)));
+        string Full(string image, string rollout) => Manifest("full", pool, "{type: L4}", replicas: 2, image: image) + $"\n  rollout: {rollout}\n";
+        await ApplyAsync(ns, Full("example/llm:1", "{maxSurge: 1, maxUnavailable: 0}"));
+        await ReadyConditionAsync(ns, "full", c => c.Reason == FunctionConditions.Reasons.PodsReady, "full ready");
+        var before = (await PodsAsync(ns, "full")).Select(p => p.Metadata.Name).ToHashSet();
+
+        // The default: a surge pod that finds no GPU, and both old pods serving on.
+        await ApplyAsync(ns, Full("example/llm:2", "{maxSurge: 1, maxUnavailable: 0}"));
+        await Eventually.HoldsAsync(async () => (await PodsAsync(ns, "full")).Any(p => p.Spec.Containers[0].Image == "example/llm:2"
+            && p.Status?.Conditions?.Any(c => c.Type == "PodScheduled" && c.Reason == "Unschedulable") == true), Timeout, "the surge pod unschedulable");
+        var stuck = await PodsAsync(ns, "full");
+        Assert.That(stuck.Where(p => before.Contains(p.Metadata.Name) && p.Metadata.DeletionTimestamp is null && PodReadiness.IsReady(p)).Count(), Is.EqualTo(2),
+            "no old pod taken away for a surge pod that cannot start");
+
+        // Follow every pod change from here and keep the lowest ready count and the most pods holding GPUs at once.
+        var pods = new ConcurrentDictionary<string, V1Pod>(stuck.ToDictionary(p => p.Metadata.Name));
+        var minReady = int.MaxValue;
+        var informer = new Informer<V1Pod>(ListWatch.ForPods(_client, $"{FunctionLabels.Function}=full", $"metadata.namespace={ns}"));
+        informer.AddHandler(e =>
+        {
+            if (e.Type == WatchEventType.Deleted)
+            {
+                pods.TryRemove(e.Object.Metadata.Name, out _);
+            }
+            else
+            {
+                pods[e.Object.Metadata.Name] = e.Object;
+            }
+
+            InterlockedMin(ref minReady, pods.Values.Count(p => p.Metadata.DeletionTimestamp is null && PodReadiness.IsReady(p)));
+        });
+        using var watching = new CancellationTokenSource();
+        var watch = informer.RunAsync(watching.Token);
+        await informer.Synced;
+
+        // No surge, one unavailable: an old pod goes, its GPU goes to a new one, then the next.
+        await ApplyAsync(ns, Full("example/llm:2", "{maxSurge: 0, maxUnavailable: 1}"));
+        await Eventually.HoldsAsync(async () =>
+        {
+            var now = await PodsAsync(ns, "full");
+            return now.Count == 2 && now.All(p => p.Spec.Containers[0].Image == "example/llm:2" && PodReadiness.IsReady(p));
+        }, Timeout, "two ready pods of the new image only");
+        await watching.CancelAsync();
+        await watch;
+
+        Assert.That(minReady, Is.EqualTo(1), "one pod unavailable at a time, never two (and the watch saw the rollout)");
+        Assert.That((await PodsAsync(ns, "full")).Select(p => p.Metadata.Name), Has.None.AnyOf(before.ToArray()));
+    }
+
     [TestCase("{type: B200}", "spec.gpu.type: GPU type 'B200' is not in the platform's GPU catalog (known: A10, A100-40GB", TestName = "A type missing from the operator's catalog")]
     [TestCase("{type: H100, fallbacks: [L4, GB300]}", "spec.gpu.fallbacks[1]: GPU type 'GB300'", TestName = "A fallback missing from the operator's catalog")]
     [TestCase("{type: H100, fallbacks: [H100]}", "the requested type itself", TestName = "Fallbacks equal to the type")]

@@ -114,8 +114,11 @@ public sealed partial class OperatorFailoverTests
 
     private sealed record OperatorProcess(string Identity, ManagedProcess Process, int MetricsPort);
 
-    /// <summary>An operator process as the chart runs it (leader election on, both gateways), with the test's short windows.</summary>
-    private OperatorProcess StartOperator(string identity)
+    /// <summary>
+    /// An operator process as the chart runs it (leader election on, both gateways), with the test's short windows and
+    /// <paramref name="flags"/> (e.g. other sidecar images, as a chart upgrade would pass).
+    /// </summary>
+    private OperatorProcess StartOperator(string identity, params string[] flags)
     {
         var port = ControlPlane.FreePort();
         var process = ManagedProcess.Start("dotnet",
@@ -127,6 +130,7 @@ public sealed partial class OperatorFailoverTests
             "--endpoint-base", _gatewayA.Urls.First(),
             "--metrics-port", port.ToString(CultureInfo.InvariantCulture),
             "--stable-window", "6s", "--panic-window", "2s", "--autoscaler-tick", "500ms",
+            .. flags,
         ], Path.Combine(_plane.Directory, $"{identity}.log"), new Dictionary<string, string> { ["POD_NAME"] = identity });
         _operators.Add(process);
         return new OperatorProcess(identity, process, port);
@@ -309,6 +313,93 @@ public sealed partial class OperatorFailoverTests
                 .SelectMany(f => f.GetProperty("pods").EnumerateObject())
                 .Count(p => p.Value.GetInt32() > 0);
         }
+    }
+
+    [Test]
+    public async Task Upgrading_the_sidecar_images_deletes_no_serving_pod_and_restartedAt_rolls_the_pods_onto_them()
+    {
+        const string name = "sidecars";
+        const string newShim = "pilotlight/runtime-shim:0.2.0";
+        const string newMeter = "pilotlight/meter:0.2.0";
+        var first = StartOperator("op-upgrade-1");
+        OperatorProcess? second = null;
+        try
+        {
+            await WaitForLeaderAsync(first);
+            var ns = await _plane.CreateNamespaceAsync("upgrade");
+            string Manifest(int min) => $$"""
+                apiVersion: pilotlight.dev/v1alpha1
+                kind: GpuFunction
+                metadata: {name: {{name}}}
+                spec:
+                  image: example/model-server:1
+                  access: Public
+                  env:
+                    - {name: LOAD_SECONDS, value: "1"}
+                  gpu: {type: L4}
+                  scaling: {minReplicas: {{min}}, maxReplicas: 3, maxConcurrency: 1, scaledownWindow: 10m}
+                  timeout: 3m
+                  startupTimeout: 1m
+                """;
+            (await _kubectl.ApplyAsync(Manifest(1), ns)).EnsureSuccess();
+            var original = (await Eventually.GetAsync(async () => (await PodsAsync(ns)).SingleOrDefault(PodReadiness.IsReady), Timeout, "one ready pod")).Metadata;
+            Assert.That(Image(await PodAsync(ns, original.Name), FunctionPods.ShimContainer), Is.EqualTo(new FunctionPodOptions().ShimImage));
+            await using var watch = new ServingWatch(_admin, ns, name);
+
+            // A request runs across the upgrade: the chart's new release restarts the operator with new sidecar images.
+            var request = ServeAsync(_gatewayA.Urls.First(), ns, name, 30_000, watch);
+            first.Process.Terminate();
+            await Eventually.HoldsAsync(() => first.Process.HasExited, Timeout, "op-upgrade-1 stopped");
+            // As a pod made by an operator from before the autoscaler annotations: the upgraded one adds them, once.
+            var strip = new { metadata = new { annotations = new Dictionary<string, string?> { [FunctionLabels.SafeToEvict] = null, [FunctionLabels.DoNotDisrupt] = null } } };
+            await _admin.CoreV1.PatchNamespacedPodAsync(new k8s.Models.V1Patch(JsonSerializer.Serialize(strip), k8s.Models.V1Patch.PatchType.MergePatch), original.Name, ns);
+            second = StartOperator("op-upgrade-2", "--shim-image", newShim, "--meter-image", newMeter);
+            await WaitForLeaderAsync(second);
+            await Eventually.HoldsAsync(async () => (await PodAsync(ns, original.Name)).Metadata.Annotations is { } notes
+                && notes.TryGetValue(FunctionLabels.SafeToEvict, out var evict) && evict == "false"
+                && notes.TryGetValue(FunctionLabels.DoNotDisrupt, out var disrupt) && disrupt == "true", Timeout, "the serving pod marked not evictable");
+
+            // The upgraded operator runs the function: a second replica gets the new sidecars, the serving one stays.
+            (await _kubectl.ApplyAsync(Manifest(2), ns)).EnsureSuccess();
+            var added = await Eventually.GetAsync(async () => (await PodsAsync(ns))
+                .SingleOrDefault(p => p.Metadata.Name != original.Name && PodReadiness.IsReady(p)), Timeout, "a second ready pod");
+            Assert.That(Image(added, FunctionPods.ShimContainer), Is.EqualTo(newShim));
+            Assert.That(Image(added, FunctionPods.MeterContainer), Is.EqualTo(newMeter));
+            Assert.That(added.Spec.InitContainers.Single().Image, Is.EqualTo(newMeter));
+            Assert.That(added.Metadata.Labels[FunctionLabels.TemplateHash], Is.EqualTo(original.Labels[FunctionLabels.TemplateHash]));
+            Assert.That(request.IsCompleted, Is.False, "the request was still running when the upgraded operator had acted");
+            Assert.That(await request, Is.EqualTo(original.Name), "the request was served by the pod that was serving before the upgrade");
+            var kept = await PodAsync(ns, original.Name);
+            Assert.That(kept.Metadata.Uid, Is.EqualTo(original.Uid));
+            Assert.That(kept.Metadata.DeletionTimestamp, Is.Null);
+            Assert.That(Image(kept, FunctionPods.ShimContainer), Is.EqualTo(new FunctionPodOptions().ShimImage), "a serving pod is not rolled for new sidecars");
+            Assert.That(watch.Deleted, Is.Empty, "no pod was deleted by the upgrade");
+
+            // Asked to (as `kubectl rollout restart` would a Deployment), the operator rolls both onto the new sidecars.
+            var patch = new { metadata = new { annotations = new Dictionary<string, string> { [FunctionLabels.RestartedAt] = "2026-01-01T00:00:00Z" } } };
+            await _admin.CustomObjects.PatchNamespacedCustomObjectAsync(new k8s.Models.V1Patch(JsonSerializer.Serialize(patch), k8s.Models.V1Patch.PatchType.MergePatch),
+                Group.Name, Group.Version, ns, "gpufunctions", name);
+            await Eventually.HoldsAsync(async () =>
+            {
+                var pods = (await PodsAsync(ns)).Where(p => p.Metadata.DeletionTimestamp is null).ToList();
+                return pods.Count == 2 && pods.All(p => PodReadiness.IsReady(p) && Image(p, FunctionPods.ShimContainer) == newShim
+                    && p.Metadata.Annotations is { } notes && notes.TryGetValue(FunctionLabels.RestartedAt, out var at) && at == "2026-01-01T00:00:00Z");
+            }, Timeout, "two ready pods, both with the new sidecars");
+            Assert.That(watch.Deleted, Does.Contain(original.Name));
+        }
+        finally
+        {
+            first.Process.Terminate();
+            second?.Process.Terminate();
+            await Eventually.HoldsAsync(() => first.Process.HasExited && (second?.Process.HasExited ?? true), Timeout, "both stopped");
+        }
+
+        async Task<IList<k8s.Models.V1Pod>> PodsAsync(string ns) =>
+            (await _admin.CoreV1.ListNamespacedPodAsync(ns, labelSelector: $"{FunctionLabels.Function}={name}")).Items;
+
+        Task<k8s.Models.V1Pod> PodAsync(string ns, string pod) => _admin.CoreV1.ReadNamespacedPodAsync(pod, ns);
+
+        static string Image(k8s.Models.V1Pod pod, string container) => pod.Spec.Containers.Single(c => c.Name == container).Image;
     }
 
     [Test]

@@ -89,10 +89,17 @@ public class PrewarmTests() : ServingFixture(8, "pw")
         Assert.That(body, Does.Contain(standby.Metadata.Name), "served by the warm pod that was waiting, not a new one");
         Assert.That(response.Headers.GetValues("X-Pilotlight-Start").Single(), Is.EqualTo("warm"));
 
+        // Evictable by a node autoscaler while warm; not once it serves (the same patch as the claim).
+        Assert.That(standby.Metadata.Annotations[FunctionLabels.SafeToEvict], Is.EqualTo("true"));
+        Assert.That(standby.Metadata.Annotations, Does.Not.ContainKey(FunctionLabels.DoNotDisrupt));
+
         // Claimed afterwards: relabelled serving, and the pool is back to size with a new pod.
         await Eventually.HoldsAsync(async () =>
             (await Client.CoreV1.ReadNamespacedPodAsync(standby.Metadata.Name, ns)).Metadata.Labels[FunctionLabels.Role] == FunctionLabels.RoleServing,
             Timeout, "the warm pod relabelled serving");
+        var claimed = await Client.CoreV1.ReadNamespacedPodAsync(standby.Metadata.Name, ns);
+        Assert.That(claimed.Metadata.Annotations[FunctionLabels.SafeToEvict], Is.EqualTo("false"));
+        Assert.That(claimed.Metadata.Annotations[FunctionLabels.DoNotDisrupt], Is.EqualTo("true"));
         await Eventually.HoldsAsync(async () =>
         {
             var f = await GetAsync(ns, "claim");

@@ -48,6 +48,10 @@ public sealed class SpecRulesTests
             .SetName("a volume named like the operator's");
         yield return new TestCaseData(new GpuFunctionSpec { Image = "m:1", ServiceAccountName = "cluster-admin-sa" }, "llm", "spec.serviceAccountName")
             .SetName("a ServiceAccount outside the allowed list");
+        yield return new TestCaseData(new GpuFunctionSpec { Image = "m:1", Rollout = new RolloutPolicy { MaxSurge = 0, MaxUnavailable = "0%" } }, "llm", "spec.rollout.maxUnavailable")
+            .SetName("a rollout that may neither surge nor take a pod away");
+        yield return new TestCaseData(new GpuFunctionSpec { Image = "m:1", Rollout = new RolloutPolicy { MaxSurge = -1 } }, "llm", "spec.rollout.maxSurge")
+            .SetName("a negative maxSurge");
         yield return new TestCaseData(new GpuFunctionSpec { Image = "m:1" }, new string('a', 64), "metadata.name").SetName("a name too long for a Service");
         yield return new TestCaseData(new GpuFunctionSpec { Image = "m:1" }, "1llm", "metadata.name").SetName("a name a Service cannot take");
         yield return new TestCaseData(new GpuFunctionSpec { Image = "m:1" }, "my.llm", "metadata.name").SetName("a dotted name");

@@ -140,6 +140,72 @@ public sealed class FunctionPodsTests
         Assert.That(Hash(spec with { Image = "x:2" }), Is.Not.EqualTo(Hash(spec)));
     }
 
+    [Test]
+    public void NewSidecarImagesReachNewPodsWithoutChangingTheTemplateHash()
+    {
+        // A chart upgrade restarts the operator with new --shim-image and --meter-image: pods made from now on get them,
+        // and pods that serve keep running (same hash, so the rollout leaves them alone).
+        var spec = new GpuFunctionSpec { Image = "x:1", Gpu = new GpuRequirement { Type = GpuType.L4 } };
+        var (placement, _) = FunctionPlacement.Resolve(spec.Gpu, GpuCatalog.Default);
+        var before = FunctionPods.MakePod(Function(spec), placement!, Options);
+        var upgraded = Options with { ShimImage = "shim:next", MeterImage = "meter:next" };
+        var after = FunctionPods.MakePod(Function(spec), placement!, upgraded);
+
+        Assert.That(after.Metadata.Labels[FunctionLabels.TemplateHash], Is.EqualTo(before.Metadata.Labels[FunctionLabels.TemplateHash]));
+        Assert.That(after.Spec.Containers.Single(c => c.Name == FunctionPods.ShimContainer).Image, Is.EqualTo("shim:next"));
+        Assert.That(after.Spec.Containers.Single(c => c.Name == FunctionPods.MeterContainer).Image, Is.EqualTo("meter:next"));
+        Assert.That(after.Spec.InitContainers.Single().Image, Is.EqualTo("meter:next"));
+        Assert.That(FunctionPods.AsWarm(after).Spec.Containers.Single(c => c.Name == FunctionPods.ShimContainer).Image, Is.EqualTo("shim:next"));
+
+        // Other platform settings that change what the pod does still roll it.
+        Assert.That(FunctionPods.MakePod(Function(spec), placement!, Options with { DrainGraceSeconds = 60 }).Metadata.Labels[FunctionLabels.TemplateHash],
+            Is.Not.EqualTo(before.Metadata.Labels[FunctionLabels.TemplateHash]));
+    }
+
+    [Test]
+    public void ANewRestartedAtRollsThePodsAndIsCopiedOntoThem()
+    {
+        var spec = new GpuFunctionSpec { Image = "x:1" };
+        GpuFunction Restarted(string? at)
+        {
+            var function = Function(spec);
+            function.Metadata.Annotations = at is null ? null : new Dictionary<string, string> { [FunctionLabels.RestartedAt] = at };
+            return function;
+        }
+
+        string Hash(GpuFunction f) => FunctionPods.MakePod(f, FunctionPlacement.Resolve(null, GpuCatalog.Default).Placement!, Options).Metadata.Labels[FunctionLabels.TemplateHash];
+
+        Assert.That(Hash(Restarted("2026-01-01T00:00:00Z")), Is.Not.EqualTo(Hash(Restarted(null))));
+        Assert.That(Hash(Restarted("2026-01-02T00:00:00Z")), Is.Not.EqualTo(Hash(Restarted("2026-01-01T00:00:00Z"))));
+        Assert.That(Hash(Restarted("2026-01-01T00:00:00Z")), Is.EqualTo(Hash(Restarted("2026-01-01T00:00:00Z"))));
+        var pod = FunctionPods.MakePod(Restarted("2026-01-01T00:00:00Z"), FunctionPlacement.Resolve(null, GpuCatalog.Default).Placement!, Options);
+        Assert.That(pod.Metadata.Annotations[FunctionLabels.RestartedAt], Is.EqualTo("2026-01-01T00:00:00Z"));
+    }
+
+    [Test]
+    public void ServingPodsAreNotTheAutoscalersToEvictWarmPodsAndPlaceholdersAre()
+    {
+        var spec = new GpuFunctionSpec { Image = "x:1", Gpu = new GpuRequirement { Type = GpuType.L4 }, Prewarm = new PrewarmPolicy { ReservedReplicas = 1 } };
+        var (placement, _) = FunctionPlacement.Resolve(spec.Gpu, GpuCatalog.Default);
+        var serving = FunctionPods.MakePod(Function(spec), placement!, Options);
+        var warm = FunctionPods.AsWarm(serving);
+        var placeholder = Pilotlight.Operator.Prewarm.PrewarmResources.Placeholder(Function(spec), placement!, Options);
+
+        Assert.That(serving.Metadata.Annotations[FunctionLabels.SafeToEvict], Is.EqualTo("false"));
+        Assert.That(serving.Metadata.Annotations[FunctionLabels.DoNotDisrupt], Is.EqualTo("true"));
+        Assert.That(warm.Metadata.Annotations[FunctionLabels.SafeToEvict], Is.EqualTo("true"));
+        Assert.That(warm.Metadata.Annotations, Does.Not.ContainKey(FunctionLabels.DoNotDisrupt));
+        Assert.That(placeholder.Metadata.Annotations[FunctionLabels.SafeToEvict], Is.EqualTo("true"));
+        Assert.That(placeholder.Metadata.Annotations, Does.Not.ContainKey(FunctionLabels.DoNotDisrupt));
+        Assert.That(FunctionPods.HasEvictionAnnotations(serving) && FunctionPods.HasEvictionAnnotations(warm), Is.True);
+
+        // A warm pod relabelled serving (a claim) without its annotations is seen as missing them, and the other way round.
+        warm.Metadata.Labels[FunctionLabels.Role] = FunctionLabels.RoleServing;
+        Assert.That(FunctionPods.HasEvictionAnnotations(warm), Is.False);
+        serving.Metadata.Labels[FunctionLabels.Role] = FunctionLabels.RoleWarm;
+        Assert.That(FunctionPods.HasEvictionAnnotations(serving), Is.False);
+    }
+
     [TestCase("H100", new[] { "h100" }, "spec.gpu.fallbacks[0]: lists h100, the requested type itself")]
     [TestCase("H100", new[] { "L4", "l4" }, "spec.gpu.fallbacks[1]: lists l4 twice")]
     public void ContradictoryFallbacksAreProblemsNotExceptions(string type, string[] fallbacks, string message)

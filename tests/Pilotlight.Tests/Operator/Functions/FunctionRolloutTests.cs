@@ -58,7 +58,7 @@ public sealed class FunctionRolloutTests
                 pods.Add(Pod("new", false));
             }
 
-            Assert.That(pods, Has.Count.LessThanOrEqualTo(2 + FunctionRollout.Surge), $"surged past one at step {step}");
+            Assert.That(pods, Has.Count.LessThanOrEqualTo(2 + RolloutBudget.Default.MaxSurge), $"surged past one at step {step}");
 
             // Pods become ready before the next reconcile.
             pods = pods.Select(p => PodReadiness.IsReady(p) ? p : Pod(p.Metadata.Labels[FunctionLabels.TemplateHash], true)).ToList();
@@ -95,6 +95,103 @@ public sealed class FunctionRolloutTests
         var pods = new[] { Pod("old", true), Pod("new", true) };
 
         Assert.That(FunctionRollout.Plan(pods, 0, "new").Delete, Is.EquivalentTo(pods));
+    }
+
+    [Test]
+    public void WithNoSurgeAPoolWithoutASpareGpuRollsOnePodAtATime()
+    {
+        // Three replicas on three GPUs, none spare: maxSurge 0, maxUnavailable 1. A pod holds its GPU until deleted, and
+        // a new pod starts only on a GPU an old one gave back.
+        const int gpus = 3;
+        var pods = new List<V1Pod> { Pod("old", true), Pod("old", true), Pod("old", true) };
+        var budget = RolloutBudget.For(new Pilotlight.Api.V1Alpha1.RolloutPolicy { MaxSurge = 0, MaxUnavailable = 1 }, 3);
+        var steps = 0;
+        for (; steps < 20 && pods.Any(p => p.Metadata.Labels[FunctionLabels.TemplateHash] == "old"); steps++)
+        {
+            var plan = FunctionRollout.Plan(pods, 3, "new", budget: budget);
+            Assert.That(plan.Delete.Count(p => p.Metadata.Labels[FunctionLabels.TemplateHash] == "old"), Is.LessThanOrEqualTo(1), $"more than one old pod went at step {steps}");
+            pods.RemoveAll(plan.Delete.Contains);
+            Assert.That(pods.Count(PodReadiness.IsReady), Is.GreaterThanOrEqualTo(2), $"more than one replica unavailable at step {steps}");
+            Assert.That(pods.Count + plan.Create, Is.LessThanOrEqualTo(gpus), $"a pod beyond the pool's GPUs at step {steps}");
+            for (var i = 0; i < plan.Create; i++)
+            {
+                pods.Add(Pod("new", false));
+            }
+
+            // New pods start before the next reconcile.
+            pods = pods.Select(p => PodReadiness.IsReady(p) ? p : Pod(p.Metadata.Labels[FunctionLabels.TemplateHash], true)).ToList();
+        }
+
+        Assert.That(pods.Select(p => p.Metadata.Labels[FunctionLabels.TemplateHash]), Is.EqualTo(new[] { "new", "new", "new" }));
+        Assert.That(steps, Is.GreaterThanOrEqualTo(3), "one pod per step");
+    }
+
+    [Test]
+    public void TheDefaultSurgeFindsNoRoomOnAFullPoolAndTakesNoReadyPodAway()
+    {
+        // What the default does where the pool is full: the surge pod is made (and stays Pending), no old pod goes.
+        var pods = new List<V1Pod> { Pod("old", true), Pod("old", true) };
+
+        var plan = FunctionRollout.Plan(pods, 2, "new");
+
+        Assert.That(plan.Create, Is.EqualTo(1));
+        Assert.That(plan.Delete, Is.Empty);
+    }
+
+    [Test]
+    public void MaxUnavailableLetsThatManyIdleOldPodsGoAtOnceBusyOnesLast()
+    {
+        var busy = Pod("old", true);
+        var idle = new[] { Pod("old", true), Pod("old", true), Pod("old", true) };
+        var budget = RolloutBudget.For(new Pilotlight.Api.V1Alpha1.RolloutPolicy { MaxSurge = 0, MaxUnavailable = "50%" }, 4);
+
+        var plan = FunctionRollout.Plan([busy, .. idle], 4, "new", p => p == busy ? 1 : 0, budget);
+
+        Assert.That(budget, Is.EqualTo(new RolloutBudget(0, 2)));
+        Assert.That(plan.Delete, Has.Count.EqualTo(2));
+        Assert.That(plan.Delete, Does.Not.Contain(busy));
+        Assert.That(plan.Create, Is.EqualTo(2));
+    }
+
+    [Test]
+    public void ATerminatingOldPodCountsAsGoneNotAsReady()
+    {
+        // Its Ready condition lags its deletion: were it counted, a second old pod would go before the new one is ready.
+        var leaving = Pod("old", true);
+        leaving.Metadata.DeletionTimestamp = DateTime.UnixEpoch;
+        var staying = Pod("old", true);
+        var starting = Pod("new", false);
+        var budget = new RolloutBudget(0, 1);
+
+        var plan = FunctionRollout.Plan([leaving, staying, starting], 2, "new", budget: budget);
+
+        Assert.That(plan.Delete, Is.Empty, "neither deleted again nor a second old pod taken");
+        Assert.That(plan.Create, Is.Zero);
+    }
+
+    [TestCase(1, 0, 4, 1, 0)]
+    [TestCase("25%", "25%", 4, 1, 1)]
+    [TestCase("25%", "25%", 3, 1, 0, TestName = "Surge percentages round up, unavailable ones down")]
+    [TestCase(0, "10%", 3, 0, 1, TestName = "Both coming to zero leaves one unavailable")]
+    [TestCase("100%", 0, 3, 3, 0)]
+    public void PercentagesResolveAsADeploymentsDo(object surge, object unavailable, int desired, int wantSurge, int wantUnavailable)
+    {
+        static IntOrString Value(object v) => v is int i ? i : (string)v;
+        var budget = RolloutBudget.For(new Pilotlight.Api.V1Alpha1.RolloutPolicy { MaxSurge = Value(surge), MaxUnavailable = Value(unavailable) }, desired);
+
+        Assert.That(budget, Is.EqualTo(new RolloutBudget(wantSurge, wantUnavailable)));
+    }
+
+    [TestCase("2", null)]
+    [TestCase("30%", null)]
+    [TestCase("-1", "neither a whole number")]
+    [TestCase("half", "neither a whole number")]
+    [TestCase("1.5%", "neither a whole number")]
+    public void ValuesThatAreNeitherCountsNorPercentagesAreProblems(string value, string? problem)
+    {
+        var found = RolloutBudget.Problem(value);
+
+        Assert.That(found, problem is null ? Is.Null : Does.Contain(problem));
     }
 
     private static bool Same(RolloutPlan a, RolloutPlan b) => a.Create == b.Create && a.Delete.SequenceEqual(b.Delete);

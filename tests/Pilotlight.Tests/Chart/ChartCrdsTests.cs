@@ -1,0 +1,51 @@
+using k8s;
+using k8s.Models;
+
+namespace Pilotlight.Tests.Chart;
+
+/// <summary>
+/// The chart's CRDs are templates (crds.install), so helm upgrade applies new versions of them; Helm would never
+/// upgrade a chart's crds/ directory. Kept on uninstall unless crds.keep is false.
+/// </summary>
+[TestFixture]
+public class ChartCrdsTests
+{
+    private static readonly string[] Names = ["gpufunctions.pilotlight.dev", "sandboxes.pilotlight.dev", "sandboxwarmpools.pilotlight.dev"];
+
+    private static async Task<List<V1CustomResourceDefinition>> RenderAsync(params string[] set) =>
+        [.. KubernetesYaml.LoadAllFromString(await Helm.TemplateAsync(set: set)).OfType<V1CustomResourceDefinition>()];
+
+    [Test]
+    public async Task By_default_every_generated_crd_is_a_template_kept_on_uninstall_and_labelled_as_the_releases()
+    {
+        var crds = await RenderAsync();
+
+        Assert.That(crds.Select(c => c.Metadata.Name).Order(), Is.EqualTo(Names));
+        foreach (var crd in crds)
+        {
+            Assert.That(crd.Metadata.Annotations?["helm.sh/resource-policy"], Is.EqualTo("keep"), crd.Metadata.Name);
+            Assert.That(crd.Metadata.Labels?["app.kubernetes.io/managed-by"], Is.EqualTo("Helm"), crd.Metadata.Name);
+            Assert.That(crd.Metadata.Labels?["app.kubernetes.io/instance"], Is.EqualTo(Helm.Release), crd.Metadata.Name);
+
+            // The same API as the generated crds/, so an upgrade applies exactly what `make crds` wrote.
+            var generated = Directory.GetFiles(Path.Combine(RepositoryRoot.Path, "crds"), "*.yaml")
+                .Select(f => KubernetesYaml.Deserialize<V1CustomResourceDefinition>(File.ReadAllText(f)))
+                .Single(c => c.Metadata.Name == crd.Metadata.Name);
+            Assert.That(KubernetesJson.Serialize(crd.Spec), Is.EqualTo(KubernetesJson.Serialize(generated.Spec)), crd.Metadata.Name);
+        }
+
+        Assert.That(Directory.Exists(Path.Combine(Helm.ChartPath, "crds")), Is.False,
+            "no crds/ directory: Helm installs it once and never upgrades it, and would collide with the templates");
+    }
+
+    [Test]
+    public async Task Keep_off_lets_uninstall_delete_them_and_install_off_renders_none()
+    {
+        var unkept = await RenderAsync("crds.keep=false");
+        Assert.That(unkept, Has.Count.EqualTo(Names.Length));
+        Assert.That(unkept.Where(c => c.Metadata.Annotations?.ContainsKey("helm.sh/resource-policy") == true), Is.Empty);
+
+        Assert.That(await RenderAsync("crds.install=false"), Is.Empty);
+        Assert.That(await RenderAsync("crds.install=false", "crds.keep=false"), Is.Empty);
+    }
+}
