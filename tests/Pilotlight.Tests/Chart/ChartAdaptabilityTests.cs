@@ -275,11 +275,14 @@ public sealed class ChartAdaptabilityTests
             .ToDictionary(o => $"{o.Kind}/{o.Metadata.Name}", o => o.Metadata);
 
         var first = await Helm.TemplateAsync(apiVersions: ["admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"]);
-        var second = await Helm.TemplateAsync(release: "gpu-b", releaseNamespace: "platform-b", apiVersions: ["admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"]);
+        // The CRDs are one per cluster: the first release owns them, a second one installs none (crds.install=false).
+        var second = await Helm.TemplateAsync(release: "gpu-b", releaseNamespace: "platform-b", set: ["crds.install=false"],
+            apiVersions: ["admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"]);
         var a = ClusterScoped(first);
         var b = ClusterScoped(second);
         Assert.That(a.Keys, Does.Contain("PriorityClass/pilotlight-reservation"), "a release named pilotlight keeps the name it had");
         Assert.That(b.Keys, Has.Some.StartsWith("PriorityClass/").And.Some.StartsWith("ClusterRole/").And.Some.StartsWith("ValidatingWebhookConfiguration/"));
+        Assert.That(a.Keys, Has.Some.StartsWith("CustomResourceDefinition/"));
         Assert.That(a.Keys.Intersect(b.Keys), Is.Empty);
 
         var args = string.Join(' ', Pod(second, "operator", "gpu-b-pilotlight").Containers.Single().Args);
