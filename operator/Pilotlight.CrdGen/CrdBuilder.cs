@@ -20,7 +20,7 @@ public static class CrdBuilder
     /// <summary>The CRD of every custom resource type in the API assembly, ordered by file name.</summary>
     public static IReadOnlyList<GeneratedCrd> BuildAll(Assembly apiAssembly)
     {
-        var docs = XmlDocs.For(apiAssembly);
+        var docs = XmlDocs.For(apiAssembly, typeof(k8s.Models.V1Pod).Assembly);
         return apiAssembly.GetTypes()
             .Where(t => t.GetCustomAttribute<CustomResourceAttribute>() is not null)
             .Select(t => Build(t, docs))

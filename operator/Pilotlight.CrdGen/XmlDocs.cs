@@ -6,7 +6,10 @@ namespace Pilotlight.CrdGen;
 
 /// <summary>
 /// The XML documentation of the API assembly, so a field's description in the CRD
-/// is the same sentence as its doc comment, written once.
+/// is the same sentence as its doc comment, written once; and of KubernetesClient,
+/// whose models carry the upstream OpenAPI descriptions, so that the core types a
+/// spec embeds (env, volumes, tolerations...) are described to <c>kubectl explain</c>
+/// as they are for a Deployment.
 /// </summary>
 public sealed partial class XmlDocs
 {
@@ -14,19 +17,27 @@ public sealed partial class XmlDocs
 
     private XmlDocs(Dictionary<string, string> summaries) => this.summaries = summaries;
 
-    /// <summary>Loads the documentation file that sits beside an assembly.</summary>
-    public static XmlDocs For(Assembly assembly)
+    /// <summary>Loads the documentation files that sit beside the assemblies; a member documented twice keeps the first.</summary>
+    public static XmlDocs For(params Assembly[] assemblies)
     {
-        var file = Path.ChangeExtension(assembly.Location, ".xml");
-        if (!File.Exists(file))
+        var summaries = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var assembly in assemblies)
         {
-            throw new FileNotFoundException($"XML documentation for {assembly.GetName().Name} not found; build it with GenerateDocumentationFile.", file);
+            var file = Path.ChangeExtension(assembly.Location, ".xml");
+            if (!File.Exists(file))
+            {
+                throw new FileNotFoundException(
+                    $"XML documentation for {assembly.GetName().Name} not found; build it with GenerateDocumentationFile (or, for a package, "
+                    + "CopyDocumentationFilesFromPackages).", file);
+            }
+
+            foreach (var member in XDocument.Load(file).Descendants("member").Where(m => m.Element("summary") is not null))
+            {
+                summaries.TryAdd((string)member.Attribute("name")!, Flatten(member.Element("summary")!));
+            }
         }
 
-        var members = XDocument.Load(file).Descendants("member");
-        return new XmlDocs(members
-            .Where(m => m.Element("summary") is not null)
-            .ToDictionary(m => (string)m.Attribute("name")!, m => Flatten(m.Element("summary")!)));
+        return new XmlDocs(summaries);
     }
 
     /// <summary>The summary of a type, or null when it has none.</summary>

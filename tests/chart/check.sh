@@ -220,7 +220,7 @@ EOF
       kubectl --kubeconfig "$kubeconfig" create namespace "$namespace" || return 1
       monitoring_crds | kubectl --kubeconfig "$kubeconfig" apply -f - || return 1
       kubectl --kubeconfig "$kubeconfig" wait --for condition=Established --timeout 60s \
-        crd/servicemonitors.monitoring.coreos.com crd/podmonitors.monitoring.coreos.com || return 1
+        crd/servicemonitors.monitoring.coreos.com crd/podmonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com || return 1
       kube_version=$("$bin/kube-apiserver" --version | awk '{print $2}')
       echo "summary: kube-apiserver $kube_version on 127.0.0.1:$api_port"
       return 0
@@ -231,11 +231,11 @@ EOF
   return 1
 }
 
-# Only the names of monitoring.coreos.com/v1 ServiceMonitor and PodMonitor, so
+# Only the names of monitoring.coreos.com/v1 ServiceMonitor, PodMonitor and PrometheusRule, so
 # that kubectl can map them; their real schemas belong to the Prometheus Operator.
 monitoring_crds() {
   local kind plural
-  for kind in ServiceMonitor PodMonitor; do
+  for kind in ServiceMonitor PodMonitor PrometheusRule; do
     plural=$(tr '[:upper:]' '[:lower:]' <<<"$kind")s
     cat <<EOF
 ---

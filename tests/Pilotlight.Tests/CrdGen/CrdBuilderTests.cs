@@ -48,6 +48,19 @@ public sealed class CrdBuilderTests
         Assert.That(((YamlScalarNode)expires["type"]).Value, Is.EqualTo("string"));
     }
 
+    [Test]
+    public void Embedded_core_types_carry_the_upstream_descriptions_for_kubectl_explain()
+    {
+        var spec = Node(Version("gpufunctions"), "schema", "openAPIV3Schema", "properties", "spec", "properties");
+        var envName = Node(spec, "env", "items", "properties", "name");
+        var tolerationEffect = Node(spec, "tolerations", "items", "properties", "effect");
+
+        Assert.That(((YamlScalarNode)envName["description"]).Value, Does.StartWith("Name of the environment variable"));
+        Assert.That(((YamlScalarNode)tolerationEffect["description"]).Value, Does.Contain("NoSchedule"));
+        Assert.That(((YamlScalarNode)Node(spec, "env")["description"]).Value, Is.EqualTo("Environment variables for the user's container."),
+            "a field of ours keeps our own sentence");
+    }
+
     [TestCase("gpufunctions")]
     [TestCase("sandboxes")]
     public void StatusIsASubresourceWithObservedGenerationAndConditions(string plural)
