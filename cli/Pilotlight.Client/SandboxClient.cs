@@ -285,8 +285,6 @@ public sealed class SandboxClient(PilotlightResources resources, HttpClient http
         }
     }
 
-    private static string Join(string directory, string name) => directory.Trim('/') is { Length: > 0 } d ? $"{d}/{name}" : name;
-
     private HttpRequestMessage Request(HttpMethod method, string ns, string name, string operation, string? path = null)
     {
         var query = path is null ? "" : $"?path={Uri.EscapeDataString(path)}";
