@@ -95,6 +95,7 @@ public static class DescribeCommand
             yield return ("Replicas", $"{CliOutput.Text(obj, "status", "readyReplicas") ?? "0"} ready / {CliOutput.Text(obj, "status", "desiredReplicas") ?? "0"} desired / "
                 + $"{CliOutput.Text(obj, "status", "warmReplicas") ?? "0"} warm / {CliOutput.Text(obj, "status", "replicas") ?? "0"} total");
             yield return ("Last request", CliOutput.Text(obj, "status", "lastRequestTime") ?? "never");
+            yield return ("Cold starts", CliOutput.Text(obj, "status", "coldStarts") ?? "0");
             yield return ("GPU-seconds", CliOutput.Text(obj, "status", "usage", "gpuSeconds") ?? "0");
             yield return ("Access", CliOutput.Text(obj, "spec", "access") ?? "-");
         }

@@ -58,10 +58,10 @@ public static class GetCommand
     internal static PilotlightKind ParseKind(string value) =>
         value is "sandboxes" or "sandbox" or "sbx" ? PilotlightKind.Sandbox : PilotlightKind.GpuFunction;
 
-    /// <summary>Functions: endpoint, GPU, replicas ready/desired/warm, last request, GPU-seconds.</summary>
+    /// <summary>Functions: endpoint, GPU, replicas ready/desired/warm, last request, cold starts, GPU-seconds.</summary>
     internal static Table FunctionTable(IEnumerable<JsonObject> items, bool withNamespace, DateTimeOffset now)
     {
-        var table = Plain(withNamespace, "NAME", "ENDPOINT", "GPU", "READY", "WARM", "LAST REQUEST", "GPU-SECONDS", "AGE");
+        var table = Plain(withNamespace, "NAME", "ENDPOINT", "GPU", "READY", "WARM", "LAST REQUEST", "COLD", "GPU-SECONDS", "AGE");
         foreach (var f in items)
         {
             var cells = new List<string>();
@@ -79,6 +79,7 @@ public static class GetCommand
                 $"{CliOutput.Text(f, "status", "readyReplicas") ?? "0"}/{CliOutput.Text(f, "status", "desiredReplicas") ?? "0"}",
                 CliOutput.Text(f, "status", "warmReplicas") ?? "0",
                 CliOutput.Text(f, "status", "lastRequestTime") is null ? "never" : CliOutput.Age(CliOutput.Time(f, "status", "lastRequestTime"), now) + " ago",
+                CliOutput.Text(f, "status", "coldStarts") ?? "0",
                 gpuSeconds is null ? "0" : double.Parse(gpuSeconds, CultureInfo.InvariantCulture).ToString("0.#", CultureInfo.InvariantCulture),
                 CliOutput.Age(CliOutput.Time(f, "metadata", "creationTimestamp"), now),
             ]);

@@ -12,6 +12,8 @@ public static class SandboxCpCommand
         var destination = new Argument<string>("destination") { Description = "A local path, or SANDBOX:PATH." };
         var command = new Command("cp", """
             Copy a file or directory into or out of a sandbox (paths in it are relative to its workspace).
+            A directory travels as one tar stream: permission bits, symbolic links and empty directories are kept.
+            Copying out, links that point outside the destination are skipped (and named on stderr).
 
             Examples:
               pilotlight sandbox cp ./project scratch:project
@@ -33,10 +35,21 @@ public static class SandboxCpCommand
             var (ns, n) = ClientOptions.Target(remote, connection.Namespace);
             using var http = GatewayHttp.Create();
             var client = await SandboxCommand.ClientAsync(result, connection, http, ns, ct).ConfigureAwait(false);
-            var files = from.Sandbox is null
-                ? await client.CopyToAsync(ns, n, from.Path, to.Path, ct).ConfigureAwait(false)
-                : await client.CopyFromAsync(ns, n, from.Path, to.Path, ct).ConfigureAwait(false);
-            await result.InvocationConfiguration.Error.WriteLineAsync($"{files} file(s) copied").ConfigureAwait(false);
+            var error = result.InvocationConfiguration.Error;
+            if (from.Sandbox is null)
+            {
+                var sent = await client.CopyToAsync(ns, n, from.Path, to.Path, ct).ConfigureAwait(false);
+                await error.WriteLineAsync($"{sent} file(s) copied").ConfigureAwait(false);
+                return 0;
+            }
+
+            var copied = await client.CopyFromAsync(ns, n, from.Path, to.Path, ct).ConfigureAwait(false);
+            foreach (var link in copied.Skipped)
+            {
+                await error.WriteLineAsync($"skipped {link}: a symbolic link pointing outside {to.Path}").ConfigureAwait(false);
+            }
+
+            await error.WriteLineAsync($"{copied.Files} file(s) copied").ConfigureAwait(false);
             return 0;
         });
         return command;

@@ -212,8 +212,29 @@ public sealed class SandboxClient(PilotlightResources resources, HttpClient http
     }
 
     /// <summary>
-    /// Uploads a local file or directory tree to <paramref name="remotePath"/>; a directory's files keep their relative
-    /// paths (bytes unchanged). Returns the number of files copied.
+    /// Extracts the tar <paramref name="tar"/> into the directory <paramref name="path"/> (relative to the workspace,
+    /// created when missing; empty for the workspace), streamed: modes, links and empty directories kept.
+    /// </summary>
+    public async Task UploadArchiveAsync(string ns, string name, string path, HttpContent tar, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(tar);
+        using var request = Request(HttpMethod.Put, ns, name, "archive", path);
+        request.Content = tar;
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-tar");
+        using var response = await SendAsync(request, ns, name, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The directory <paramref name="path"/> as a tar stream (names relative to it); dispose it when read.</summary>
+    public async Task<Stream> DownloadArchiveAsync(string ns, string name, string path, CancellationToken cancellationToken = default)
+    {
+        using var request = Request(HttpMethod.Get, ns, name, "archive", path);
+        var response = await SendAsync(request, ns, name, cancellationToken).ConfigureAwait(false);
+        return new ResponseStream(response, await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// Uploads a local file, or a directory as one tar stream (its modes, symbolic links and empty directories kept),
+    /// to <paramref name="remotePath"/>. Returns the number of files copied.
     /// </summary>
     public async Task<int> CopyToAsync(string ns, string name, string localPath, string remotePath, CancellationToken cancellationToken = default)
     {
@@ -229,33 +250,25 @@ public sealed class SandboxClient(PilotlightResources resources, HttpClient http
             throw new PilotlightClientException($"{localPath} does not exist.", null);
         }
 
-        var count = 0;
-        foreach (var file in Directory.EnumerateFiles(localPath, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
-        {
-            var relative = Path.GetRelativePath(localPath, file).Replace(Path.DirectorySeparatorChar, '/');
-            await using var stream = File.OpenRead(file);
-            await UploadAsync(ns, name, Join(remotePath, relative), stream, cancellationToken).ConfigureAwait(false);
-            count++;
-        }
-
-        return count;
+        using var tar = new DirectoryTarContent(localPath);
+        await UploadArchiveAsync(ns, name, remotePath, tar, cancellationToken).ConfigureAwait(false);
+        return tar.Files;
     }
 
-    /// <summary>Downloads a remote file or directory tree to <paramref name="localPath"/>. Returns the number of files copied.</summary>
-    public async Task<int> CopyFromAsync(string ns, string name, string remotePath, string localPath, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Downloads a remote file, or a directory as one tar stream, to <paramref name="localPath"/> (see
+    /// <see cref="DirectoryTar.ExtractAsync"/> for what is refused or skipped).
+    /// </summary>
+    public async Task<TarExtraction> CopyFromAsync(string ns, string name, string remotePath, string localPath, CancellationToken cancellationToken = default)
     {
-        IReadOnlyList<SandboxFileEntry>? entries = null;
+        Stream tar;
         try
         {
-            entries = await ListAsync(ns, name, remotePath, cancellationToken).ConfigureAwait(false);
+            tar = await DownloadArchiveAsync(ns, name, remotePath, cancellationToken).ConfigureAwait(false);
         }
         catch (GatewayException e) when (e.Status == 409)
         {
             // Not a directory: a file.
-        }
-
-        if (entries is null)
-        {
             if (Path.GetDirectoryName(Path.GetFullPath(localPath)) is { } parent)
             {
                 Directory.CreateDirectory(parent);
@@ -263,31 +276,14 @@ public sealed class SandboxClient(PilotlightResources resources, HttpClient http
 
             await using var file = File.Create(localPath);
             await DownloadAsync(ns, name, remotePath, file, cancellationToken).ConfigureAwait(false);
-            return 1;
+            return new TarExtraction(1, 1, []);
         }
 
-        Directory.CreateDirectory(localPath);
-        var count = 0;
-        foreach (var entry in entries)
+        await using (tar)
         {
-            var remote = Join(remotePath, entry.Name);
-            var local = Path.Combine(localPath, entry.Name);
-            if (entry.Type == "dir")
-            {
-                count += await CopyFromAsync(ns, name, remote, local, cancellationToken).ConfigureAwait(false);
-            }
-            else if (entry.Type == "file")
-            {
-                await using var file = File.Create(local);
-                await DownloadAsync(ns, name, remote, file, cancellationToken).ConfigureAwait(false);
-                count++;
-            }
+            return await DirectoryTar.ExtractAsync(tar, localPath, cancellationToken).ConfigureAwait(false);
         }
-
-        return count;
     }
-
-    private static string Join(string directory, string name) => directory.Trim('/') is { Length: > 0 } d ? $"{d}/{name}" : name;
 
     private HttpRequestMessage Request(HttpMethod method, string ns, string name, string operation, string? path = null)
     {
@@ -309,5 +305,64 @@ public sealed class SandboxClient(PilotlightResources resources, HttpClient http
         }
 
         return response;
+    }
+
+    /// <summary>A local directory as a request body, written as tar while it is sent.</summary>
+    private sealed class DirectoryTarContent(string directory) : HttpContent
+    {
+        public int Files { get; private set; }
+
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) =>
+            Files = await DirectoryTar.WriteAsync(directory, stream).ConfigureAwait(false);
+
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context, CancellationToken cancellationToken) =>
+            Files = await DirectoryTar.WriteAsync(directory, stream, cancellationToken).ConfigureAwait(false);
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+
+    /// <summary>A response body that disposes its response with it.</summary>
+    private sealed class ResponseStream(HttpResponseMessage response, Stream inner) : Stream
+    {
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.ReadAsync(buffer, offset, count, cancellationToken);
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+                response.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
     }
 }

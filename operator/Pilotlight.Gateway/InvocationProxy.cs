@@ -44,6 +44,7 @@ public sealed class InvocationProxy
     private readonly GatewayMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly WakeStamps _wakes;
+    private readonly SignalBoard _signals;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<ObjectKey, CachedPipeline> _pipelines = new();
 
     private static readonly ResiliencePropertyKey<Invocation> InvocationKey = new("pilotlight.invocation");
@@ -58,6 +59,7 @@ public sealed class InvocationProxy
         _options = options;
         _metrics = metrics;
         _time = time;
+        _signals = signals;
         // Wakes go to the operator through the signal board it polls; the gateway writes nothing to the API.
         _wakes = new WakeStamps((key, at, waiting) =>
         {
@@ -86,6 +88,7 @@ public sealed class InvocationProxy
                 var key = ObjectKey.Of(e.Object);
                 _pipelines.TryRemove(key, out _);
                 _wakes.Forget(key);
+                signals.ForgetFunction(key);
             }
         });
         routes.WarmServed += route =>
@@ -208,6 +211,11 @@ public sealed class InvocationProxy
             CountGiveUp(invocation, attempt.Failure);
             var start = invocation.Start ?? StartKind.Ready;
             _metrics.Starts.WithLabels(route.Key.Namespace ?? "", route.Key.Name, start.Value()).Inc();
+            if (start == StartKind.Cold && invocation.Function.Metadata.Uid is { Length: > 0 } uid)
+            {
+                // For status.coldStarts, through the signals the operator polls.
+                _signals.ColdStart(route.Key, uid);
+            }
             if (!context.Response.HasStarted && RequestBodyLimit.Exceeded(context))
             {
                 // A body of no declared length grew past the limit while it streamed (the forwarder answered 400).

@@ -17,8 +17,8 @@ namespace Pilotlight.Gateway;
 /// <summary>
 /// The gateway's sandbox API, under <c>/_sandbox/{namespace}/{name}/</c> (an
 /// underscore cannot start a namespace, so it never shadows a function):
-/// <c>POST exec</c>, <c>GET exec/ws</c> (a WebSocket upgrade, forwarded by YARP without the caller's credentials), <c>GET|PUT|DELETE files?path=</c>, <c>GET files/list?path=</c>
-/// and <c>POST terminate</c>. Callers present a Kubernetes bearer token; the
+/// <c>POST exec</c>, <c>GET exec/ws</c> (a WebSocket upgrade, forwarded by YARP without the caller's credentials), <c>GET|PUT|DELETE files?path=</c>, <c>GET files/list?path=</c>,
+/// <c>GET|PUT archive?path=</c> (a directory as tar; the same permissions as files) and <c>POST terminate</c>. Callers present a Kubernetes bearer token; the
 /// gateway checks it with a TokenReview and asks a SubjectAccessReview whether
 /// that user may do the operation on that sandbox: no token or an invalid one
 /// is 401, not allowed is 403. Exec and file calls are passed to the sandbox's
@@ -92,8 +92,8 @@ public sealed class SandboxApi
     public static (string Verb, string Subresource)? Permission(string method, string operation) => (method, operation) switch
     {
         ("POST", "exec") or ("GET", "exec/ws") => ("create", "exec"),
-        ("GET", "files") or ("GET", "files/list") => ("get", "files"),
-        ("PUT", "files") or ("DELETE", "files") => ("update", "files"),
+        ("GET", "files") or ("GET", "files/list") or ("GET", "archive") => ("get", "files"),
+        ("PUT", "files") or ("DELETE", "files") or ("PUT", "archive") => ("update", "files"),
         ("POST", "terminate") => ("update", "terminate"),
         _ => null,
     };
@@ -243,18 +243,25 @@ public sealed class SandboxApi
     /// </summary>
     public const long MaxBodyBytes = (64L << 20) + (1L << 20);
 
+    /// <summary>
+    /// The largest tar a <c>PUT archive</c> may send: a directory of many files, each still bounded by the agent's
+    /// file cap, and all of them by the sandbox's workspace size.
+    /// </summary>
+    public const long MaxArchiveBytes = 4L << 30;
+
     private async Task ForwardAsync(HttpContext context, Uri target, V1Pod pod, CancellationToken ct)
     {
-        if (context.Request.ContentLength is { } declared && declared > MaxBodyBytes)
+        var max = target.AbsolutePath == "/archive" ? MaxArchiveBytes : MaxBodyBytes;
+        if (context.Request.ContentLength is { } declared && declared > max)
         {
             await ProblemAsync(context, StatusCodes.Status413PayloadTooLarge,
-                $"request body of {declared} bytes is over the limit of {MaxBodyBytes} bytes").ConfigureAwait(false);
+                $"request body of {declared} bytes is over the limit of {max} bytes").ConfigureAwait(false);
             return;
         }
 
         if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
         {
-            limit.MaxRequestBodySize = MaxBodyBytes;
+            limit.MaxRequestBodySize = max;
         }
 
         using var request = new HttpRequestMessage(new HttpMethod(context.Request.Method), target);

@@ -7,7 +7,7 @@ namespace Pilotlight.Gateway;
 /// <summary>
 /// The gateway's side of <see cref="GatewaySignals"/>: wakes and sandbox activity held in memory for the operator to
 /// read, in place of annotations the gateway used to patch onto the custom resources. Bounded: a wake is kept for
-/// <see cref="WakeKeptFor"/>, a sandbox until it is gone or finished (<see cref="Retain"/>), and past
+/// <see cref="WakeKeptFor"/>, a function's cold-start count while the function lives, a sandbox until it is gone or finished (<see cref="Retain"/>), and past
 /// <see cref="MaxEntries"/> of either the oldest go first.
 /// </summary>
 public sealed class SignalBoard(TimeProvider time)
@@ -21,6 +21,7 @@ public sealed class SignalBoard(TimeProvider time)
     private readonly Lock _gate = new();
     private readonly Dictionary<ObjectKey, WakeSignal> _wakes = [];
     private readonly Dictionary<ObjectKey, SandboxSignal> _sandboxes = [];
+    private readonly Dictionary<ObjectKey, ColdStartSignal> _coldStarts = [];
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _version;
 
@@ -33,6 +34,34 @@ public sealed class SignalBoard(TimeProvider time)
         _wakes[function] = new WakeSignal { Namespace = function.Namespace!, Name = function.Name, At = at, Held = held };
         Trim(_wakes, w => w.At);
     });
+
+    /// <summary>
+    /// A request for the function with <paramref name="uid"/> was held while a pod started, then served: one more cold
+    /// start. Counts of a deleted function (another UID under the name) start again from zero.
+    /// </summary>
+    public void ColdStart(ObjectKey function, string uid) => Change(() =>
+    {
+        var count = _coldStarts.TryGetValue(function, out var was) && was.Uid == uid ? was.Count : 0;
+        _coldStarts[function] = new ColdStartSignal
+        {
+            Namespace = function.Namespace!, Name = function.Name, Uid = uid, Count = count + 1, At = time.GetUtcNow(),
+        };
+        // Past the bound a count goes: the operator then takes nothing from this gateway for that function until
+        // the new count passes the one it took (an undercount, never a double count).
+        Trim(_coldStarts, c => c.At);
+    });
+
+    /// <summary>The function is gone: so are its counts.</summary>
+    public void ForgetFunction(ObjectKey function)
+    {
+        lock (_gate)
+        {
+            if (_coldStarts.Remove(function))
+            {
+                Changed();
+            }
+        }
+    }
 
     /// <summary>A call on the sandbox begins (<paramref name="delta"/> 1) or ends (-1); either is activity.</summary>
     public void Activity(ObjectKey sandbox, string uid, int delta) => Change(() =>
@@ -139,7 +168,7 @@ public sealed class SignalBoard(TimeProvider time)
     // Under _gate.
     private GatewaySignals Snapshot() => new()
     {
-        Epoch = Epoch, Version = _version, Wakes = [.. _wakes.Values], Sandboxes = [.. _sandboxes.Values],
+        Epoch = Epoch, Version = _version, Wakes = [.. _wakes.Values], ColdStarts = [.. _coldStarts.Values], Sandboxes = [.. _sandboxes.Values],
     };
 
     private static void Trim<T>(Dictionary<ObjectKey, T> entries, Func<T, DateTimeOffset> age)

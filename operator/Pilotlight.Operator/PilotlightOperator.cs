@@ -66,6 +66,7 @@ public static class PilotlightOperator
             DesiredReplicas = autoscaler.DesiredReplicas,
             PodLoad = autoscaler.PodLoad,
             LastRequest = autoscaler.LastRequest,
+            ColdStarts = signals.ColdStarts,
             Journal = options.UsageJournal,
             Admission = options.Admission,
             Metrics = operatorMetrics,
@@ -79,6 +80,7 @@ public static class PilotlightOperator
             .Reads(nodes);
         autoscaler.Changed = controller.Enqueue;
         signals.FunctionWoken = controller.Enqueue;
+        signals.ColdStartsCounted = controller.Enqueue;
         var schedules = new Schedules.ScheduleController(functions, new Schedules.KubernetesScheduleStore(client),
             new Schedules.GatewayInvoker(new HttpClient { Timeout = Timeout.InfiniteTimeSpan },
                 () => ScheduleTargets(options)) { Authenticate = Schedules.GatewayInvoker.BearerFrom(options.GatewayTokenFile) },

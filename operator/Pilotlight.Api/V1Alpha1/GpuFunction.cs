@@ -21,6 +21,7 @@ namespace Pilotlight.Api.V1Alpha1;
 [PrinterColumn("ACCESS", "string", ".spec.access", Priority = 1, Description = "Private: callers RBAC allows to invoke it; Public: anyone who reaches the gateway")]
 [PrinterColumn("REASON", "string", ".status.conditions[?(@.type==\"Ready\")].reason", Priority = 1)]
 [PrinterColumn("SCALED-UP", "string", ".status.conditions[?(@.type==\"ScaledUp\")].reason", Priority = 1, Description = "Why not all desired replicas are ready (PodsReady when they are)")]
+[PrinterColumn("COLD-STARTS", "integer", ".status.coldStarts", Priority = 1, Description = "Requests that waited for a pod to start")]
 [PrinterColumn("GPU-SECONDS", "number", ".status.usage.gpuSeconds", Priority = 1, Description = "GPU-seconds billed so far")]
 [PrinterColumn("LAST-SCHEDULE", "date", ".status.lastScheduleTime", Priority = 1, Description = "Scheduled time of the last tick of spec.schedule taken on")]
 [PrinterColumn("AGE", "date", ".metadata.creationTimestamp")]

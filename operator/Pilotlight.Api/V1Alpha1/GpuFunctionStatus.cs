@@ -59,6 +59,25 @@ public sealed record GpuFunctionStatus
     [JsonPropertyName("lastRequestTime")]
     public DateTime? LastRequestTime { get; init; }
 
+    /// <summary>
+    /// Cold starts over the function's lifetime: requests a gateway held because no ready pod could take them and
+    /// then served on a pod that was created, or still starting, when they arrived (a wake from zero, or a wait on a
+    /// starting pod during a scale-up). A request served at once by a warm standby is not one, nor is one that waited
+    /// for room on a pod already serving. Refreshed at a bounded rate (about every ten seconds while it grows); cold
+    /// starts a gateway counted but had not reported when it stopped are not included.
+    /// </summary>
+    [JsonPropertyName("coldStarts")]
+    public long ColdStarts { get; init; }
+
+    /// <summary>
+    /// Per gateway process, how many of its cold starts <see cref="ColdStarts"/> already includes, so that a report
+    /// read twice (or by a new operator leader) is never counted twice. Bookkeeping of the operator.
+    /// </summary>
+    [JsonPropertyName("coldStartSources")]
+    [Schema.ListType("map", "gateway")]
+    [System.ComponentModel.DataAnnotations.MaxLength(256)]
+    public IReadOnlyList<ColdStartSource>? ColdStartSources { get; init; }
+
     /// <summary>Usage accumulated over the function's lifetime.</summary>
     [JsonPropertyName("usage")]
     public UsageTotals? Usage { get; init; }
@@ -74,6 +93,19 @@ public sealed record GpuFunctionStatus
     /// <summary>What became of the tick at <see cref="LastScheduleTime"/>. Written by the schedule loop only.</summary>
     [JsonPropertyName("lastScheduleResult")]
     public ScheduleResult? LastScheduleResult { get; init; }
+}
+
+/// <summary>How many cold starts one gateway process counted for a function.</summary>
+public sealed record ColdStartSource
+{
+    /// <summary>The gateway process (its signals' epoch, random per process start).</summary>
+    [JsonPropertyName("gateway")]
+    [System.ComponentModel.DataAnnotations.MaxLength(64)]
+    public required string Gateway { get; init; }
+
+    /// <summary>Its count.</summary>
+    [JsonPropertyName("count")]
+    public long Count { get; init; }
 }
 
 /// <summary>

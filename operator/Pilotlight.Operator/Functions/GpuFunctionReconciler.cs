@@ -44,6 +44,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     /// </summary>
     private readonly ConcurrentDictionary<ObjectKey, (string Uid, long Generation, string? RestartedAt, V1Pod Template)> _templates = new();
     private readonly ConcurrentDictionary<ObjectKey, (string Version, byte[] Digest)> _observedStatus = new();
+    private readonly ConcurrentDictionary<ObjectKey, DateTimeOffset> _coldStartsWritten = new();
     private bool _priorityClassReady;
     private OperatorMetrics _metrics = OperatorMetrics.Detached();
 
@@ -99,6 +100,18 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
 
     /// <summary>Where closed billing intervals go, for usage over a time window.</summary>
     public Usage.UsageJournal Journal { get; init; } = new();
+
+    /// <summary>
+    /// Cold starts each gateway process counted for the function with the given UID (<see cref="Scaling.GatewaySignalFeed.ColdStarts"/>),
+    /// taken into <c>status.coldStarts</c> by <see cref="ColdStartTally"/>.
+    /// </summary>
+    public Func<ObjectKey, string, IReadOnlyList<ColdStartSource>> ColdStarts { get; init; } = (_, _) => [];
+
+    /// <summary>
+    /// How often a growing <c>status.coldStarts</c> is written on its own: the first cold start after a quiet spell
+    /// at once, then at most this often; a status write for another reason carries the latest count anyway.
+    /// </summary>
+    public TimeSpan ColdStartStatusInterval { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>When the function last had a request, for status.</summary>
     public Func<ObjectKey, DateTimeOffset?> LastRequest { get; init; } = _ => null;
@@ -235,11 +248,16 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         var fresh = _usage.Update(key, function.Status?.Usage, pods, now.UtcDateTime);
         var usage = Usage.UsageLedger.Worth(function.Status?.Usage, fresh, UsageStatusInterval) ? fresh : function.Status!.Usage!;
         status = status with { Usage = usage };
+        var coldStartsWait = WithColdStarts(function, key, ref status, now);
 
         await WriteStatusAsync(function, status, cancellationToken).ConfigureAwait(false);
         TimeSpan? after = _expectations.ContainsKey(key) ? TimeSpan.FromSeconds(5)
             : usage.OpenPods is { Count: > 0 } ? Later(UsageStatusInterval - (now.UtcDateTime - (usage.AsOf ?? now.UtcDateTime)))
             : null;
+        if (coldStartsWait is { } coldWait)
+        {
+            after = Shorter(after, coldWait);
+        }
         if (prePull.Eligible > prePull.Ready || !prePull.Settled)
         {
             // The DaemonSet's progress is not watched: look again shortly. Just created, it counts no eligible node
@@ -280,6 +298,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         _quotaProblems.TryRemove(key, out _);
         _templates.TryRemove(key, out _);
         _observedStatus.TryRemove(key, out _);
+        _coldStartsWritten.TryRemove(key, out _);
 
         // The function's pods outlive it until the garbage collector removes them; each is billed to its own deletion.
         _usage.OwnerDeleted(key);
@@ -651,6 +670,38 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
                 want.Metadata.Name, ns, cancellationToken: ct).ConfigureAwait(false);
         }
     }
+
+    /// <summary>
+    /// Puts the gateways' cold starts into <paramref name="status"/>: the new total when it changed and is due (or
+    /// status is written anyway), else the written one. Returns when to look again for a total held back.
+    /// </summary>
+    private TimeSpan? WithColdStarts(GpuFunction function, ObjectKey key, ref GpuFunctionStatus status, DateTimeOffset now)
+    {
+        var (total, sources) = (function.Status?.ColdStarts ?? 0, function.Status?.ColdStartSources);
+        var written = status with { ColdStarts = total, ColdStartSources = sources };
+        var reported = function.Metadata.Uid is { Length: > 0 } uid ? ColdStarts(key, uid) : [];
+        var (fresh, freshSources) = ColdStartTally.Take(total, sources, reported);
+        if (fresh == total && freshSources.SequenceEqual(sources ?? []))
+        {
+            status = written;
+            return null;
+        }
+
+        var last = _coldStartsWritten.TryGetValue(key, out var at) ? at : (DateTimeOffset?)null;
+        if (ColdStartTally.Due(last, now, ColdStartStatusInterval) || !Unchanged(function, written))
+        {
+            _coldStartsWritten[key] = now;
+            status = status with { ColdStarts = fresh, ColdStartSources = freshSources };
+            return null;
+        }
+
+        status = written;
+        return Later(last!.Value + ColdStartStatusInterval - now);
+    }
+
+    /// <summary>True when <paramref name="status"/> is what the cached function already has (schedule fields aside).</summary>
+    private bool Unchanged(GpuFunction function, GpuFunctionStatus status) => function.Status is not null
+        && Digest(KubernetesJson.Serialize(Schedules.ScheduleRules.WithoutScheduleFields(status)!)).AsSpan().SequenceEqual(ObservedStatusDigest(function));
 
     private async Task WriteStatusAsync(GpuFunction function, GpuFunctionStatus status, CancellationToken ct)
     {

@@ -31,6 +31,9 @@ public sealed partial class GatewaySignalFeed : IController
     private readonly Lock _gate = new();
     private readonly Dictionary<Uri, Poller> _pollers = [];
     private readonly Dictionary<ObjectKey, (string Uid, DateTimeOffset At)> _activity = [];
+
+    /// <summary>Per function, per gateway epoch: the latest count heard (kept for the term, like activity).</summary>
+    private readonly Dictionary<ObjectKey, Dictionary<string, (string Uid, long Count)>> _coldStarts = [];
     private GatewaySet _set = GatewaySet.Empty;
     private bool _leading;
 
@@ -47,6 +50,9 @@ public sealed partial class GatewaySignalFeed : IController
 
     /// <summary>Called with a function a gateway woke (or woke again); the function controller's queue.</summary>
     public Action<ObjectKey>? FunctionWoken { get; set; }
+
+    /// <summary>Called with a function whose cold-start count grew at a gateway; the function controller's queue.</summary>
+    public Action<ObjectKey>? ColdStartsCounted { get; set; }
 
     /// <summary>Called with a sandbox a caller asked to terminate; the sandbox controller's queue.</summary>
     public Action<ObjectKey>? SandboxTerminated { get; set; }
@@ -85,6 +91,20 @@ public sealed partial class GatewaySignalFeed : IController
     }
 
     /// <summary>
+    /// The cold starts each gateway process heard in this term counted for the GpuFunction with <paramref name="uid"/>:
+    /// one entry per process (its epoch), also from gateways gone since (their last count stands).
+    /// </summary>
+    public IReadOnlyList<Api.V1Alpha1.ColdStartSource> ColdStarts(ObjectKey function, string uid)
+    {
+        lock (_gate)
+        {
+            return _coldStarts.TryGetValue(function, out var counts)
+                ? [.. counts.Where(c => c.Value.Uid == uid).Select(c => new Api.V1Alpha1.ColdStartSource { Gateway = c.Key, Count = c.Value.Count })]
+                : [];
+        }
+    }
+
+    /// <summary>
     /// What the gateways say of the Sandbox with <paramref name="uid"/>: its latest activity (also from gateways gone in
     /// this term), the calls running on it now, and whether a caller asked to terminate it.
     /// </summary>
@@ -115,6 +135,7 @@ public sealed partial class GatewaySignalFeed : IController
             // A new term: what an earlier term heard may be stale, and every gateway must answer again.
             _pollers.Clear();
             _activity.Clear();
+            _coldStarts.Clear();
             _leading = true;
         }
 
@@ -221,7 +242,7 @@ public sealed partial class GatewaySignalFeed : IController
 
     private void Take(Uri gateway, Poller poller, GatewaySignals signals)
     {
-        List<ObjectKey> woken, terminated;
+        List<ObjectKey> woken, terminated, counted = [];
         lock (_gate)
         {
             var before = poller.Last;
@@ -238,6 +259,32 @@ public sealed partial class GatewaySignalFeed : IController
                 }
             }
 
+            foreach (var c in signals.ColdStarts)
+            {
+                if (!_coldStarts.TryGetValue(c.Key, out var counts))
+                {
+                    _coldStarts[c.Key] = counts = new Dictionary<string, (string, long)>(StringComparer.Ordinal);
+                }
+
+                if (!counts.TryGetValue(signals.Epoch, out var heard) || heard.Uid != c.Uid || heard.Count != c.Count)
+                {
+                    counts[signals.Epoch] = (c.Uid, c.Count);
+                    counted.Add(c.Key);
+                }
+            }
+
+            // A function this gateway listed before and no longer does was deleted (the gateway forgot it).
+            var listed = signals.ColdStarts.Select(c => c.Key).ToHashSet();
+            foreach (var gone in poller.ColdStartKeys.Where(k => !listed.Contains(k)))
+            {
+                if (_coldStarts.TryGetValue(gone, out var counts) && counts.Remove(signals.Epoch) && counts.Count == 0)
+                {
+                    _coldStarts.Remove(gone);
+                }
+            }
+
+            poller.ColdStartKeys = listed;
+
             if (!poller.Healthy && before is not null)
             {
                 LogHeard(_logger, gateway);
@@ -252,6 +299,11 @@ public sealed partial class GatewaySignalFeed : IController
         foreach (var key in woken)
         {
             FunctionWoken?.Invoke(key);
+        }
+
+        foreach (var key in counted)
+        {
+            ColdStartsCounted?.Invoke(key);
         }
 
         foreach (var key in terminated)
@@ -274,6 +326,9 @@ public sealed partial class GatewaySignalFeed : IController
         public Dictionary<ObjectKey, WakeSignal> Wakes { get; set; } = [];
 
         public Dictionary<ObjectKey, SandboxSignal> Sandboxes { get; set; } = [];
+
+        /// <summary>Functions the last answer counted cold starts for.</summary>
+        public HashSet<ObjectKey> ColdStartKeys { get; set; } = [];
 
         public bool Healthy { get; set; } = true;
     }

@@ -6,7 +6,7 @@ namespace Pilotlight.RuntimeShim.Sandbox;
 /// <summary>
 /// Sandbox mode's HTTP API, the only thing served in that mode:
 /// <c>GET /ready</c>, <c>POST /exec</c> (NDJSON output stream), <c>GET /exec/ws</c> (interactive exec, <see cref="ExecSocket"/>), <c>GET|PUT|DELETE /files?path=</c>,
-/// <c>GET /files/list?path=</c> and <c>GET /activity</c>. Errors are <c>{"error": "..."}</c>; other paths 404.
+/// <c>GET /files/list?path=</c>, <c>GET|PUT /archive?path=</c> (a directory as tar, <see cref="SandboxArchive"/>) and <c>GET /activity</c>. Errors are <c>{"error": "..."}</c>; other paths 404.
 /// </summary>
 internal sealed class SandboxAgent(
     SandboxOptions options,
@@ -15,6 +15,7 @@ internal sealed class SandboxAgent(
     ExecRunner exec,
     ExecSocket execSocket,
     SandboxFiles files,
+    SandboxArchive archive,
     ILogger<SandboxAgent> log)
 {
     /// <summary>Registers what sandbox mode needs with the app's services.</summary>
@@ -27,6 +28,7 @@ internal sealed class SandboxAgent(
         services.AddSingleton<ExecRunner>();
         services.AddSingleton<ExecSocket>();
         services.AddSingleton<SandboxFiles>();
+        services.AddSingleton<SandboxArchive>();
         services.AddSingleton<SandboxAgent>();
         services.AddSingleton<SandboxMainProcess>();
     }
@@ -84,6 +86,12 @@ internal sealed class SandboxAgent(
                 _ => NotAllowed(context, "GET, PUT, DELETE"),
             },
             "/files/list" => HttpMethods.IsGet(method) ? files.ListAsync(context) : NotAllowed(context, "GET"),
+            "/archive" => method switch
+            {
+                _ when HttpMethods.IsGet(method) => archive.ReadAsync(context),
+                _ when HttpMethods.IsPut(method) => archive.WriteAsync(context),
+                _ => NotAllowed(context, "GET, PUT"),
+            },
             _ => Error(context, StatusCodes.Status404NotFound, $"no such endpoint: {context.Request.Path}"),
         };
     }

@@ -38,6 +38,12 @@ public sealed record SandboxError(string Error);
 /// <param name="Bytes">Its size.</param>
 public sealed record FileWritten(string Path, long Bytes);
 
+/// <summary>The answer to <c>PUT /archive</c>.</summary>
+/// <param name="Path">The directory extracted into, relative to the workspace.</param>
+/// <param name="Entries">Entries extracted (files, directories, links).</param>
+/// <param name="Bytes">Bytes of file contents written.</param>
+public sealed record ArchiveExtracted(string Path, int Entries, long Bytes);
+
 /// <summary>One entry of <c>GET /files/list</c>.</summary>
 /// <param name="Name">The entry's name.</param>
 /// <param name="Type"><c>file</c>, <c>dir</c> or <c>link</c> (a symbolic link, not followed).</param>
@@ -108,6 +114,7 @@ public sealed record ExecSocketError(string Type, string Message);
 [JsonSerializable(typeof(SandboxError))]
 [JsonSerializable(typeof(FileWritten))]
 [JsonSerializable(typeof(FileList))]
+[JsonSerializable(typeof(ArchiveExtracted))]
 [JsonSerializable(typeof(ActivityReport))]
 [JsonSerializable(typeof(ShimStats))]
 [JsonSerializable(typeof(string[]))]

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Pilotlight.Cli;
+using Pilotlight.Client;
 using CliProgram = Pilotlight.Cli.Program;
 
 namespace Pilotlight.Tests.Cli;
@@ -103,13 +104,13 @@ public class CommandLineTests
     }
 
     [Test]
-    public void A_function_row_shows_endpoint_gpu_replicas_and_usage()
+    public void A_function_row_shows_endpoint_gpu_replicas_cold_starts_and_usage()
     {
         var function = JsonNode.Parse("""
             {"metadata":{"name":"llm","namespace":"a","creationTimestamp":"2026-11-23T11:00:00Z"},
              "spec":{"gpu":{"type":"L4","count":1}},
              "status":{"endpoint":"http://gw/a/llm","gpu":"L4","readyReplicas":1,"desiredReplicas":2,"warmReplicas":1,
-                       "lastRequestTime":"2026-11-23T11:59:00Z","usage":{"gpuSeconds":12.34}}}
+                       "lastRequestTime":"2026-11-23T11:59:00Z","coldStarts":47,"usage":{"gpuSeconds":12.34}}}
             """)!.AsObject();
         var text = new StringWriter();
         var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
@@ -119,6 +120,8 @@ public class CommandLineTests
         console.Profile.Width = 200;
         console.Write(GetCommand.FunctionTable([function], false, new DateTimeOffset(2026, 11, 23, 12, 0, 0, TimeSpan.Zero)));
         Assert.That(text.ToString(), Does.Contain("llm").And.Contain("http://gw/a/llm").And.Contain("1/2").And.Contain("60s ago").And.Contain("12.3"));
+        Assert.That(text.ToString(), Does.Match(@"COLD[\s\S]*60s ago\s+47\s+12\.3"), "the COLD column, after LAST REQUEST");
+        Assert.That(DescribeCommand.Fields(function, PilotlightKind.GpuFunction, DateTimeOffset.UnixEpoch), Does.Contain(("Cold starts", "47")));
     }
 
     [Test]

@@ -78,4 +78,23 @@ public sealed class SignalBoardTests
         Assert.That(left.Wakes, Is.Empty);
         Assert.That(left.Sandboxes.Select(s => s.Name), Is.EqualTo(new[] { "kept" }));
     }
+
+    [Test]
+    public async Task Cold_starts_count_per_function_uid_and_a_deleted_function_is_forgotten()
+    {
+        var first = await _board.ReadAsync("", 0, TimeSpan.Zero, CancellationToken.None);
+        _board.ColdStart(Function, "uid-1");
+        _board.ColdStart(Function, "uid-1");
+        var counted = await _board.ReadAsync(first.Epoch, first.Version, TimeSpan.FromSeconds(20), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.That(counted.ColdStarts.Single() with { At = default }, Is.EqualTo(new Pilotlight.Contracts.ColdStartSignal { Namespace = "team", Name = "llm", Uid = "uid-1", Count = 2 }));
+
+        _board.ColdStart(Function, "uid-2");
+        var recreated = await _board.ReadAsync("", 0, TimeSpan.Zero, CancellationToken.None);
+        Assert.That((recreated.ColdStarts.Single().Uid, recreated.ColdStarts.Single().Count), Is.EqualTo(("uid-2", 1L)), "a new function of the name starts from zero");
+
+        _board.ForgetFunction(Function);
+        var forgotten = await _board.ReadAsync("", 0, TimeSpan.Zero, CancellationToken.None);
+        Assert.That(forgotten.ColdStarts, Is.Empty);
+        Assert.That(forgotten.Version, Is.GreaterThan(recreated.Version), "forgetting is a change the operator hears of");
+    }
 }

@@ -119,7 +119,8 @@ public class CliTests() : ServingFixture(23, "cli")
     }
 
     [Test]
-    public async Task Cp_round_trips_a_directory_byte_identical()
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task Cp_round_trips_a_directory_byte_identical_with_modes_a_symlink_and_an_empty_dir()
     {
         var (ns, name) = await SandboxAsync();
         var source = Directory.CreateTempSubdirectory("cli-cp-src").FullName;
@@ -130,6 +131,11 @@ public class CliTests() : ServingFixture(23, "cli")
             File.WriteAllBytes(Path.Combine(source, "random.bin"), RandomNumberGenerator.GetBytes(300_000));
             File.WriteAllText(Path.Combine(source, "nested", "text.txt"), "line one\r\nline two\n\0 and a NUL");
             File.WriteAllBytes(Path.Combine(source, "nested", "deeper", "empty"), []);
+            File.WriteAllText(Path.Combine(source, "run.sh"), "#!/bin/sh\n");
+            File.SetUnixFileMode(Path.Combine(source, "run.sh"), (UnixFileMode)0x1E8); // 0750
+            File.SetUnixFileMode(Path.Combine(source, "random.bin"), (UnixFileMode)0x180); // 0600
+            File.CreateSymbolicLink(Path.Combine(source, "latest"), "nested/text.txt");
+            Directory.CreateDirectory(Path.Combine(source, "empty-dir"));
 
             var up = await RunAsync("sandbox", "cp", source, $"{ns}/{name}:tree");
             Assert.That(up.Exit, Is.Zero, up.Stderr);
@@ -141,7 +147,16 @@ public class CliTests() : ServingFixture(23, "cli")
             foreach (var file in Files(source))
             {
                 Assert.That(File.ReadAllBytes(Path.Combine(back, file)), Is.EqualTo(File.ReadAllBytes(Path.Combine(source, file))), file);
+                if (new FileInfo(Path.Combine(source, file)).LinkTarget is null)
+                {
+                    Assert.That(File.GetUnixFileMode(Path.Combine(back, file)), Is.EqualTo(File.GetUnixFileMode(Path.Combine(source, file))), $"{file}'s mode");
+                }
             }
+
+            Assert.That(File.GetUnixFileMode(Path.Combine(back, "run.sh")), Is.EqualTo((UnixFileMode)0x1E8));
+            Assert.That(new FileInfo(Path.Combine(back, "latest")).LinkTarget, Is.EqualTo("nested/text.txt"), "the link came back as a link");
+            Assert.That(Directory.Exists(Path.Combine(back, "empty-dir")), Is.True, "the empty directory came back");
+            Assert.That(Directory.EnumerateFileSystemEntries(Path.Combine(back, "empty-dir")), Is.Empty);
         }
         finally
         {

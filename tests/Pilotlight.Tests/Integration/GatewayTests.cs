@@ -110,6 +110,48 @@ public class GatewayTests() : ServingFixture(5, "gw")
     }
 
     [Test]
+    public async Task A_wake_from_zero_is_one_cold_start_in_status_and_requests_served_warm_add_none()
+    {
+        var ns = await DeployAsync("coldcount", Manifest("coldcount").Replace("scaledownWindow: 5s", "scaledownWindow: 60s", StringComparison.Ordinal));
+        Assert.That((await GetAsync(ns, "coldcount")).Status!.ColdStarts, Is.Zero);
+
+        using (var cold = await Http.PostAsync($"{GatewayUrl}/{ns}/coldcount/predict", new StringContent("wake")))
+        {
+            Assert.That(cold.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(cold.Headers.GetValues(InvocationProxy.StartHeader), Is.EqualTo(new[] { "cold" }));
+        }
+
+        await Eventually.HoldsAsync(async () => (await GetAsync(ns, "coldcount")).Status?.ColdStarts == 1, Timeout, "status.coldStarts counts the wake");
+        var counted = (await GetAsync(ns, "coldcount")).Status!;
+        Assert.That(counted.ColdStartSources?.Select(s => s.Count), Is.EqualTo(new[] { 1L }), "one gateway process, its one cold start taken");
+
+        // Requests to the warm pod until status shows one arrived after the wake: a status write that took the
+        // gateways' counts again after they were served. Each touch of an annotation brings a reconcile (a request
+        // alone writes no status). Every request was served at once, and the count stays.
+        var wokenAt = counted.LastRequestTime;
+        var starts = new List<string>();
+        var touch = 0;
+        await Eventually.HoldsAsync(async () =>
+        {
+            using (var warm = await Http.PostAsync($"{GatewayUrl}/{ns}/coldcount/predict", new StringContent("again")))
+            {
+                starts.Add(string.Join(",", warm.Headers.GetValues(InvocationProxy.StartHeader)));
+            }
+
+            var patch = new System.Text.Json.Nodes.JsonObject
+            {
+                ["metadata"] = new System.Text.Json.Nodes.JsonObject { ["annotations"] = new System.Text.Json.Nodes.JsonObject { ["test.pilotlight.dev/touch"] = $"{++touch}" } },
+            }.ToJsonString();
+            await Client.CustomObjects.PatchNamespacedCustomObjectAsync(new k8s.Models.V1Patch(patch, k8s.Models.V1Patch.PatchType.MergePatch),
+                Group.Name, Group.Version, ns, "gpufunctions", "coldcount");
+            var last = (await GetAsync(ns, "coldcount")).Status?.LastRequestTime;
+            return wokenAt is null ? last is not null : last > wokenAt;
+        }, Timeout, "status shows a request after the wake");
+        Assert.That(starts, Is.Not.Empty.And.All.EqualTo("ready"));
+        Assert.That((await GetAsync(ns, "coldcount")).Status!.ColdStarts, Is.EqualTo(1), "requests served by a ready pod are no cold starts");
+    }
+
+    [Test]
     public async Task A_burst_scales_up_to_load_over_target_and_max_replicas_holds()
     {
         // maxConcurrency 1 and 3 s per request: 4 concurrent requests want 4 pods; maxReplicas 3 caps them.

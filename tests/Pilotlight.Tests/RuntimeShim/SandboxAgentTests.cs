@@ -384,6 +384,156 @@ public sealed class SandboxAgentTests
     }
 
     [Test]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task ADirectoryRoundTripsAsTarWithModesLinksAndEmptyDirectories()
+    {
+        await using var agent = await Agent.StartAsync();
+        var tree = Directory.CreateDirectory(Path.Combine(agent.Workspace, "tree")).FullName;
+        Directory.CreateDirectory(Path.Combine(tree, "empty"));
+        Directory.CreateDirectory(Path.Combine(tree, "bin"));
+        await File.WriteAllTextAsync(Path.Combine(tree, "bin", "run.sh"), "#!/bin/sh\necho hi\n");
+        File.SetUnixFileMode(Path.Combine(tree, "bin", "run.sh"), (UnixFileMode)0x1ED); // 0755
+        await File.WriteAllBytesAsync(Path.Combine(tree, "secret"), [1, 2, 3, 0, 255]);
+        File.SetUnixFileMode(Path.Combine(tree, "secret"), (UnixFileMode)0x180); // 0600
+        File.CreateSymbolicLink(Path.Combine(tree, "latest"), "bin/run.sh");
+        File.CreateSymbolicLink(Path.Combine(tree, "python"), "/usr/bin/python3");
+        var fifo = Process.Start("mkfifo", Path.Combine(tree, "pipe"));
+        await fifo.WaitForExitAsync();
+
+        byte[] tar;
+        using (var get = await agent.Client.GetAsync("/archive?path=tree"))
+        {
+            Assert.That(get.StatusCode, Is.EqualTo(HttpStatusCode.OK), await get.Content.ReadAsStringAsync());
+            Assert.That(get.Content.Headers.ContentType?.MediaType, Is.EqualTo("application/x-tar"));
+            tar = await get.Content.ReadAsByteArrayAsync();
+        }
+
+        var names = new List<string>();
+        await using (var reader = new System.Formats.Tar.TarReader(new MemoryStream(tar)))
+        {
+            while (await reader.GetNextEntryAsync() is { } entry)
+            {
+                names.Add(entry.Name);
+            }
+        }
+
+        Assert.That(names, Is.EqualTo(new[] { "bin/", "bin/run.sh", "empty/", "latest", "python", "secret" }), "no FIFO; a link as a link");
+
+        using (var put = await agent.Client.PutAsync("/archive?path=copy/here", new ByteArrayContent(tar)))
+        {
+            Assert.That(put.StatusCode, Is.EqualTo(HttpStatusCode.OK), await put.Content.ReadAsStringAsync());
+            var answer = JsonDocument.Parse(await put.Content.ReadAsStringAsync()).RootElement;
+            Assert.That((answer.GetProperty("path").GetString(), answer.GetProperty("entries").GetInt32(), answer.GetProperty("bytes").GetInt64()),
+                Is.EqualTo(("copy/here", 6, 23L)));
+        }
+
+        var copy = Path.Combine(agent.Workspace, "copy", "here");
+        Assert.That(Directory.Exists(Path.Combine(copy, "empty")), Is.True, "the empty directory");
+        Assert.That(File.GetUnixFileMode(Path.Combine(copy, "bin", "run.sh")), Is.EqualTo((UnixFileMode)0x1ED));
+        Assert.That(File.GetUnixFileMode(Path.Combine(copy, "secret")), Is.EqualTo((UnixFileMode)0x180));
+        Assert.That(await File.ReadAllBytesAsync(Path.Combine(copy, "secret")), Is.EqualTo(new byte[] { 1, 2, 3, 0, 255 }));
+        Assert.That(new FileInfo(Path.Combine(copy, "latest")).LinkTarget, Is.EqualTo("bin/run.sh"));
+        Assert.That(new FileInfo(Path.Combine(copy, "python")).LinkTarget, Is.EqualTo("/usr/bin/python3"), "a link may point anywhere; nothing goes through it");
+        Assert.That(Directory.EnumerateFileSystemEntries(agent.Workspace).Select(Path.GetFileName), Is.EquivalentTo(new[] { "tree", "copy" }), "no temporary file left");
+
+        // Again, over what is there: links and files replaced, not written through.
+        using (var again = await agent.Client.PutAsync("/archive?path=copy/here", new ByteArrayContent(tar)))
+        {
+            Assert.That(again.StatusCode, Is.EqualTo(HttpStatusCode.OK), await again.Content.ReadAsStringAsync());
+        }
+
+        using var missing = await agent.Client.GetAsync("/archive?path=nothing");
+        Assert.That(missing.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        using var file = await agent.Client.GetAsync("/archive?path=tree/secret");
+        Assert.That(file.StatusCode, Is.EqualTo(HttpStatusCode.Conflict));
+    }
+
+    /// <summary>Tar archives that try to leave the workspace: each is refused with 400 and nothing lands outside.</summary>
+    [TestCase("dotdot")]
+    [TestCase("absolute")]
+    [TestCase("symlink-then-file")]
+    [TestCase("existing-link-then-file")]
+    [TestCase("hardlink-through-link")]
+    [TestCase("hardlink-dotdot")]
+    [TestCase("device")]
+    public async Task ArchiveEntriesThatLeaveTheWorkspaceAre400(string attack)
+    {
+        await using var agent = await Agent.StartAsync();
+        var outside = Directory.CreateTempSubdirectory("pilotlight-outside-").FullName;
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(outside, "secret"), "outside");
+            // A link already in the directory extracted into, pointing out.
+            File.CreateSymbolicLink(Path.Combine(Directory.CreateDirectory(Path.Combine(agent.Workspace, "in")).FullName, "escape"), outside);
+            var relativeOut = Path.GetRelativePath(agent.Workspace, outside);
+            var entries = attack switch
+            {
+                "dotdot" => [Regular(relativeOut + "/pwned"), Regular("../../etc/x")],
+                "absolute" => [Regular(outside + "/pwned")],
+                "symlink-then-file" => [Link("out", outside), Regular("out/pwned")],
+                "existing-link-then-file" => [Regular("escape/pwned")],
+                "hardlink-through-link" => [new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.HardLink, "copy") { LinkName = "escape/secret" }],
+                "hardlink-dotdot" => [new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.HardLink, "copy") { LinkName = relativeOut + "/secret" }],
+                _ => new System.Formats.Tar.TarEntry[] { new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.CharacterDevice, "null") { DeviceMajor = 1, DeviceMinor = 3 } },
+            };
+
+            var tar = new MemoryStream();
+            await using (var writer = new System.Formats.Tar.TarWriter(tar, leaveOpen: true))
+            {
+                foreach (var entry in entries)
+                {
+                    await writer.WriteEntryAsync(entry);
+                }
+            }
+
+            using var put = await agent.Client.PutAsync("/archive?path=in", new ByteArrayContent(tar.ToArray()));
+            Assert.That(put.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), await put.Content.ReadAsStringAsync());
+            Assert.That(await ErrorAsync(put), Does.Contain("outside the workspace").Or.Contain("absolute").Or.Contain("'..'").Or.Contain("not extracted"));
+            Assert.That(Directory.EnumerateFileSystemEntries(outside).Select(Path.GetFileName), Is.EqualTo(new[] { "secret" }), "nothing written outside");
+            Assert.That(File.Exists(Path.Combine(agent.Workspace, "in", "copy")), Is.False, "no copy of an outside file");
+            Assert.That(File.Exists("/etc/x"), Is.False);
+        }
+        finally
+        {
+            Directory.Delete(outside, recursive: true);
+        }
+
+        static System.Formats.Tar.TarEntry Regular(string name) =>
+            new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, name) { DataStream = new MemoryStream("pwned"u8.ToArray()) };
+
+        static System.Formats.Tar.TarEntry Link(string name, string target) =>
+            new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.SymbolicLink, name) { LinkName = target };
+    }
+
+    [Test]
+    public async Task AnArchiveIntoAPathOutsideTheWorkspaceIs400AndAnOversizeEntry413()
+    {
+        await using var agent = await Agent.StartAsync(o => o with { MaxFileBytes = 10 });
+        using (var outside = await agent.Client.PutAsync("/archive?path=..", new ByteArrayContent([])))
+        {
+            Assert.That(outside.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        }
+
+        using (var read = await agent.Client.GetAsync("/archive?path=../.."))
+        {
+            Assert.That(read.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        }
+
+        var tar = new MemoryStream();
+        await using (var writer = new System.Formats.Tar.TarWriter(tar, leaveOpen: true))
+        {
+            await writer.WriteEntryAsync(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, "big") { DataStream = new MemoryStream(new byte[11]) });
+        }
+
+        using var big = await agent.Client.PutAsync("/archive?path=in", new ByteArrayContent(tar.ToArray()));
+        Assert.That(big.StatusCode, Is.EqualTo(HttpStatusCode.RequestEntityTooLarge));
+        Assert.That(File.Exists(Path.Combine(agent.Workspace, "in", "big")), Is.False);
+
+        using var garbage = await agent.Client.PutAsync("/archive?path=in", new ByteArrayContent(new byte[1024].Select((_, i) => (byte)(i * 7)).ToArray()));
+        Assert.That(garbage.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+    }
+
+    [Test]
     public async Task ActivityAdvancesWithFileOperationsAndExecs()
     {
         var start = new DateTimeOffset(2030, 1, 2, 3, 4, 5, TimeSpan.Zero);

@@ -194,6 +194,8 @@ public class SandboxPodsTests
     [TestCase("GET", "files/list", "get", "files")]
     [TestCase("PUT", "files", "update", "files")]
     [TestCase("DELETE", "files", "update", "files")]
+    [TestCase("GET", "archive", "get", "files")]
+    [TestCase("PUT", "archive", "update", "files")]
     [TestCase("POST", "terminate", "update", "terminate")]
     public void Each_gateway_operation_needs_one_rbac_permission(string method, string operation, string verb, string subresource) =>
         Assert.That(SandboxApi.Permission(method, operation), Is.EqualTo((verb, subresource)));

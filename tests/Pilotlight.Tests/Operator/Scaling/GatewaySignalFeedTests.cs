@@ -35,7 +35,7 @@ public sealed class GatewaySignalFeedTests
         _stop.Dispose();
     }
 
-    private GatewaySignalFeed Start(List<ObjectKey>? woken = null, List<ObjectKey>? terminated = null)
+    private GatewaySignalFeed Start(List<ObjectKey>? woken = null, List<ObjectKey>? terminated = null, List<ObjectKey>? counted = null)
     {
         var feed = new GatewaySignalFeed(new HttpClient(new Boards(this)), () => _set, (request, _) =>
         {
@@ -45,6 +45,7 @@ public sealed class GatewaySignalFeedTests
         {
             FunctionWoken = k => { lock (woken ?? []) { woken?.Add(k); } },
             SandboxTerminated = k => { lock (terminated ?? []) { terminated?.Add(k); } },
+            ColdStartsCounted = k => { lock (counted ?? []) { counted?.Add(k); } },
         };
         _ = feed.RunAsync(new ControllerMetrics(Prometheus.Metrics.NewCustomRegistry()), _stop.Token);
         return feed;
@@ -67,6 +68,28 @@ public sealed class GatewaySignalFeedTests
         {
             Assert.That(_authorizations, Is.Not.Empty.And.All.EqualTo("Bearer operator-token"), "every poll carries the operator's token");
         }
+    }
+
+    [Test]
+    public async Task Cold_starts_are_read_per_gateway_process_and_enqueue_the_function()
+    {
+        _set = GatewaySet.Of([GatewayA, GatewayB]);
+        var counted = new List<ObjectKey>();
+        var feed = Start(counted: counted);
+        var key = new ObjectKey("team", "llm");
+        _boards[GatewayA].ColdStart(key, "uid-1");
+        _boards[GatewayA].ColdStart(key, "uid-1");
+        _boards[GatewayB].ColdStart(key, "uid-1");
+        await Eventually.HoldsAsync(() => feed.ColdStarts(key, "uid-1").Sum(c => c.Count) == 3, Timeout, "both gateways' counts read");
+        Assert.That(feed.ColdStarts(key, "uid-1").Select(c => c.Gateway), Is.EquivalentTo(new[] { _boards[GatewayA].Epoch, _boards[GatewayB].Epoch }));
+        Assert.That(feed.ColdStarts(key, "uid-other"), Is.Empty, "another function of the name has none");
+        lock (counted)
+        {
+            Assert.That(counted, Does.Contain(key));
+        }
+
+        _boards[GatewayA].ForgetFunction(key);
+        await Eventually.HoldsAsync(() => feed.ColdStarts(key, "uid-1").Sum(c => c.Count) == 1, Timeout, "a gateway that forgot the deleted function no longer counts it");
     }
 
     [Test]
