@@ -67,6 +67,14 @@ public sealed record SandboxWarmPoolSpec
     [DefaultValue("1Gi")]
     public ResourceQuantity WorkspaceSize { get; init; } = new("1Gi");
 
+    /// <summary>
+    /// Secrets (in the pool's namespace) for pulling the image from a private registry; its pods get these, then the
+    /// platform's own. A sandbox that claims a pod does not need its own: the image is already on the node.
+    /// </summary>
+    [JsonPropertyName("imagePullSecrets")]
+    [MaxLength(16)]
+    public IReadOnlyList<V1LocalObjectReference>? ImagePullSecrets { get; init; }
+
     /// <summary>Ready pods to keep.</summary>
     [JsonPropertyName("replicas")]
     [Range(0, 100), DefaultValue(1)]

@@ -67,7 +67,10 @@ public static class SandboxPods
         var stand = new Sandbox
         {
             Metadata = new V1ObjectMeta { Name = pool.Metadata.Name, NamespaceProperty = pool.Metadata.NamespaceProperty, Uid = pool.Metadata.Uid },
-            Spec = new SandboxSpec { Image = pool.Spec.Image, Resources = pool.Spec.Resources, WorkspaceSize = pool.Spec.WorkspaceSize },
+            Spec = new SandboxSpec
+            {
+                Image = pool.Spec.Image, Resources = pool.Spec.Resources, WorkspaceSize = pool.Spec.WorkspaceSize, ImagePullSecrets = pool.Spec.ImagePullSecrets,
+            },
         };
         var pod = MakePod(stand, runtimeClass, null, options);
         pod.Metadata.Name = null;

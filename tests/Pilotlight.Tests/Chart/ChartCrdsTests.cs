@@ -15,6 +15,51 @@ public class ChartCrdsTests
     private static async Task<List<V1CustomResourceDefinition>> RenderAsync(params string[] set) =>
         [.. KubernetesYaml.LoadAllFromString(await Helm.TemplateAsync(set: set)).OfType<V1CustomResourceDefinition>()];
 
+    private static System.Text.Json.Nodes.JsonNode WithoutCel(V1CustomResourceDefinition crd)
+    {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(KubernetesJson.Serialize(crd.Spec))!;
+        void Strip(System.Text.Json.Nodes.JsonNode? n)
+        {
+            switch (n)
+            {
+                case System.Text.Json.Nodes.JsonObject o:
+                    o.Remove("x-kubernetes-validations");
+                    foreach (var (_, child) in o.ToList())
+                    {
+                        Strip(child);
+                    }
+
+                    break;
+                case System.Text.Json.Nodes.JsonArray a:
+                    foreach (var child in a)
+                    {
+                        Strip(child);
+                    }
+
+                    break;
+            }
+        }
+
+        Strip(node);
+        return node;
+    }
+
+    [Test]
+    public async Task A_cluster_before_1_25_gets_the_same_crds_without_their_cel_rules_which_its_api_server_would_refuse()
+    {
+        var current = KubernetesYaml.LoadAllFromString(await Helm.TemplateAsync(showOnly: ["templates/crds.yaml"], kubeVersion: "1.29.0")).OfType<V1CustomResourceDefinition>().ToList();
+        var oldYaml = await Helm.TemplateAsync(showOnly: ["templates/crds.yaml"], kubeVersion: "1.20.2");
+        var old = KubernetesYaml.LoadAllFromString(oldYaml).OfType<V1CustomResourceDefinition>().ToList();
+
+        Assert.That(KubernetesJson.Serialize(current), Does.Contain("x-kubernetes-validations"), "1.25 and later keep the rules");
+        Assert.That(oldYaml, Does.Not.Contain("x-kubernetes-validations"));
+        Assert.That(old.Select(c => c.Metadata.Name), Is.EqualTo(current.Select(c => c.Metadata.Name)));
+        foreach (var (a, b) in old.Zip(current))
+        {
+            Assert.That(WithoutCel(a).ToJsonString(), Is.EqualTo(WithoutCel(b).ToJsonString()), "only the rules go: " + a.Metadata.Name);
+        }
+    }
+
     [Test]
     public async Task By_default_every_generated_crd_is_a_template_kept_on_uninstall_and_labelled_as_the_releases()
     {

@@ -109,6 +109,12 @@ public sealed class PlatformPodSettingsTests
             Assert.That(Names(SandboxPods.MakePod(sandbox, "runsc", null, Sandboxes).Spec.ImagePullSecrets),
                 Is.EqualTo(new[] { "team-registry", "platform-registry", "shared" }));
             Assert.That(Names(SandboxPods.MakePoolPod(pool, "runsc", Sandboxes).Spec.ImagePullSecrets), Is.EqualTo(new[] { "platform-registry", "shared" }));
+            var privatePool = pool with { Spec = pool.Spec with { ImagePullSecrets = [new V1LocalObjectReference { Name = "team-registry" }] } };
+            Assert.That(Names(SandboxPods.MakePoolPod(privatePool, "runsc", Sandboxes).Spec.ImagePullSecrets),
+                Is.EqualTo(new[] { "team-registry", "platform-registry", "shared" }), "a pool of a private image pulls it with its own secret");
+            Assert.That(SandboxPods.MakePoolPod(privatePool, "runsc", Sandboxes).Metadata.Labels[SandboxPods.ShapeLabel],
+                Is.EqualTo(SandboxPods.MakePoolPod(pool, "runsc", Sandboxes).Metadata.Labels[SandboxPods.ShapeLabel]),
+                "pull secrets are not part of the shape: a sandbox of the same image claims the pod whatever secrets it names");
             Assert.That(SandboxPods.MakePod(sandbox with { Spec = sandbox.Spec with { ImagePullSecrets = null } }, "runsc", null, new SandboxOptions()).Spec.ImagePullSecrets,
                 Is.Null);
         });
