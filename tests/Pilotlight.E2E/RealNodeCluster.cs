@@ -277,12 +277,45 @@ public sealed partial class RealNodeCluster : E2ECluster
         }
     }
 
+    /// <summary>
+    /// CRDs already on a node kept between runs (an older chart installed them from its crds/ directory, or another
+    /// release did) are handed to this release, as UPGRADING.md tells an operator to do: Helm refuses to take over an
+    /// object without its ownership metadata.
+    /// </summary>
+    private static async Task AdoptCrdsAsync(IKubernetes client, CancellationToken ct)
+    {
+        foreach (var plural in new[] { "gpufunctions", "sandboxes", "sandboxwarmpools" })
+        {
+            var name = $"{plural}.pilotlight.dev";
+            var crds = await client.ApiextensionsV1.ListCustomResourceDefinitionAsync(fieldSelector: $"metadata.name={name}", cancellationToken: ct);
+            if (crds.Items.Count == 0)
+            {
+                continue;
+            }
+
+            Log($"adopting the existing CRD {name} into release {Release}");
+            var patch = new
+            {
+                metadata = new
+                {
+                    labels = new Dictionary<string, string> { ["app.kubernetes.io/managed-by"] = "Helm" },
+                    annotations = new Dictionary<string, string>
+                    {
+                        ["meta.helm.sh/release-name"] = Release, ["meta.helm.sh/release-namespace"] = ReleaseNamespace,
+                    },
+                },
+            };
+            await client.ApiextensionsV1.PatchCustomResourceDefinitionAsync(new V1Patch(patch, V1Patch.PatchType.MergePatch), name, cancellationToken: ct);
+        }
+    }
+
     private static async Task<RealNodeCluster> InstallAsync(string kubeconfig, string registry, string work, IKubernetes client, ManagedProcess? plugin,
         bool gatewayByPortForward, string? dockerHost, string node, CancellationToken ct)
     {
         // A release left by an interrupted run goes first, so this install is a fresh one.
         await RunAsync(FindHelm()!, ["uninstall", Release, "--namespace", ReleaseNamespace, "--kubeconfig", kubeconfig, "--wait", "--timeout", "3m"],
             TimeSpan.FromMinutes(4), check: false, ct: ct);
+        await AdoptCrdsAsync(client, ct);
         var seed = new RealNodeCluster(kubeconfig, registry, work, client, new Uri("http://unused"), plugin, null, dockerHost, node);
         Log($"helm install {Release} charts/pilotlight -n {ReleaseNamespace} (images {registry}/pilotlight/*:{Tag})");
         await RunAsync(FindHelm()!,

@@ -243,11 +243,34 @@ public sealed class ControlPlane : IAsyncDisposable
     public async Task InstallCrdsAsync(string crdDirectory, CancellationToken cancellationToken = default)
     {
         var kubectl = new Kubectl(KubeconfigPath);
-        var apply = await kubectl.RunAsync(["apply", "-f", crdDirectory], cancellationToken: cancellationToken).ConfigureAwait(false);
+        var apply = await kubectl.RunAsync(["apply", "-o", "name", "-f", crdDirectory], cancellationToken: cancellationToken).ConfigureAwait(false);
         apply.EnsureSuccess();
-        var wait = await kubectl.RunAsync(["wait", "--for=condition=Established", "--timeout=60s", "-f", crdDirectory],
-            cancellationToken: cancellationToken).ConfigureAwait(false);
-        wait.EnsureSuccess();
+
+        // Polled here rather than with `kubectl wait`, which fails outright on a CRD the API server has not yet given
+        // any condition (".status.conditions accessor error"), as happens just after a create.
+        var names = apply.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(line => line[(line.IndexOf('/', StringComparison.Ordinal) + 1)..]).ToList();
+        using var client = CreateClient();
+        var deadline = Stopwatch.StartNew();
+        foreach (var name in names)
+        {
+            while (true)
+            {
+                var crd = await client.ApiextensionsV1.ReadCustomResourceDefinitionAsync(name, cancellationToken: cancellationToken)
+                    .ConfigureAwait(false);
+                if (crd.Status?.Conditions?.Any(c => c.Type == "Established" && c.Status == "True") == true)
+                {
+                    break;
+                }
+
+                if (deadline.Elapsed > TimeSpan.FromSeconds(60))
+                {
+                    throw new TimeoutException($"CRD {name} not Established after 60 s");
+                }
+
+                await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>The last lines of a component's log, for failure messages.</summary>

@@ -219,8 +219,7 @@ EOF
       # (server dry-run) and stand-ins for the Prometheus Operator kinds.
       kubectl --kubeconfig "$kubeconfig" create namespace "$namespace" || return 1
       monitoring_crds | kubectl --kubeconfig "$kubeconfig" apply -f - || return 1
-      kubectl --kubeconfig "$kubeconfig" wait --for condition=Established --timeout 60s \
-        crd/servicemonitors.monitoring.coreos.com crd/podmonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com || return 1
+      wait_established servicemonitors.monitoring.coreos.com podmonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com || return 1
       kube_version=$("$bin/kube-apiserver" --version | awk '{print $2}')
       echo "summary: kube-apiserver $kube_version on 127.0.0.1:$api_port"
       return 0
@@ -279,14 +278,28 @@ apply_dry_run() {
   echo "summary: $n objects"
 }
 
+# Waits (60 s) until each named CRD is Established. Not `kubectl wait`: it fails outright on a CRD
+# that has no conditions yet, as one just created may not.
+wait_established() {
+  local crd state
+  for crd in "$@"; do
+    for i in $(seq 1 120); do
+      state=$(kubectl --kubeconfig "$kubeconfig" get crd "$crd" \
+        -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)
+      [ "$state" = True ] && break
+      [ "$i" = 120 ] && { echo "CRD $crd not Established after 60 s"; return 1; }
+      sleep 0.5
+    done
+  done
+}
+
 # The default render applied for real (not a dry run): the CRDs become Established and
 # every object is then on the server, where a second server-side apply changes nothing.
 apply_for_real() {
   local objects missing=0 kind name ns
   kubectl --kubeconfig "$kubeconfig" apply --validate=false -f - <"$work/crds.yaml" || return 1
   kubectl --kubeconfig "$kubeconfig" apply --server-side --field-manager=chart-check -f - <"$work/default.yaml" || return 1
-  kubectl --kubeconfig "$kubeconfig" wait --for condition=Established --timeout 60s \
-    crd/gpufunctions.pilotlight.dev crd/sandboxes.pilotlight.dev crd/sandboxwarmpools.pilotlight.dev || return 1
+  wait_established gpufunctions.pilotlight.dev sandboxes.pilotlight.dev sandboxwarmpools.pilotlight.dev || return 1
   objects=$(kubectl --kubeconfig "$kubeconfig" apply --dry-run=client --validate=false -o jsonpath='{range .items[*]}{.kind}/{.metadata.name}/{.metadata.namespace}{"\n"}{end}' -f - <"$work/default.yaml") || return 1
   while IFS=/ read -r kind name ns; do
     [ -n "$kind" ] || continue

@@ -56,7 +56,24 @@ public sealed class PodUsageTracker
     /// </summary>
     public UsageTotals Update(ObjectKey key, UsageTotals? previous, IEnumerable<V1Pod> pods, DateTime now, DateTime? notBefore = null)
     {
-        var usage = UsageLedger.Update(previous, pods, _deletedAt, now, (pod, end) => _close(key, pod, end), notBefore);
+        var listed = pods as IReadOnlyCollection<V1Pod> ?? pods.ToList();
+        if (_totals.TryGetValue(key, out var last) && last.OpenPods is { Count: > 0 } wasOpen)
+        {
+            // A pod this replica had open, now gone from the cache but not yet in _deletedAt: the informer removes it
+            // from its cache before its handlers (ours among them) hear of the deletion, and a reconcile can run in
+            // between. It is billed to now, as the handler would have (moments later) and as the live series already
+            // counted it up to each scrape; the status's older asOf would bill less than was exported.
+            var present = listed.Select(p => p.Metadata.Uid).ToHashSet(StringComparer.Ordinal);
+            foreach (var pod in wasOpen)
+            {
+                if (!present.Contains(pod.Uid))
+                {
+                    _deletedAt.TryAdd(pod.Uid, now);
+                }
+            }
+        }
+
+        var usage = UsageLedger.Update(previous, listed, _deletedAt, now, (pod, end) => _close(key, pod, end), notBefore);
         _open[key] = usage.OpenPods ?? [];
         _totals[key] = usage;
         return usage;
