@@ -22,6 +22,7 @@ public static class ShimApp
         ArgumentNullException.ThrowIfNull(options);
 
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
+        options.Log.Apply(builder.Logging);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
         // The function's port takes HTTP/1.1 and h2c (gRPC through the gateway); the sandbox agent's only HTTP/1.1.

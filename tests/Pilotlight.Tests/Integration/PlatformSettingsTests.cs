@@ -159,6 +159,13 @@ public sealed class PlatformSettingsTests
         var pod = await Eventually.GetAsync(async () =>
             (await _admin.CoreV1.ListNamespacedPodAsync(ns)).Items.SingleOrDefault(), Timeout, $"the sandbox's pod ({op.LogTail(5)})");
         Assert.That(pod.Spec.ImagePullSecrets.Select(s => s.Name), Is.EqualTo(new[] { "team-registry", "platform-registry" }));
+        foreach (var container in pod.Spec.Containers)
+        {
+            // The agent (in the sandbox container) and the meter log as the operator does.
+            Assert.That(container.Env.Where(e => e.Name.StartsWith("PILOTLIGHT_LOG_", StringComparison.Ordinal)).Select(e => $"{e.Name}={e.Value}"),
+                Is.EquivalentTo(new[] { "PILOTLIGHT_LOG_FORMAT=json", "PILOTLIGHT_LOG_LEVEL=Debug" }), container.Name);
+        }
+
         var policy = await Eventually.GetAsync(async () =>
             (await _admin.NetworkingV1.ListNamespacedNetworkPolicyAsync(ns)).Items.SingleOrDefault(), Timeout, "the sandbox's NetworkPolicy");
         Assert.That(policy.Spec.Ingress[0].FromProperty.Single().NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"], Is.EqualTo(Helm.Namespace));
