@@ -112,29 +112,8 @@ public sealed class PlatformSettingsTests
         return (stdout, stderr);
     }
 
-    private static List<JsonElement> JsonEntries(List<string> lines, string component)
-    {
-        var entries = new List<JsonElement>();
-        foreach (var line in lines)
-        {
-            JsonElement entry;
-            try
-            {
-                entry = JsonDocument.Parse(line).RootElement.Clone();
-            }
-            catch (JsonException e)
-            {
-                throw new AssertionException($"{component} wrote a line that is not JSON ({e.Message}): {line}");
-            }
-
-            Assert.That(entry.ValueKind, Is.EqualTo(JsonValueKind.Object), $"{component}: {line}");
-            Assert.That(entry.TryGetProperty("LogLevel", out _) && entry.TryGetProperty("Category", out _) && entry.TryGetProperty("Message", out _)
-                && entry.TryGetProperty("Timestamp", out _), Is.True, $"{component}: {line}");
-            entries.Add(entry);
-        }
-
-        return entries;
-    }
+    private static List<JsonElement> JsonEntries(List<string> lines, string component) =>
+        Pilotlight.Tests.RuntimeShim.SidecarLoggingTests.JsonEntries(lines, component);
 
     [Test]
     public async Task With_the_charts_json_logging_the_operator_logs_json_and_gives_a_sandboxs_pod_its_and_the_platforms_pull_secrets()

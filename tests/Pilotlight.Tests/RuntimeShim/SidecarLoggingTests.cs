@@ -16,7 +16,8 @@ public class SidecarLoggingTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
-    private static List<JsonElement> JsonEntries(IEnumerable<string> lines, string component)
+    /// <summary>Each line of <paramref name="lines"/> (blank ones skipped) as a JSON log entry of the .NET console formatter's shape.</summary>
+    internal static List<JsonElement> JsonEntries(IEnumerable<string> lines, string component)
     {
         var entries = new List<JsonElement>();
         foreach (var line in lines.Where(l => l.Length > 0))
