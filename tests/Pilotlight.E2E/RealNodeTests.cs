@@ -337,13 +337,23 @@ public partial class EndToEndTests
             var old = pods.Items.Where(p => p.Spec.Containers.Any(c => !c.Image.EndsWith(":" + next, StringComparison.Ordinal))).Select(p => p.Metadata.Name).ToList();
             return (old.Count == 0, $"still old: {string.Join(", ", old)}");
         });
-        // The function's pod is rolled to the new shim and meter by the new operator.
+        // The serving pod is not rolled for new sidecar images (it may hold requests of minutes); it stays, serving.
+        var serving = (await Cluster.Client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: "pilotlight.dev/function=steady")).Items
+            .Where(p => p.Metadata.DeletionTimestamp is null).ToList();
+        Assert.That(serving.Select(p => p.Spec.Containers.Single(c => c.Name == "runtime-shim").Image),
+            Is.EqualTo(new[] { $"{RealNodeCluster.LocalRegistry}/pilotlight/runtime-shim:{RealNodeCluster.Tag}" }), "the serving pod keeps its sidecars through the upgrade");
+
+        // Asked to (as `kubectl rollout restart` asks a Deployment), the new operator rolls it onto the new shim and meter.
+        await Cluster.KubectlAsync("annotate", "-n", ns, "gpufunction", "steady", "pilotlight.dev/restartedAt=2026-12-03T00:00:00Z");
         await E2ECluster.UntilAsync("the function's pod to run the new sidecars", TimeSpan.FromMinutes(5), async () =>
         {
             var pods = await Cluster.Client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: "pilotlight.dev/function=steady");
             var ready = pods.Items.Where(p => p.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true
-                && p.Spec.Containers.Any(c => c.Image.EndsWith("runtime-shim:" + next, StringComparison.Ordinal))).ToList();
-            return (ready.Count == 1, string.Join(", ", pods.Items.Select(p => $"{p.Metadata.Name} {string.Join(' ', p.Spec.Containers.Select(c => c.Image))}")));
+                && p.Metadata.DeletionTimestamp is null
+                && p.Spec.Containers.Any(c => c.Image.EndsWith("runtime-shim:" + next, StringComparison.Ordinal))
+                && p.Spec.Containers.Any(c => c.Image.EndsWith("meter:" + next, StringComparison.Ordinal))).ToList();
+            return (ready.Count == 1 && pods.Items.All(p => p.Metadata.Uid != serving[0].Metadata.Uid),
+                string.Join(", ", pods.Items.Select(p => $"{p.Metadata.Name} {string.Join(' ', p.Spec.Containers.Select(c => c.Image))}")));
         });
         await Task.Delay(TimeSpan.FromSeconds(2));
         await stop.CancelAsync();
@@ -352,7 +362,7 @@ public partial class EndToEndTests
         Assert.Multiple(() =>
         {
             Assert.That(served, Is.GreaterThan(10), "traffic ran through the upgrade");
-            Assert.That(failures, Is.Empty, "no request failed while operator, gateway and the function's pod were replaced");
+            Assert.That(failures, Is.Empty, "no request failed while operator and gateway were replaced and the function's pod was rolled");
         });
         await Cluster.DeleteNamespaceAsync(ns);
     }
