@@ -230,7 +230,15 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
                 }
 
                 await RecordAsync(function, key, changes, claims.Count, cancellationToken).ConfigureAwait(false);
-                _quotaProblems[key] = quotaProblem;
+                // Only refusals are kept: most functions never meet one, and an entry each would be kept for nothing.
+                if (quotaProblem is null)
+                {
+                    _quotaProblems.TryRemove(key, out _);
+                }
+                else
+                {
+                    _quotaProblems[key] = quotaProblem;
+                }
             }
             else
             {
