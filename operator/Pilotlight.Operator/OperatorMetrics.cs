@@ -12,7 +12,8 @@ namespace Pilotlight.Operator;
 /// <item><c>pilotlight_function_gpu_seconds_total</c>: the ledger's running total (the new leader carries it on from status,
 /// so a copy left on the ex-leader would be counted twice);</item>
 /// <item>the per-function gauges (warm, reserved, pre-pulled replicas; the autoscaler's desired replicas, in-flight
-/// requests, panic; demand unknown), which would otherwise keep the ex-leader's last value;</item>
+/// requests, panic; demand unknown), which would otherwise keep the ex-leader's last value (a function's series exists
+/// only while its value is not 0, see <see cref="SetPerFunction"/>);</item>
 /// <item>the condition gauges of functions and sandboxes, read from the leader's caches at each scrape.</item>
 /// </list>
 /// Counters of things that happened (warm claims, sandbox claims, sandbox GPU-seconds counted as deltas, scheduled
@@ -127,6 +128,23 @@ public sealed class OperatorMetrics
 
     /// <summary>Warm pods claimed.</summary>
     public Counter WarmClaims { get; }
+
+    /// <summary>
+    /// Sets a per-function gauge, whose series exists only while its value is not 0: at 10,000 functions mostly at zero,
+    /// a series each for six gauges was the largest part of the operator's heap (a prometheus-net child is several
+    /// hundred bytes). An absent series reads as 0 (<c>or on() vector(0)</c> where a query needs the zero).
+    /// </summary>
+    internal static void SetPerFunction(Gauge gauge, string ns, string function, double value)
+    {
+        if (value == 0)
+        {
+            gauge.RemoveLabelled(ns, function);
+        }
+        else
+        {
+            gauge.WithLabels(ns, function).Set(value);
+        }
+    }
 
     /// <summary>True while this replica leads (and exports the leader-only series).</summary>
     public bool Leading => _leading;

@@ -26,15 +26,18 @@ public static class PilotlightOperator
         var events = new EventRecorder(client, Component, time, Logger("events"), registry: operatorMetrics.Registry);
         ILogger Logger(string name) => loggers?.CreateLogger(name) ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
 
+        // The caches that grow with the functions keep one copy of each string their objects repeat (namespaces, labels,
+        // condition types, reasons and messages): at 10,000 functions a fresh copy per object was megabytes.
+        var cached = new InformerOptions { Transform = PooledTransform(new StringPool()) };
         var functions = new Informer<GpuFunction>(ListWatch.ForCustomResource<GpuFunction>(client, options.WatchNamespace),
-            time: time, logger: Logger("informer.gpufunctions"));
+            cached, time: time, logger: Logger("informer.gpufunctions"));
         var managed = $"{FunctionLabels.ManagedBy}={FunctionLabels.ManagedByValue}";
         var pods = new Informer<V1Pod>(ListWatch.ForPods(client, managed,
                 options.WatchNamespace is null ? null : $"metadata.namespace={options.WatchNamespace}"),
-            time: time, logger: Logger("informer.pods"));
+            cached, time: time, logger: Logger("informer.pods"));
         var services = new Informer<V1Service>(ListWatch.ForServices(client, managed,
                 options.WatchNamespace is null ? null : $"metadata.namespace={options.WatchNamespace}"),
-            time: time, logger: Logger("informer.services"));
+            cached, time: time, logger: Logger("informer.services"));
         // The sandbox controllers look pods up by owner and warm shape, not by scanning the namespace.
         Sandboxes.SandboxPodIndexes.AddTo(pods);
         var nodes = new Informer<V1Node>(ListWatch.ForNodes(client, Gpu.GpuCatalog.ProductLabel), time: time, logger: Logger("informer.nodes"));
@@ -87,7 +90,7 @@ public static class PilotlightOperator
             events, options.Schedules, time, Logger("schedule"));
 
         var sandboxes = new Informer<Sandbox>(ListWatch.ForCustomResource<Sandbox>(client, options.WatchNamespace),
-            time: time, logger: Logger("informer.sandboxes"));
+            cached, time: time, logger: Logger("informer.sandboxes"));
         operatorMetrics.UseConditions(
             () => functions.List().Select(f => (ObjectKey.Of(f), f.Status?.Conditions)),
             () => sandboxes.List().Select(s => (ObjectKey.Of(s), s.Status?.Conditions)));
@@ -138,6 +141,27 @@ public static class PilotlightOperator
 
         return host;
     }
+
+    /// <summary>
+    /// The operator's cache transform: <c>managedFields</c> dropped (<see cref="InformerTransforms.StripManagedFields"/>),
+    /// then the strings that objects repeat taken from <paramref name="strings"/>; nothing read changes value.
+    /// </summary>
+    internal static Func<object, object> PooledTransform(StringPool strings) => obj =>
+    {
+        InformerTransforms.StripManagedFields(obj);
+        strings.PoolMetadata(obj);
+        switch (obj)
+        {
+            case GpuFunction { Status: { } status }:
+                strings.PoolConditions(status.Conditions);
+                break;
+            case Sandbox { Status: { } status }:
+                strings.PoolConditions(status.Conditions);
+                break;
+        }
+
+        return obj;
+    };
 
     /// <summary>
     /// Where scheduled requests go, in order: the schedule gateway (the chart's gateway Service), then the

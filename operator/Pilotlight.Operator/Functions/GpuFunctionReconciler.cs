@@ -164,10 +164,23 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
             // ClusterIP is stable. A function that never ran has none: at 10,000 functions mostly at zero that is
             // 10,000 ClusterIPs, Endpoints and EndpointSlices (and every node's kube-proxy rules) not made for nothing;
             // at zero nothing behind a Service answers anyway, callers wake a function through the gateway.
-            var needsService = desired > 0 || warmTarget.Count > 0 || functionPods.Count > 0;
-            await EnsureServiceAsync(function, needsService, cancellationToken).ConfigureAwait(false);
-            var template = Template(key, function, placement);
-            hash = template.Metadata.Labels[FunctionLabels.TemplateHash];
+            var needsPods = desired > 0 || warmTarget.Count > 0 || functionPods.Count > 0;
+            await EnsureServiceAsync(function, needsPods, cancellationToken).ConfigureAwait(false);
+
+            // Only a function with pods, or about to have some, keeps a pod template (and its hash, which only pods are
+            // compared with): at 10,000 functions mostly at zero, a cached template each was the largest part of the
+            // operator's heap. A function waking from zero builds it again with its first pod.
+            V1Pod? template = null;
+            if (needsPods)
+            {
+                template = Template(key, function, placement);
+                hash = template.Metadata.Labels[FunctionLabels.TemplateHash];
+            }
+            else
+            {
+                _templates.TryRemove(key, out _);
+            }
+
             if (Settled(key, pods))
             {
                 var load = PodLoad(key);
@@ -176,7 +189,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
 
                 // Claim ready warm pods before creating any: no pod start on the request path. Those a gateway
                 // already sends requests to come first (gateways route to warm pods before the claim).
-                var claims = Prewarm.WarmPool.Plan(serving, warm, desired, warmTarget.Count, hash, [], Load).Claim;
+                var claims = Prewarm.WarmPool.Plan(serving, warm, desired, warmTarget.Count, hash ?? "", [], Load).Claim;
                 foreach (var pod in claims)
                 {
                     await RelabelAsync(pod, FunctionLabels.RoleServing, changes, cancellationToken).ConfigureAwait(false);
@@ -191,8 +204,8 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
                     await RelabelAsync(pod, FunctionLabels.IsWarm(pod) ? FunctionLabels.RoleWarm : FunctionLabels.RoleServing, changes, cancellationToken).ConfigureAwait(false);
                 }
 
-                var plan = FunctionRollout.Plan(serving, desired, hash, Load, RolloutBudget.For(function.Spec.Rollout, desired));
-                var pool = Prewarm.WarmPool.Plan(serving, warm, desired, warmTarget.Count, hash, plan.Delete, Load);
+                var plan = FunctionRollout.Plan(serving, desired, hash ?? "", Load, RolloutBudget.For(function.Spec.Rollout, desired));
+                var pool = Prewarm.WarmPool.Plan(serving, warm, desired, warmTarget.Count, hash ?? "", plan.Delete, Load);
                 foreach (var pod in pool.Demote)
                 {
                     await RelabelAsync(pod, FunctionLabels.RoleWarm, changes, cancellationToken).ConfigureAwait(false);
@@ -200,9 +213,14 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
 
                 try
                 {
-                    quotaProblem = await ApplyAsync(function, template, plan.Create, [.. plan.Delete.Except(pool.Demote)], changes, cancellationToken).ConfigureAwait(false);
-                    var warmTemplate = FunctionPods.AsWarm(template);
-                    quotaProblem ??= await ApplyAsync(function, warmTemplate, pool.Create, pool.Delete, changes, cancellationToken).ConfigureAwait(false);
+                    // Without a template there are no pods and none are wanted: the plans are empty.
+                    if (template is not null)
+                    {
+                        quotaProblem = await ApplyAsync(function, template, plan.Create, [.. plan.Delete.Except(pool.Demote)], changes, cancellationToken).ConfigureAwait(false);
+                        var warmTemplate = FunctionPods.AsWarm(template);
+                        quotaProblem ??= await ApplyAsync(function, warmTemplate, pool.Create, pool.Delete, changes, cancellationToken).ConfigureAwait(false);
+                    }
+
                     quotaProblem ??= await ReconcileReservationsAsync(function, placement, placeholders, changes, cancellationToken).ConfigureAwait(false);
                 }
                 finally
@@ -212,7 +230,15 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
                 }
 
                 await RecordAsync(function, key, changes, claims.Count, cancellationToken).ConfigureAwait(false);
-                _quotaProblems[key] = quotaProblem;
+                // Only refusals are kept: most functions never meet one, and an entry each would be kept for nothing.
+                if (quotaProblem is null)
+                {
+                    _quotaProblems.TryRemove(key, out _);
+                }
+                else
+                {
+                    _quotaProblems[key] = quotaProblem;
+                }
             }
             else
             {
@@ -239,9 +265,9 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         var ns = key.Namespace ?? "";
         if (_metrics.Leading)
         {
-            _metrics.WarmReplicas.WithLabels(ns, key.Name).Set(warmCount.Ready);
-            _metrics.ReservedReplicas.WithLabels(ns, key.Name).Set(reserved);
-            _metrics.PrePulledNodes.WithLabels(ns, key.Name).Set(prePull.Ready);
+            OperatorMetrics.SetPerFunction(_metrics.WarmReplicas, ns, key.Name, warmCount.Ready);
+            OperatorMetrics.SetPerFunction(_metrics.ReservedReplicas, ns, key.Name, reserved);
+            OperatorMetrics.SetPerFunction(_metrics.PrePulledNodes, ns, key.Name, prePull.Ready);
         }
 
         // Totals as of now; written to status only when a pod opened or closed, or the written ones are old enough.

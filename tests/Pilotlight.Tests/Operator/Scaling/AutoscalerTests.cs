@@ -5,6 +5,7 @@ using Microsoft.Extensions.Time.Testing;
 using Pilotlight.Api.V1Alpha1;
 using Pilotlight.Contracts;
 using Pilotlight.ControllerRuntime;
+using Pilotlight.Operator;
 using Pilotlight.Operator.Scaling;
 using Pilotlight.Tests.Integration;
 
@@ -57,14 +58,14 @@ public sealed class AutoscalerTests
         Namespace = "team", Name = "llm", InFlight = inFlight, LastRequest = lastRequest, LastFinished = lastFinished, Pods = pods ?? [],
     };
 
-    private async Task<Autoscaler> StartAsync(GpuFunction function)
+    private async Task<Autoscaler> StartAsync(GpuFunction function, OperatorMetrics? metrics = null)
     {
         var informer = new Informer<GpuFunction>(new ListWatch<GpuFunction>("gpufunctions",
             (_, _, _) => Task.FromResult(new ListPage<GpuFunction>([function], "1", null)),
             (_, _, _, ct) => Forever(ct)));
         _ = informer.RunAsync(_stop.Token);
         await informer.Synced.WaitAsync(TimeSpan.FromSeconds(10));
-        return new Autoscaler(informer, _demand, Settings, _time) { Wakes = _ => _wake };
+        return new Autoscaler(informer, _demand, Settings, _time) { Wakes = _ => _wake, Metrics = metrics ?? OperatorMetrics.Detached() };
     }
 
     private static async IAsyncEnumerable<(WatchEventType, GpuFunction)> Forever([EnumeratorCancellation] CancellationToken ct)
@@ -100,6 +101,48 @@ public sealed class AutoscalerTests
         await TickForAsync(autoscaler, Settings.Tick * 2);
         Assert.That(autoscaler.DemandSettled, Is.True);
         Assert.That(autoscaler.DesiredReplicas(fn), Is.Zero, "idle for 30 min and demand known: down to min");
+    }
+
+    [Test]
+    public async Task A_function_has_gauge_series_only_while_it_has_something_to_report()
+    {
+        var registry = Prometheus.Metrics.NewCustomRegistry();
+        var metrics = new OperatorMetrics(registry);
+        using var term = new CancellationTokenSource();
+        var lead = metrics.LeaderScope().RunAsync(new ControllerMetrics(Prometheus.Metrics.NewCustomRegistry()), term.Token);
+        async Task<string> ScrapeAsync()
+        {
+            using var stream = new MemoryStream();
+            await registry.CollectAndExportAsTextAsync(stream);
+            return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+        }
+
+        var fn = Function(window: "10s");
+        var autoscaler = await StartAsync(fn, metrics);
+        await TickForAsync(autoscaler, Settings.StableWindow + Settings.Tick);
+        var idle = await ScrapeAsync();
+        Assert.That(idle, Does.Not.Contain("pilotlight_autoscaler_desired_replicas{"), "at zero: no series (absent reads as 0)");
+        Assert.That(idle, Does.Not.Contain("pilotlight_autoscaler_in_flight{"));
+        Assert.That(idle, Does.Not.Contain("pilotlight_autoscaler_panic{"));
+
+        var at = _time.GetUtcNow();
+        _demand.Next = new DemandReport([Demand(2, at, pods: new() { ["p1"] = 1, ["p2"] = 1 })], []);
+        await TickForAsync(autoscaler, Settings.Tick);
+        var busy = await ScrapeAsync();
+        Assert.That(busy, Does.Contain("pilotlight_autoscaler_desired_replicas{namespace=\"team\",function=\"llm\"} 2"));
+        Assert.That(busy, Does.Contain("pilotlight_autoscaler_in_flight{namespace=\"team\",function=\"llm\"} 2"));
+        Assert.That(busy, Does.Contain("pilotlight_autoscaler_panic{namespace=\"team\",function=\"llm\"} 1"), "a burst from zero panics");
+
+        // Finished, and past the scaledown window and a stable window: back to zero, and the series go with it.
+        _demand.Next = new DemandReport([Demand(0, at, _time.GetUtcNow())], []);
+        await TickForAsync(autoscaler, Settings.StableWindow + Settings.Tick * 2);
+        Assert.That(autoscaler.DesiredReplicas(fn), Is.Zero);
+        var after = await ScrapeAsync();
+        Assert.That(after, Does.Not.Contain("pilotlight_autoscaler_desired_replicas{"));
+        Assert.That(after, Does.Not.Contain("pilotlight_autoscaler_in_flight{"));
+        Assert.That(after, Does.Not.Contain("pilotlight_autoscaler_panic{"));
+        await term.CancelAsync();
+        await lead;
     }
 
     [Test]
