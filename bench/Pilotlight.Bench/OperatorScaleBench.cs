@@ -212,10 +212,22 @@ internal static class OperatorScaleBench
         {
             await BenchStack.WaitOkAsync($"{gatewayUrl}/readyz", () => gateway.HasExited ? $"the gateway exited: {gateway.LogTail(10)}" : null);
             // One after another once the measured one is up: all at once would slow its start on a loaded machine.
+            // Their ports differ from the operator's too (a free port stays free to be handed out again until bound).
+            HashSet<int> taken = [gatewayPort, internalPort, adminPort, metricsPort];
+            int Unused()
+            {
+                int port;
+                while (!taken.Add(port = ControlPlane.FreePort()))
+                {
+                }
+
+                return port;
+            }
+
             foreach (var (name, environment) in GatewayVariants)
             {
-                var url = $"http://127.0.0.1:{ControlPlane.FreePort()}";
-                var variant = StartGateway(url, ControlPlane.FreePort(), ControlPlane.FreePort(), $"gateway-{name}.log", environment);
+                var url = $"http://127.0.0.1:{Unused()}";
+                var variant = StartGateway(url, Unused(), Unused(), $"gateway-{name}.log", environment);
                 variants.Add((name, variant));
                 await BenchStack.WaitOkAsync($"{url}/readyz", () => variant.HasExited ? $"gateway variant {name} exited: {variant.LogTail(10)}" : null);
             }
@@ -259,7 +271,8 @@ internal static class OperatorScaleBench
             double opCpu = Cpu(process.Id) - opCpu0, gwCpu = Cpu(gateway.Id) - gwCpu0;
             var (opPeak, opRss) = Memory(process.Id);
             var (gwPeak, gwRss) = Memory(gateway.Id);
-            var variantMemory = variants.ToDictionary(v => v.Name, v => v.Process.HasExited ? (double.NaN, double.NaN) : Memory(v.Process.Id));
+            var variantMemory = variants.ToDictionary(v => v.Name, v => v.Process.HasExited ? (0d, 0d) : Memory(v.Process.Id));
+            Console.Error.WriteLine($"bench: operator-scale {size}: gateway peak RSS {gwPeak:F0} MiB (RSS at end {gwRss:F0})");
             foreach (var (name, (peak, rss)) in variantMemory)
             {
                 Console.Error.WriteLine($"bench: operator-scale {size}: gateway variant {name}: peak RSS {peak:F0} MiB (RSS at end {rss:F0})");
@@ -294,7 +307,7 @@ internal static class OperatorScaleBench
                 OperatorRssMiB = opRss,
                 GatewayPeakMiB = gwPeak,
                 GatewayRssMiB = gwRss,
-                GatewayVariants = variantMemory.ToDictionary(kv => kv.Key, kv => new ChildRun(double.NaN, kv.Value.Item1)),
+                GatewayVariants = variantMemory.ToDictionary(kv => kv.Key, kv => new ChildRun(0, kv.Value.Item1)),
                 OperatorCpuConvergeSeconds = operatorCpuConverge,
                 OperatorCpuPercent = 100 * opCpu / (to - from).TotalSeconds,
                 GatewayCpuPercent = 100 * gwCpu / (to - from).TotalSeconds,

@@ -7,6 +7,8 @@ namespace Pilotlight.Gateway;
 /// <summary>What the gateway keeps of the GpuFunctions it watches.</summary>
 public static class GatewayFunctions
 {
+    private static readonly RolloutPolicy UnreadRollout = new();
+
     /// <summary>
     /// The gateway's function cache transform: a GpuFunction keeps what the gateway reads (name, namespace, UID,
     /// resourceVersion, generation and deletion timestamp; of its spec: access, timeout, startupTimeout,
@@ -45,6 +47,8 @@ public static class GatewayFunctions
                 PassCallerCredentials = spec.PassCallerCredentials,
                 Retries = spec.Retries,
                 Scaling = spec.Scaling,
+                // One shared default rather than a new one per function (the operator's field).
+                Rollout = UnreadRollout,
             },
         };
     }
