@@ -33,6 +33,19 @@ internal static class OperatorScaleBench
     private static string[] ExtraOperatorArgs =>
         (Environment.GetEnvironmentVariable("PILOTLIGHT_BENCH_OPERATOR_ARGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
 
+    /// <summary>
+    /// Extra gateways run beside the measured one with other runtime settings, from
+    /// <c>PILOTLIGHT_BENCH_GATEWAY_VARIANTS</c> (<c>name:KEY=VALUE,KEY=VALUE;name:...</c>, e.g.
+    /// <c>ws:DOTNET_gcServer=0</c>): each watches the same functions and pods, and its peak RSS is reported; to compare
+    /// GC settings in one run. Only the measured gateway serves the operator.
+    /// </summary>
+    private static IReadOnlyList<(string Name, Dictionary<string, string> Environment)> GatewayVariants =>
+        [.. (Environment.GetEnvironmentVariable("PILOTLIGHT_BENCH_GATEWAY_VARIANTS") ?? "")
+            .Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(v => v.Split(':', 2))
+            .Select(v => (v[0], v.Length < 2 ? new Dictionary<string, string>() : v[1].Split(',', StringSplitOptions.RemoveEmptyEntries)
+                .Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => kv.Length < 2 ? "" : kv[1])))];
+
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(10);
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
 
@@ -181,20 +194,43 @@ internal static class OperatorScaleBench
         var invokeKeys = $"{ServiceNamespace}/pilotlight-invoke-keys";
 
         // The chart's gateway flags, less the sandbox agents' client certificate (no sandboxes here).
-        var gateway = ManagedProcess.Start("dotnet",
-        [
-            Path.Combine(AppContext.BaseDirectory, "Pilotlight.Gateway.dll"),
-            "--kubeconfig", Path.Combine(plane.Directory, "pilotlight-gateway.kubeconfig"),
-            "--listen", gatewayUrl,
-            "--internal-port", internalPort.ToString(CultureInfo.InvariantCulture),
-            "--admin-port", adminPort.ToString(CultureInfo.InvariantCulture),
-            "--internal-callers", ChartRbac.OperatorUser,
-            "--invoke-keys-configmap", invokeKeys,
-        ], Path.Combine(plane.Directory, "gateway.log"));
+        ManagedProcess StartGateway(string url, int internalAt, int adminAt, string log, Dictionary<string, string>? environment = null) =>
+            ManagedProcess.Start("dotnet",
+            [
+                Path.Combine(AppContext.BaseDirectory, "Pilotlight.Gateway.dll"),
+                "--kubeconfig", Path.Combine(plane.Directory, "pilotlight-gateway.kubeconfig"),
+                "--listen", url,
+                "--internal-port", internalAt.ToString(CultureInfo.InvariantCulture),
+                "--admin-port", adminAt.ToString(CultureInfo.InvariantCulture),
+                "--internal-callers", ChartRbac.OperatorUser,
+                "--invoke-keys-configmap", invokeKeys,
+            ], Path.Combine(plane.Directory, log), environment);
+        var gateway = StartGateway(gatewayUrl, internalPort, adminPort, "gateway.log");
+        List<(string Name, ManagedProcess Process)> variants = [];
         ManagedProcess? process = null;
         try
         {
             await BenchStack.WaitOkAsync($"{gatewayUrl}/readyz", () => gateway.HasExited ? $"the gateway exited: {gateway.LogTail(10)}" : null);
+            // One after another once the measured one is up: all at once would slow its start on a loaded machine.
+            // Their ports differ from the operator's too (a free port stays free to be handed out again until bound).
+            HashSet<int> taken = [gatewayPort, internalPort, adminPort, metricsPort];
+            int Unused()
+            {
+                int port;
+                while (!taken.Add(port = ControlPlane.FreePort()))
+                {
+                }
+
+                return port;
+            }
+
+            foreach (var (name, environment) in GatewayVariants)
+            {
+                var url = $"http://127.0.0.1:{Unused()}";
+                var variant = StartGateway(url, Unused(), Unused(), $"gateway-{name}.log", environment);
+                variants.Add((name, variant));
+                await BenchStack.WaitOkAsync($"{url}/readyz", () => variant.HasExited ? $"gateway variant {name} exited: {variant.LogTail(10)}" : null);
+            }
 
             // The chart's operator flags, less the admission webhook (the bench creates its functions first).
             var clock = Stopwatch.StartNew();
@@ -235,6 +271,13 @@ internal static class OperatorScaleBench
             double opCpu = Cpu(process.Id) - opCpu0, gwCpu = Cpu(gateway.Id) - gwCpu0;
             var (opPeak, opRss) = Memory(process.Id);
             var (gwPeak, gwRss) = Memory(gateway.Id);
+            var variantMemory = variants.ToDictionary(v => v.Name, v => v.Process.HasExited ? (0d, 0d) : Memory(v.Process.Id));
+            Console.Error.WriteLine($"bench: operator-scale {size}: gateway peak RSS {gwPeak:F0} MiB (RSS at end {gwRss:F0})");
+            foreach (var (name, (peak, rss)) in variantMemory)
+            {
+                Console.Error.WriteLine($"bench: operator-scale {size}: gateway variant {name}: peak RSS {peak:F0} MiB (RSS at end {rss:F0})");
+            }
+
             var end = await CountCurrentAsync(admin, ns);
             if (process.HasExited || gateway.HasExited)
             {
@@ -245,6 +288,11 @@ internal static class OperatorScaleBench
             // A watch is in the audit log only once it has ended: stop both first, so that every watch they opened is.
             await process.StopAsync();
             await gateway.StopAsync();
+            foreach (var (_, variant) in variants)
+            {
+                await variant.StopAsync();
+            }
+
             await Task.Delay(1000);
             var events = plane.AuditEvents();
             return new SizeResult
@@ -259,6 +307,7 @@ internal static class OperatorScaleBench
                 OperatorRssMiB = opRss,
                 GatewayPeakMiB = gwPeak,
                 GatewayRssMiB = gwRss,
+                GatewayVariants = variantMemory.ToDictionary(kv => kv.Key, kv => new ChildRun(0, kv.Value.Item1)),
                 OperatorCpuConvergeSeconds = operatorCpuConverge,
                 OperatorCpuPercent = 100 * opCpu / (to - from).TotalSeconds,
                 GatewayCpuPercent = 100 * gwCpu / (to - from).TotalSeconds,
@@ -275,6 +324,11 @@ internal static class OperatorScaleBench
             }
 
             await gateway.StopAsync();
+            foreach (var (_, variant) in variants)
+            {
+                await variant.StopAsync();
+            }
+
             if (Environment.GetEnvironmentVariable("PILOTLIGHT_KEEP_CONTROL_PLANE") is not null)
             {
                 Console.Error.WriteLine($"bench: operator-scale {size}: logs kept in {plane.Directory}");
@@ -467,6 +521,11 @@ internal static class OperatorScaleBench
             sb.AppendLine(inv, $"| current at the end of the run | {r.CurrentAtEnd}/{r.Size} | all |");
             sb.AppendLine(inv, $"| operator peak RSS MiB (RSS at end) | {r.OperatorPeakMiB:F0} ({r.OperatorRssMiB:F0}) | <= 300 MB (286 MiB) |");
             sb.AppendLine(inv, $"| gateway peak RSS MiB (RSS at end) | {r.GatewayPeakMiB:F0} ({r.GatewayRssMiB:F0}) | <= 200 MB (191 MiB) |");
+            foreach (var (name, variant) in r.GatewayVariants)
+            {
+                sb.AppendLine(inv, $"| gateway variant {name} ({VariantSettings(name)}) peak RSS MiB | {variant.PeakMiB:F0} | |");
+            }
+
             sb.AppendLine(inv, $"| steady writes/s (operator + gateway) | {r.Steady.Writes / r.WindowSeconds:F2} | <= 5 |");
             sb.AppendLine(inv, $"| steady reads/s (get, list) | {r.Steady.Reads / r.WindowSeconds:F2} | |");
             sb.AppendLine(inv, $"| steady reviews/s, watches opened/s | {r.Steady.Reviews / r.WindowSeconds:F2}, {r.Steady.Watches / r.WindowSeconds:F2} | |");
@@ -495,6 +554,9 @@ internal static class OperatorScaleBench
         return sb.ToString();
     }
 
+    private static string VariantSettings(string name) =>
+        string.Join(", ", GatewayVariants.FirstOrDefault(v => v.Name == name).Environment?.Select(kv => $"{kv.Key}={kv.Value}") ?? []);
+
     private static string Seconds(double? s) => s is { } v ? v.ToString("F1", CultureInfo.InvariantCulture) : "never";
 
     /// <summary>A baseline child's wall time and peak RSS.</summary>
@@ -518,6 +580,7 @@ internal static class OperatorScaleBench
         public double OperatorRssMiB { get; init; }
         public double GatewayPeakMiB { get; init; }
         public double GatewayRssMiB { get; init; }
+        public IReadOnlyDictionary<string, ChildRun> GatewayVariants { get; init; } = new Dictionary<string, ChildRun>();
         public double OperatorCpuConvergeSeconds { get; init; }
         public double OperatorCpuPercent { get; init; }
         public double GatewayCpuPercent { get; init; }

@@ -84,7 +84,10 @@ public static class GatewayApp
 
         var app = builder.Build();
         var loggers = app.Services.GetRequiredService<ILoggerFactory>();
-        var functions = new Informer<GpuFunction>(ListWatch.ForCustomResource<GpuFunction>(client), time: time, logger: loggers.CreateLogger("informer.gpufunctions"));
+        // Functions too keep only what the gateway reads: its status and pod template are most of a function, and the
+        // gateway caches every function in the cluster (issue 18: 10,000 functions within 200 MB).
+        var functions = new Informer<GpuFunction>(ListWatch.ForCustomResource<GpuFunction>(client),
+            new InformerOptions { Transform = GatewayFunctions.KeepInvocationFields }, time, loggers.CreateLogger("informer.gpufunctions"));
         // Pods are cached with only the fields routing reads (thousands of pods, each mostly spec the gateway never reads).
         var pods = new Informer<V1Pod>(ListWatch.ForPods(client, $"{FunctionLabels.ManagedBy}={FunctionLabels.ManagedByValue}"),
             new InformerOptions { Transform = GatewayPods.KeepRoutingFields }, time, loggers.CreateLogger("informer.pods"));

@@ -61,7 +61,8 @@ public sealed class RouteIndexTests
     private static GpuFunction Function(string name) => new() { Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = "ns", Uid = Uid(name), ResourceVersion = "1" } };
 
     /// <summary>Routes over <paramref name="listed"/> pods and one function per name in 0..<see cref="Functions"/>; pod events after that come from <see cref="SendAsync"/>.</summary>
-    private async Task<(FunctionRoutes Routes, Informer<V1Pod> Pods)> RoutesAsync(List<V1Pod> listed, Func<object, object>? transform = null)
+    private async Task<(FunctionRoutes Routes, Informer<V1Pod> Pods)> RoutesAsync(List<V1Pod> listed, Func<object, object>? transform = null,
+        Func<object, object>? functionTransform = null)
     {
         var pods = new Informer<V1Pod>(new ListWatch<V1Pod>("pods",
             (_, _, _) => Task.FromResult(new ListPage<V1Pod>(listed, "100", null)),
@@ -69,7 +70,7 @@ public sealed class RouteIndexTests
         var known = Enumerable.Range(0, Functions).Select(i => Function($"fn-{i}")).ToList();
         var functions = new Informer<GpuFunction>(new ListWatch<GpuFunction>("gpufunctions",
             (_, _, _) => Task.FromResult(new ListPage<GpuFunction>(known, "1", null)),
-            (_, _, _, ct) => Forever<GpuFunction>(ct)));
+            (_, _, _, ct) => Forever<GpuFunction>(ct)), functionTransform is null ? null : new InformerOptions { Transform = functionTransform });
         var routes = new FunctionRoutes(pods, functions, 8099);
         routes.PodsChanged += route =>
         {
@@ -229,6 +230,17 @@ public sealed class RouteIndexTests
         Assert.That(cached.Status.ContainerStatuses, Is.Null);
         Assert.That((cached.Metadata.Uid, cached.Status.PodIP, cached.Status.Phase), Is.EqualTo(("pod-fn-1-0", "10.0.0.7", "Running")));
         Assert.That(PodReadiness.IsReady(cached), Is.True);
+    }
+
+    [Test]
+    public async Task Functions_cached_with_only_the_invocation_fields_own_their_pods_as_whole_ones_do()
+    {
+        var (routes, _) = await RoutesAsync(PodsOfEveryFunction((name, fn) => Pod(name, fn, owner: fn == "fn-2" ? Uid("fn-3") : null), perFunction: 2),
+            GatewayPods.KeepRoutingFields, GatewayFunctions.KeepInvocationFields);
+
+        Assert.That(routes.Get(Key("fn-1")).Ready.Select(p => (p.Name, p.OwnerUid)),
+            Is.EquivalentTo(new[] { ("fn-1-0", (string?)Uid("fn-1")), ("fn-1-1", Uid("fn-1")) }));
+        Assert.That(routes.Get(Key("fn-2")).Ready, Is.Empty, "a pod another function's UID controls is not this one's");
     }
 
     [Test]
