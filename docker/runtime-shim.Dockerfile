@@ -37,6 +37,8 @@ RUN case "${TARGETARCH:-$(dpkg --print-architecture)}" in \
 COPY operator/Pilotlight.Api/ operator/Pilotlight.Api/
 COPY operator/Pilotlight.Nvml/ operator/Pilotlight.Nvml/
 COPY runtime-shim/Pilotlight.RuntimeShim/ runtime-shim/Pilotlight.RuntimeShim/
+# One file of the controller runtime is compiled in: the log settings, read as the operator reads its flags.
+COPY operator/Pilotlight.ControllerRuntime/ConsoleLogSettings.cs operator/Pilotlight.ControllerRuntime/
 RUN dotnet publish runtime-shim/Pilotlight.RuntimeShim/Pilotlight.RuntimeShim.csproj \
       -c Release --no-restore -r "$(cat /rid)" -p:PublishAot=true -p:StripSymbols=true -o /out \
  && install -m 0755 /out/Pilotlight.RuntimeShim /pilotlight-shim

@@ -54,7 +54,7 @@ public sealed class MeteringService : IDisposable
             _nvml = NvmlLibrary.Open(out var nvmlError);
             if (_nvml is null)
             {
-                _log.WriteLine($"metering: GPU use not metered: {nvmlError}; allocation metering goes on");
+                _log.WriteLine($"metering: warning: GPU use not metered: {nvmlError}; allocation metering goes on");
             }
         }
 
@@ -103,7 +103,7 @@ public sealed class MeteringService : IDisposable
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _checkpointErrors.Inc();
-            _log.WriteLine($"metering: checkpoint not written: {e.Message}");
+            _log.WriteLine($"metering: warning: checkpoint not written: {e.Message}");
         }
     }
 
@@ -168,7 +168,7 @@ public sealed class MeteringService : IDisposable
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _checkpointErrors.Inc();
-            _log.WriteLine($"metering: checkpoint unreadable ({e.Message}); starting from zero");
+            _log.WriteLine($"metering: warning: checkpoint unreadable ({e.Message}); starting from zero");
             return new MeterTotals();
         }
 
@@ -188,7 +188,7 @@ public sealed class MeteringService : IDisposable
         {
         }
 
-        _log.WriteLine($"metering: checkpoint corrupt ({error}); kept as {aside}, starting from zero (the operator's ledger still bills the pod's lifetime)");
+        _log.WriteLine($"metering: warning: checkpoint corrupt ({error}); kept as {aside}, starting from zero (the operator's ledger still bills the pod's lifetime)");
         return new MeterTotals();
     }
 

@@ -27,10 +27,11 @@ if (args is ["install", .. var installArgs])
     return GpuProbe.Install(installArgs, Environment.ProcessPath, Console.Error);
 }
 
+var (log, logError) = MeterLog.FromEnvironment(Environment.GetEnvironmentVariables(), Console.Error, TimeProvider.System);
 var options = MeterOptions.FromEnvironment(Environment.GetEnvironmentVariables(), out var error);
-if (options is null)
+if (options is null || logError is not null)
 {
-    Console.Error.WriteLine($"pilotlight-meter: {error}");
+    log.Write(MeterLog.Level.Error, $"pilotlight-meter: {logError ?? error}");
     return 2;
 }
 
@@ -45,9 +46,9 @@ using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c
 using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
 
 var registry = Metrics.NewCustomRegistry();
-using var service = new MeteringService(options, registry, TimeProvider.System, Console.Error);
+using var service = new MeteringService(options, registry, TimeProvider.System, log);
 using var server = options.MetricsPort > 0 ? new MetricServer(port: options.MetricsPort, registry: registry) : null;
 server?.Start();
 await service.RunAsync(stop.Token);
-Console.Error.WriteLine($"pilotlight-meter: stopped after {service.Totals.Seconds:F1} s, {service.Totals.GpuAllocatedSeconds:F1} GPU-seconds");
+log.Write(MeterLog.Level.Information, $"pilotlight-meter: stopped after {service.Totals.Seconds:F1} s, {service.Totals.GpuAllocatedSeconds:F1} GPU-seconds");
 return 0;

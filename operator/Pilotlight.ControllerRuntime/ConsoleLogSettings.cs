@@ -3,16 +3,27 @@ using Microsoft.Extensions.Logging;
 
 namespace Pilotlight.ControllerRuntime;
 
-/// <summary>How a component writes its log to stdout: <c>--log-format</c> and <c>--log-level</c> of the operator and the gateway.</summary>
+/// <summary>
+/// How a component writes its log to stdout: <c>--log-format</c> and <c>--log-level</c> of the operator and the gateway,
+/// <c>PILOTLIGHT_LOG_FORMAT</c> and <c>PILOTLIGHT_LOG_LEVEL</c> of the runtime shim and sandbox agent (the operator gives
+/// its sidecars its own settings; this file is compiled into the shim too, internal there: PILOTLIGHT_LINKED).
+/// </summary>
 /// <param name="Json">One JSON object per line (the .NET JSON console formatter) instead of one plain line per entry.</param>
 /// <param name="Level">The least severe level written.</param>
-public sealed record ConsoleLogSettings(bool Json = false, LogLevel Level = LogLevel.Information)
+#if PILOTLIGHT_LINKED
+internal
+#else
+public
+#endif
+    sealed record ConsoleLogSettings(bool Json = false, LogLevel Level = LogLevel.Information)
 {
     /// <summary>
     /// The settings of <paramref name="format"/> (<c>text</c> or <c>json</c>; null: text) and <paramref name="level"/>
-    /// (a <see cref="LogLevel"/> name other than None; null: Information), or an error naming the flag.
+    /// (a <see cref="LogLevel"/> name other than None; null: Information), or an error naming the flag or variable
+    /// (<paramref name="formatName"/>, <paramref name="levelName"/>).
     /// </summary>
-    public static (ConsoleLogSettings? Settings, string? Error) Parse(string? format, string? level)
+    public static (ConsoleLogSettings? Settings, string? Error) Parse(string? format, string? level,
+        string formatName = "--log-format", string levelName = "--log-level")
     {
         bool json;
         switch (format)
@@ -24,18 +35,34 @@ public sealed record ConsoleLogSettings(bool Json = false, LogLevel Level = LogL
                 json = true;
                 break;
             default:
-                return (null, $"--log-format must be text or json, not '{format}'");
+                return (null, $"{formatName} must be text or json, not '{format}'");
         }
 
         var parsed = LogLevel.Information;
         if (level is not null && !(Enum.TryParse(level, ignoreCase: true, out parsed) && Enum.IsDefined(parsed) && parsed != LogLevel.None
             && !int.TryParse(level, out _)))
         {
-            return (null, $"--log-level must be one of Trace, Debug, Information, Warning, Error, Critical, not '{level}'");
+            return (null, $"{levelName} must be one of Trace, Debug, Information, Warning, Error, Critical, not '{level}'");
         }
 
         return (new ConsoleLogSettings(json, parsed), null);
     }
+
+    /// <summary>
+    /// The environment that gives a sidecar (shim, agent, meter) these settings: nothing for the defaults, so that pod
+    /// specs stay as they were unless someone asked.
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, string>> SidecarEnvironment() =>
+    [
+        .. Json ? [new KeyValuePair<string, string>(FormatVariable, "json")] : Array.Empty<KeyValuePair<string, string>>(),
+        .. Level != LogLevel.Information ? [new KeyValuePair<string, string>(LevelVariable, Level.ToString())] : Array.Empty<KeyValuePair<string, string>>(),
+    ];
+
+    /// <summary>The sidecars' variable for the format (<c>text</c> or <c>json</c>).</summary>
+    public const string FormatVariable = "PILOTLIGHT_LOG_FORMAT";
+
+    /// <summary>The sidecars' variable for the least severe level written.</summary>
+    public const string LevelVariable = "PILOTLIGHT_LOG_LEVEL";
 
     /// <summary>Puts the console logger these settings describe (and only it) on <paramref name="logging"/>.</summary>
     public void Apply(ILoggingBuilder logging)

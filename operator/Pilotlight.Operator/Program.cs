@@ -252,6 +252,7 @@ var options = new OperatorOptions
         MeterImage = flags.Get("meter-image") ?? new FunctionPodOptions().MeterImage,
         PodSecurity = podSecurity.Value,
         PlatformImagePullSecrets = flags.PlatformImagePullSecrets,
+        SidecarLog = flags.Logging.SidecarEnvironment(),
         ReservationPriorityClass = flags.Get("reservation-priority-class") ?? new FunctionPodOptions().ReservationPriorityClass,
     },
     Sandboxes = new()
@@ -274,6 +275,7 @@ var options = new OperatorOptions
             ? selectorKeys.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             : SandboxOptions.DefaultNodeSelectorKeys,
         PlatformImagePullSecrets = flags.PlatformImagePullSecrets,
+        SidecarLog = flags.Logging.SidecarEnvironment(),
         GatewayNamespaceLabels = flags.Get("gateway-namespace") is { } gatewayNamespace
             ? SandboxOptions.GatewayNamespace(gatewayNamespace)
             : new SandboxOptions().GatewayNamespaceLabels,

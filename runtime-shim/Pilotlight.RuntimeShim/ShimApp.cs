@@ -22,6 +22,7 @@ public static class ShimApp
         ArgumentNullException.ThrowIfNull(options);
 
         var builder = WebApplication.CreateSlimBuilder(args ?? []);
+        options.Log.Apply(builder.Logging);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
         // YARP logs two lines per forwarded request at Information; its failures are warnings and the shim logs its own.

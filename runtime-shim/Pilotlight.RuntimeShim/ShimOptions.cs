@@ -77,6 +77,12 @@ public sealed record ShimOptions(
     /// <summary>What the shim serves: <see cref="ShimMode.Sandbox"/> exactly when <see cref="Sandbox"/> is set.</summary>
     public ShimMode Mode => Sandbox is null ? ShimMode.Function : ShimMode.Sandbox;
 
+    /// <summary>
+    /// How the shim logs to stdout (<c>PILOTLIGHT_LOG_FORMAT</c>: text or json; <c>PILOTLIGHT_LOG_LEVEL</c>): what the
+    /// operator runs with, which it passes to the sidecars of the pods it makes.
+    /// </summary>
+    internal Pilotlight.ControllerRuntime.ConsoleLogSettings Log { get; init; } = new();
+
     /// <summary>Defaults for everything, forwarding to <paramref name="upstream"/>; handy for tests.</summary>
     public static ShimOptions Default(Uri upstream) => new(
         ListenPort: 8099,
@@ -187,6 +193,14 @@ public sealed record ShimOptions(
             return Fail(AdminPortVariable, adminText, "expected a port number between 1 and 65535, not the listen port");
         }
 
+        var (log, logError) = Pilotlight.ControllerRuntime.ConsoleLogSettings.Parse(Get(Pilotlight.ControllerRuntime.ConsoleLogSettings.FormatVariable),
+            Get(Pilotlight.ControllerRuntime.ConsoleLogSettings.LevelVariable), Pilotlight.ControllerRuntime.ConsoleLogSettings.FormatVariable,
+            Pilotlight.ControllerRuntime.ConsoleLogSettings.LevelVariable);
+        if (logError is not null)
+        {
+            return new(null, logError);
+        }
+
         var (sandbox, sandboxError) = SandboxOptions.Parse(Get);
         if (sandboxError is not null)
         {
@@ -199,6 +213,7 @@ public sealed record ShimOptions(
                 GpuReportPath = Get(GpuReportVariable),
                 AdminPort = adminText is null ? null : admin,
                 Sandbox = sandbox,
+                Log = log!,
             },
             null);
     }

@@ -40,6 +40,13 @@ public sealed record FunctionPodOptions
     /// </summary>
     public IReadOnlyList<string> PlatformImagePullSecrets { get; init; } = [];
 
+    /// <summary>
+    /// Variables that give the sidecars (shim, meter) the operator's own log settings (<c>--log-format</c>,
+    /// <c>--log-level</c>); empty for the defaults. Outside the template hash, like the sidecar images: a new setting
+    /// reaches pods made from then on and rolls none that serves.
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, string>> SidecarLog { get; init; } = [];
+
     /// <summary>The PriorityClass capacity-reservation placeholders run at (<c>--reservation-priority-class</c>).</summary>
     public string ReservationPriorityClass { get; init; } = Prewarm.PrewarmResources.DefaultPriorityClassName;
 }

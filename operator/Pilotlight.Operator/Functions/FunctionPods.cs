@@ -62,6 +62,7 @@ public static class FunctionPods
         // Not in the hash either: the platform's pull secrets are operator configuration, and changing them must not
         // roll every function pod in the cluster (pods made from now on get them).
         podSpec.ImagePullSecrets = PullSecrets.Merge(function.Spec.ImagePullSecrets, options.PlatformImagePullSecrets);
+        AddSidecarLog(podSpec.Containers.Where(c => c.Name is ShimContainer or MeterContainer), options.SidecarLog);
         var annotations = new Dictionary<string, string> { [FunctionLabels.DefaultContainerAnnotation] = FunctionContainer };
         SetEvictionAnnotations(annotations, FunctionLabels.RoleServing);
         if (restartedAt is not null)
@@ -89,6 +90,18 @@ public static class FunctionPods
             },
             Spec = podSpec,
         };
+    }
+
+    /// <summary>Appends the operator's log settings (<paramref name="log"/>, possibly none) to each sidecar's environment.</summary>
+    internal static void AddSidecarLog(IEnumerable<V1Container> sidecars, IReadOnlyList<KeyValuePair<string, string>> log)
+    {
+        foreach (var container in sidecars)
+        {
+            foreach (var (name, value) in log)
+            {
+                (container.Env ??= []).Add(new V1EnvVar { Name = name, Value = value });
+            }
+        }
     }
 
     /// <summary>The function's <c>pilotlight.dev/restartedAt</c> annotation, when it has one.</summary>

@@ -65,6 +65,12 @@ public sealed record SandboxOptions
     /// </summary>
     public IReadOnlyList<string> PlatformImagePullSecrets { get; init; } = [];
 
+    /// <summary>
+    /// Variables that give the agent and the meter the operator's own log settings (<c>--log-format</c>,
+    /// <c>--log-level</c>); empty for the defaults. Not part of a warm pod's shape: they change no behaviour.
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, string>> SidecarLog { get; init; } = [];
+
     /// <summary>Labels of the gateway's pods.</summary>
     public IReadOnlyDictionary<string, string> GatewayPodLabels { get; init; } =
         new Dictionary<string, string> { ["app.kubernetes.io/name"] = "pilotlight-gateway" };

@@ -232,6 +232,9 @@ public static class SandboxPods
 
         env.Add(new V1EnvVar { Name = "PILOTLIGHT_AGENT_INSECURE", Value = clientCa is null ? "true" : "false" });
 
+        // The operator's log settings, for the agent (not user input: reserved names, refused in spec.env).
+        env.AddRange(options.SidecarLog.Select(v => new V1EnvVar { Name = v.Key, Value = v.Value }));
+
         // The agent starts the sandbox's own command and ends the sandbox when it exits.
         if (spec.Command is { Count: > 0 } command)
         {
@@ -371,6 +374,7 @@ public static class SandboxPods
                 new V1EnvVar { Name = "PILOTLIGHT_MEMORY_REQUEST", Value = memory.ToString() },
                 new V1EnvVar { Name = "PILOTLIGHT_CHECKPOINT", Value = FunctionPods.SharedPath + "/meter.json" },
                 new V1EnvVar { Name = "PILOTLIGHT_METRICS_PORT", Value = options.MeterPort.ToString(invariant) },
+                .. options.SidecarLog.Select(v => new V1EnvVar { Name = v.Key, Value = v.Value }),
             ],
             Ports = [new V1ContainerPort { Name = "metrics", ContainerPort = options.MeterPort, Protocol = "TCP" }],
             VolumeMounts = [new V1VolumeMount { Name = FunctionPods.MeterVolume, MountPath = FunctionPods.SharedPath }],

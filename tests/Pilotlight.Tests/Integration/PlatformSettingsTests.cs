@@ -112,29 +112,8 @@ public sealed class PlatformSettingsTests
         return (stdout, stderr);
     }
 
-    private static List<JsonElement> JsonEntries(List<string> lines, string component)
-    {
-        var entries = new List<JsonElement>();
-        foreach (var line in lines)
-        {
-            JsonElement entry;
-            try
-            {
-                entry = JsonDocument.Parse(line).RootElement.Clone();
-            }
-            catch (JsonException e)
-            {
-                throw new AssertionException($"{component} wrote a line that is not JSON ({e.Message}): {line}");
-            }
-
-            Assert.That(entry.ValueKind, Is.EqualTo(JsonValueKind.Object), $"{component}: {line}");
-            Assert.That(entry.TryGetProperty("LogLevel", out _) && entry.TryGetProperty("Category", out _) && entry.TryGetProperty("Message", out _)
-                && entry.TryGetProperty("Timestamp", out _), Is.True, $"{component}: {line}");
-            entries.Add(entry);
-        }
-
-        return entries;
-    }
+    private static List<JsonElement> JsonEntries(List<string> lines, string component) =>
+        Pilotlight.Tests.RuntimeShim.SidecarLoggingTests.JsonEntries(lines, component);
 
     [Test]
     public async Task With_the_charts_json_logging_the_operator_logs_json_and_gives_a_sandboxs_pod_its_and_the_platforms_pull_secrets()
@@ -159,6 +138,13 @@ public sealed class PlatformSettingsTests
         var pod = await Eventually.GetAsync(async () =>
             (await _admin.CoreV1.ListNamespacedPodAsync(ns)).Items.SingleOrDefault(), Timeout, $"the sandbox's pod ({op.LogTail(5)})");
         Assert.That(pod.Spec.ImagePullSecrets.Select(s => s.Name), Is.EqualTo(new[] { "team-registry", "platform-registry" }));
+        foreach (var container in pod.Spec.Containers)
+        {
+            // The agent (in the sandbox container) and the meter log as the operator does.
+            Assert.That(container.Env.Where(e => e.Name.StartsWith("PILOTLIGHT_LOG_", StringComparison.Ordinal)).Select(e => $"{e.Name}={e.Value}"),
+                Is.EquivalentTo(new[] { "PILOTLIGHT_LOG_FORMAT=json", "PILOTLIGHT_LOG_LEVEL=Debug" }), container.Name);
+        }
+
         var policy = await Eventually.GetAsync(async () =>
             (await _admin.NetworkingV1.ListNamespacedNetworkPolicyAsync(ns)).Items.SingleOrDefault(), Timeout, "the sandbox's NetworkPolicy");
         Assert.That(policy.Spec.Ingress[0].FromProperty.Single().NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"], Is.EqualTo(Helm.Namespace));

@@ -1,6 +1,7 @@
 using k8s.Models;
 using Pilotlight.Api.V1Alpha1;
 using Pilotlight.ControllerRuntime;
+using Pilotlight.Contracts;
 using Pilotlight.Operator;
 using Pilotlight.Operator.Functions;
 using Pilotlight.Operator.Gpu;
@@ -147,6 +148,39 @@ public sealed class PlatformPodSettingsTests
             Assert.That(flags.PlatformImagePullSecrets, Is.EqualTo(new[] { "a", "b" }));
             Assert.That(flags.Logging, Is.EqualTo(new ConsoleLogSettings(Json: true, Level: Microsoft.Extensions.Logging.LogLevel.Warning)));
             Assert.That(Flags.Parse([]).Logging, Is.EqualTo(new ConsoleLogSettings()), "text at Information by default");
+        });
+    }
+
+    [Test]
+    public void The_operators_log_settings_reach_every_sidecar_without_rolling_serving_pods_or_changing_a_warm_shape()
+    {
+        var log = new ConsoleLogSettings(Json: true, Level: Microsoft.Extensions.Logging.LogLevel.Debug).SidecarEnvironment();
+        Assert.That(log, Is.EqualTo(new KeyValuePair<string, string>[] { new("PILOTLIGHT_LOG_FORMAT", "json"), new("PILOTLIGHT_LOG_LEVEL", "Debug") }));
+        Assert.That(new ConsoleLogSettings().SidecarEnvironment(), Is.Empty, "the defaults add nothing to any pod");
+
+        var function = Function(null);
+        var placement = Placement(function);
+        var plain = FunctionPods.MakePod(function, placement, new FunctionPodOptions());
+        var logged = FunctionPods.MakePod(function, placement, new FunctionPodOptions { SidecarLog = log });
+        static Dictionary<string, string> Env(V1Pod pod, string container) =>
+            (pod.Spec.Containers.Single(c => c.Name == container).Env ?? []).Where(e => e.Value is not null).ToDictionary(e => e.Name, e => e.Value);
+        var sandbox = new Sandbox { Metadata = new V1ObjectMeta { Name = "s", NamespaceProperty = "team-a", Uid = "uid-s" }, Spec = new SandboxSpec { Image = "tools:1" } };
+        var sandboxPod = SandboxPods.MakePod(sandbox, null, null, new SandboxOptions { SidecarLog = log });
+        Assert.Multiple(() =>
+        {
+            foreach (var container in new[] { FunctionPods.ShimContainer, FunctionPods.MeterContainer })
+            {
+                Assert.That(Env(logged, container), Does.ContainKey("PILOTLIGHT_LOG_FORMAT").WithValue("json").And.ContainKey("PILOTLIGHT_LOG_LEVEL").WithValue("Debug"), container);
+                Assert.That(Env(plain, container), Does.Not.ContainKey("PILOTLIGHT_LOG_FORMAT"), container);
+            }
+
+            Assert.That(Env(logged, FunctionPods.FunctionContainer), Does.Not.ContainKey("PILOTLIGHT_LOG_FORMAT"), "the user's container is the user's");
+            Assert.That(logged.Metadata.Labels[FunctionLabels.TemplateHash], Is.EqualTo(plain.Metadata.Labels[FunctionLabels.TemplateHash]),
+                "a new log setting rolls no serving pod");
+            Assert.That(Env(sandboxPod, SandboxPods.SandboxContainer), Does.ContainKey("PILOTLIGHT_LOG_FORMAT").WithValue("json"), "the agent");
+            Assert.That(Env(sandboxPod, FunctionPods.MeterContainer), Does.ContainKey("PILOTLIGHT_LOG_LEVEL").WithValue("Debug"), "the sandbox's meter");
+            Assert.That(SandboxPods.Shape(sandbox, null, new SandboxOptions { SidecarLog = log }), Is.EqualTo(SandboxPods.Shape(sandbox, null, new SandboxOptions())),
+                "warm pods made before still match");
         });
     }
 
