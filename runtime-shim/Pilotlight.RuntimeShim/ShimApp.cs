@@ -25,6 +25,8 @@ public static class ShimApp
         options.Log.Apply(builder.Logging);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
+        // YARP logs two lines per forwarded request at Information; its failures are warnings and the shim logs its own.
+        builder.Logging.AddFilter("Yarp", LogLevel.Warning);
         // The function's port takes HTTP/1.1 and h2c (gRPC through the gateway); the sandbox agent's only HTTP/1.1.
         var listeners = options.Sandbox is null ? CleartextHttp2.AddTo(builder.Services) : null;
         builder.WebHost.ConfigureKestrel(kestrel =>

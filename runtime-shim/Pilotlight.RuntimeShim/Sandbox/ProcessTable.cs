@@ -52,36 +52,61 @@ internal sealed class ProcessTable
     /// <summary>One process's entry; null when it is gone.</summary>
     public static ProcessEntry? ReadEntry(int pid)
     {
-        string text;
+        // Read into the stack and parsed as bytes: the agent reads every process's entry after each exec, and a
+        // string per file and per field made that its largest allocation under load (the line is a few hundred bytes;
+        // its 52 numeric fields cannot pass 2 KiB).
+        Span<byte> stat = stackalloc byte[2048];
+        int length;
         try
         {
-            text = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat");
+            using var handle = File.OpenHandle($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/stat");
+            length = RandomAccess.Read(handle, stat, 0);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
         }
 
-        // "pid (comm) state ppid ..."; comm may hold spaces and parentheses, so fields are counted from the last ')'.
-        var close = text.LastIndexOf(')');
-        if (close < 0 || close + 2 >= text.Length)
-        {
-            return null;
-        }
-
-        var fields = text[(close + 2)..].Split(' ');
-        // fields[0] is field 3 (state), fields[1] field 4 (ppid), fields[19] field 22 (starttime).
-        if (fields.Length < 20
-            || !int.TryParse(fields[1], NumberStyles.None, CultureInfo.InvariantCulture, out var parent)
-            || !ulong.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out var start))
-        {
-            return null;
-        }
-
-        return new ProcessEntry(pid, parent, fields[0].Length > 0 ? fields[0][0] : '?', start);
+        return Parse(pid, stat[..length]);
     }
 
-    /// <summary>Whether <paramref name="pid"/> is (still) the process that started at <paramref name="startTime"/>.</summary>
+    /// <summary>The entry in one <c>/proc/&lt;pid&gt;/stat</c> line; null when it is not one.</summary>
+    internal static ProcessEntry? Parse(int pid, ReadOnlySpan<byte> stat)
+    {
+        // "pid (comm) state ppid ..."; comm may hold spaces and parentheses, so fields are counted from the last ')'.
+        var close = stat.LastIndexOf((byte)')');
+        if (close < 0 || close + 2 >= stat.Length)
+        {
+            return null;
+        }
+
+        // Field 3 (state) is the first after it, field 4 (ppid) the second, field 22 (starttime) the twentieth.
+        var rest = stat[(close + 2)..];
+        var state = '?';
+        var parent = -1;
+        ulong? start = null;
+        for (var field = 0; field <= 19 && !rest.IsEmpty; field++)
+        {
+            var end = rest.IndexOfAny((byte)' ', (byte)'\n');
+            var value = end < 0 ? rest : rest[..end];
+            switch (field)
+            {
+                case 0:
+                    state = value.IsEmpty ? '?' : (char)value[0];
+                    break;
+                case 1 when !int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out parent):
+                    return null;
+                case 19 when ulong.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var started):
+                    start = started;
+                    break;
+            }
+
+            rest = end < 0 ? [] : rest[(end + 1)..];
+        }
+
+        return start is { } startTime && parent >= 0 ? new ProcessEntry(pid, parent, state, startTime) : null;
+    }
+
     public bool Is(int pid, ulong startTime) => Entries.TryGetValue(pid, out var entry) && entry.StartTime == startTime;
 
     /// <summary>The processes whose parent is <paramref name="pid"/>.</summary>
