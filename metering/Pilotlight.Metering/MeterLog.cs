@@ -40,11 +40,8 @@ public sealed class MeterLog : TextWriter
         /// <summary>What it could not do and went on without (a checkpoint not written, GPU use not metered).</summary>
         Warning,
 
-        /// <summary>Why it stopped (invalid configuration).</summary>
-        Error,
-
-        /// <summary>Nothing is written.</summary>
-        None,
+        /// <summary>Why it stopped at start (invalid configuration): written at every level.</summary>
+        Critical,
     }
 
     /// <summary>Whether entries are JSON objects.</summary>
@@ -82,8 +79,8 @@ public sealed class MeterLog : TextWriter
         {
             null or "trace" or "debug" or "information" => Level.Information,
             "warning" => Level.Warning,
-            "error" => Level.Error,
-            "critical" => Level.None,
+            // The meter's only lines above warnings are why it could not start.
+            "error" or "critical" => Level.Critical,
             _ => null,
         };
         return least is null
@@ -99,7 +96,7 @@ public sealed class MeterLog : TextWriter
     public void Write(Level level, string message)
     {
         ArgumentNullException.ThrowIfNull(message);
-        if (level < Least || level == Level.None)
+        if (level < Least)
         {
             return;
         }

@@ -31,7 +31,7 @@ var (log, logError) = MeterLog.FromEnvironment(Environment.GetEnvironmentVariabl
 var options = MeterOptions.FromEnvironment(Environment.GetEnvironmentVariables(), out var error);
 if (options is null || logError is not null)
 {
-    log.Write(MeterLog.Level.Error, $"pilotlight-meter: {logError ?? error}");
+    log.Write(MeterLog.Level.Critical, $"pilotlight-meter: {logError ?? error}");
     return 2;
 }
 

@@ -107,6 +107,7 @@ internal sealed class ProcessTable
         return start is { } startTime && parent >= 0 ? new ProcessEntry(pid, parent, state, startTime) : null;
     }
 
+    /// <summary>Whether <paramref name="pid"/> is (still) the process that started at <paramref name="startTime"/>.</summary>
     public bool Is(int pid, ulong startTime) => Entries.TryGetValue(pid, out var entry) && entry.StartTime == startTime;
 
     /// <summary>The processes whose parent is <paramref name="pid"/>.</summary>

@@ -54,13 +54,16 @@ public class SidecarLoggingTests
             await Eventually.HoldsAsync(async () => !process.HasExited && await ready(), Patience, $"{Path.GetFileName(dll)} up ({process.LogTail(5)})");
             process.Terminate();
             Assert.That(process.WaitForExit(Patience), Is.True, "exits on SIGTERM");
-            var lines = await Eventually.GetAsync(async () =>
+            // The output pump writes the last lines just after the exit: read once the log stops growing.
+            var last = -1L;
+            await Eventually.GetAsync(() =>
             {
-                // The output pump writes the last lines just after the exit.
-                var text = await File.ReadAllLinesAsync(process.ContainerLogPath!);
-                await Task.Delay(200);
-                return (await File.ReadAllLinesAsync(process.ContainerLogPath!)).Length == text.Length ? text : null;
-            }, Patience, "the log to settle");
+                var length = new FileInfo(process.ContainerLogPath!).Length;
+                var settled = length == last;
+                last = length;
+                return Task.FromResult(settled ? new object() : null);
+            }, Patience, "the log to settle", interval: TimeSpan.FromMilliseconds(300));
+            var lines = await File.ReadAllLinesAsync(process.ContainerLogPath!);
             string Stream(string name) => string.Join('\n', lines.Select(l => l.Split(' ', 4)).Where(p => p[1] == name).Select(p => p.Length > 3 ? p[3] : ""));
             return (Stream("stdout"), Stream("stderr"), process.ExitCode);
         }
@@ -193,15 +196,17 @@ public class SidecarLoggingTests
     }
 
     [Test]
-    public void The_meter_at_error_level_writes_its_errors_only()
+    [TestCase("Error")]
+    [TestCase("Critical")]
+    public void The_meter_above_warnings_writes_only_why_it_could_not_start(string level)
     {
         var written = new StringWriter();
-        var (log, error) = MeterLog.FromEnvironment(new Dictionary<string, string> { ["PILOTLIGHT_LOG_LEVEL"] = "Error" }, written, TimeProvider.System);
+        var (log, error) = MeterLog.FromEnvironment(new Dictionary<string, string> { ["PILOTLIGHT_LOG_LEVEL"] = level }, written, TimeProvider.System);
         Assert.That(error, Is.Null);
 
         log.WriteLine("metering: resumed from checkpoint");
         log.WriteLine($"metering: {MeterLog.WarningMark}checkpoint not written");
-        log.Write(MeterLog.Level.Error, "pilotlight-meter: PILOTLIGHT_NAMESPACE is required");
+        log.Write(MeterLog.Level.Critical, "pilotlight-meter: PILOTLIGHT_NAMESPACE is required");
 
         Assert.That(written.ToString(), Is.EqualTo("pilotlight-meter: PILOTLIGHT_NAMESPACE is required" + Environment.NewLine));
     }
