@@ -78,7 +78,8 @@ internal static class OperatorScaleBench
         var nodes = (withPod + GpusPerNode - 1) / GpusPerNode;
         Console.Error.WriteLine($"bench: operator-scale {size}: control plane, {nodes} simulated nodes of {GpusPerNode} GPUs");
         // The operator makes a ClusterIP Service per function: the default /24 holds about 250.
-        await using var plane = await ControlPlane.StartAsync("10.0.0.0/16");
+        // With API Priority and Fairness, as a cluster has by default since 1.20 (the operator's client then lifts its own limit).
+        await using var plane = await ControlPlane.StartAsync("10.0.0.0/16", priorityAndFairness: true);
         await plane.InstallCrdsAsync(Path.Combine(RepositoryRoot.Path, "crds"));
         using var admin = plane.CreateClient();
         await InstallIdentitiesAsync(plane, admin);
@@ -295,8 +296,11 @@ internal static class OperatorScaleBench
 
             await Task.Delay(1000);
             var events = plane.AuditEvents();
+            var floor = await StatusFloorAsync(admin, ns, size);
+            Console.Error.WriteLine($"bench: operator-scale {size}: floor: {size} status patches by a bare client, {FloorParallelism} at once, in {floor:F1}s");
             return new SizeResult
             {
+                StatusFloorSeconds = floor,
                 Converged = converged,
                 ConvergeSeconds = convergeSeconds,
                 CurrentAtDeadline = current,
@@ -421,6 +425,46 @@ internal static class OperatorScaleBench
     }
 
     /// <summary>The same count from one paged list (once, at the end of a run).</summary>
+    /// <summary>Status patches the floor run keeps in flight: more than the operator's workers, so the API server is the bound.</summary>
+    private const int FloorParallelism = 32;
+
+    /// <summary>
+    /// The API server's own floor for the largest part of the operator's work, once the operator and the gateway have
+    /// stopped: every function's status written again (the status the operator wrote, <c>usage.asOf</c> moved so it
+    /// changes) by a bare client with <see cref="FloorParallelism"/> patches in flight. Wall seconds. What the operator
+    /// adds on top of it is its own work (and the pods, Services and Events it makes).
+    /// </summary>
+    private static async Task<double> StatusFloorAsync(Kubernetes admin, string ns, int size)
+    {
+        var bodies = new List<(string Name, string Body)>(size);
+        string? cont = null;
+        var asOf = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.ffffffZ", System.Globalization.CultureInfo.InvariantCulture);
+        do
+        {
+            var page = await admin.CustomObjects.ListNamespacedCustomObjectAsync<JsonElement>(
+                Group.Name, Group.Version, ns, "gpufunctions", continueParameter: cont, limit: 500);
+            foreach (var item in page.GetProperty("items").EnumerateArray())
+            {
+                var status = System.Text.Json.Nodes.JsonNode.Parse(item.GetProperty("status").GetRawText())!.AsObject();
+                if (status["usage"] is System.Text.Json.Nodes.JsonObject usage)
+                {
+                    usage["asOf"] = asOf;
+                }
+
+                bodies.Add((item.GetProperty("metadata").GetProperty("name").GetString()!, $"{{\"status\":{status.ToJsonString()}}}"));
+            }
+
+            cont = page.GetProperty("metadata").TryGetProperty("continue", out var c) ? c.GetString() : null;
+        }
+        while (!string.IsNullOrEmpty(cont));
+
+        var clock = Stopwatch.StartNew();
+        await Parallel.ForEachAsync(bodies, new ParallelOptions { MaxDegreeOfParallelism = FloorParallelism }, async (item, ct) =>
+            await admin.CustomObjects.PatchNamespacedCustomObjectStatusAsync(new V1Patch(item.Body, V1Patch.PatchType.MergePatch),
+                Group.Name, Group.Version, ns, "gpufunctions", item.Name, cancellationToken: ct));
+        return clock.Elapsed.TotalSeconds;
+    }
+
     private static async Task<(int AtZero, int WithPod)> CountCurrentAsync(Kubernetes admin, string ns)
     {
         var all = new List<GpuFunction>();
@@ -482,7 +526,7 @@ internal static class OperatorScaleBench
         var sb = new StringBuilder();
         sb.AppendLine("# The real operator at scale");
         sb.AppendLine();
-        sb.AppendLine(inv, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {host.Cores} cores ({host.Cpu}, {host.L3}), real kube-apiserver v1.20.2 on loopback; " +
+        sb.AppendLine(inv, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {host.Cores} cores ({host.Cpu}, {host.L3}), real kube-apiserver v1.20.2 on loopback with API Priority and Fairness on (its default); " +
             $"each size once, on its own fresh control plane; the whole run took {took.TotalMinutes:F1} min.");
         sb.AppendLine();
         sb.AppendLine("The operator and the gateway run as their own processes from their Release builds, with the chart's flags (leader election,");
@@ -492,7 +536,7 @@ internal static class OperatorScaleBench
         sb.AppendLine($"their pods go Running and Ready on simulated nodes of {GpusPerNode} GPUs with no processes. The simulator (admin) heartbeats");
         sb.AppendLine("each node every 10 s (status and Lease), as kubelets renew Leases.");
         sb.AppendLine(ExtraOperatorArgs.Length == 0
-            ? "The operator runs with its default workers and API client rate (8 workers, 100 qps, burst 200)."
+            ? "The operator runs with its default workers and API client rate (8 workers, `--kube-api-qps auto`: no client-side limit once the API server shows Priority and Fairness)."
             : $"The operator's flags beyond the chart's (PILOTLIGHT_BENCH_OPERATOR_ARGS): `{string.Join(' ', ExtraOperatorArgs)}`.");
         sb.AppendLine();
         sb.AppendLine("- converge: from the operator's process start to every function's status current (observedGeneration = generation,");
@@ -503,6 +547,9 @@ internal static class OperatorScaleBench
         sb.AppendLine("  reviews). Reads: get and list. Watches opened are counted apart (the log is read once both processes have stopped).");
         sb.AppendLine("- baseline: the no-op controller of controller-noop.md over the same functions in the same run (its own process: wall time");
         sb.AppendLine("  from start to every function listed / reconciled once, and peak RSS).");
+        sb.AppendLine(inv, $"- floor: once the operator and the gateway have stopped, every function's status patched again (the status the operator");
+        sb.AppendLine(inv, $"  wrote, usage.asOf moved) by a bare client, {FloorParallelism} at once: what the API server alone needs for the status writes,");
+        sb.AppendLine("  the bulk of converging (the operator also makes the pods, Services and Events, and the API server then has two fewer watchers).");
         sb.AppendLine();
         sb.AppendLine("Noisy: this machine's 2 cores are shared with other work while it runs (load average at each operator start below), so");
         sb.AppendLine("times and CPU are upper bounds; re-run on a quiet machine for the numbers to quote.");
@@ -534,6 +581,10 @@ internal static class OperatorScaleBench
             sb.AppendLine(inv, $"| requests until converged: writes, reads | {r.Converge.Writes}, {r.Converge.Reads} | |");
             sb.AppendLine(inv, $"| baseline: list into cache, wall s / peak MiB | {r.BaselineListOnly.Wall:F2} / {r.BaselineListOnly.PeakMiB:F0} | |");
             sb.AppendLine(inv, $"| baseline: no-op controller, wall s / peak MiB | {r.BaselineNoop.Wall:F2} / {r.BaselineNoop.PeakMiB:F0} | |");
+            if (r.StatusFloorSeconds > 0)
+            {
+                sb.AppendLine(inv, $"| floor: {r.Size:N0} status patches by a bare client, s (converge / floor) | {r.StatusFloorSeconds:F1} ({r.ConvergeSeconds / r.StatusFloorSeconds:F2}x) | |");
+            }
             sb.AppendLine();
             sb.AppendLine(inv, $"Steady state by user, verb and resource (per second over {r.WindowSeconds:F0} s, top 8):");
             sb.AppendLine();
@@ -589,6 +640,7 @@ internal static class OperatorScaleBench
         public Requests Steady { get; init; } = new(0, 0, 0, 0, new Dictionary<string, int>());
         public ChildRun BaselineListOnly { get; init; } = new(0, 0);
         public ChildRun BaselineNoop { get; init; } = new(0, 0);
+        public double StatusFloorSeconds { get; init; }
     }
 
     /// <summary>The audited requests (operator's and gateway's) received in a time range.</summary>

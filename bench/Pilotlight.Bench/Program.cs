@@ -33,6 +33,10 @@ return args switch
     [var results, "operator-scale", var sizes, .. var rest] when rest.Length <= 1 => await OperatorScaleBench.RunAsync(results,
         [.. sizes.Split(',').Select(s => int.Parse(s, System.Globalization.CultureInfo.InvariantCulture))],
         rest is [var seconds] ? TimeSpan.FromSeconds(int.Parse(seconds, System.Globalization.CultureInfo.InvariantCulture)) : null),
+    // What the API server pays per status shape: `status-shapes [N [ROUNDS]]` (default 3,000 and 2).
+    [var results, "status-shapes", .. var shapeArgs] when shapeArgs.Length <= 2 => await StatusShapesBench.RunAsync(results,
+        shapeArgs is [var n, ..] ? int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) : 3000,
+        shapeArgs is [_, var r] ? int.Parse(r, System.Globalization.CultureInfo.InvariantCulture) : 2),
     [var results, "cli-startup"] => await CliStartupBench.RunAsync(results),
     [var results, "real-node-cold-start"] => await RealNodeColdStartBench.RunAsync(results, required: true),
     _ => Usage(),
@@ -40,6 +44,6 @@ return args switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Pilotlight.Bench <results-dir> [controller|gateway|metering|sidecars|prewarm|sandbox|burst|warm-routing|protocols|gateway-replicas|route-index|operator-scale [SIZES [WINDOW_S]]|cli-startup|real-node-cold-start]");
+    Console.Error.WriteLine("usage: Pilotlight.Bench <results-dir> [controller|gateway|metering|sidecars|prewarm|sandbox|burst|warm-routing|protocols|gateway-replicas|route-index|operator-scale [SIZES [WINDOW_S]]|status-shapes [N [ROUNDS]]|cli-startup|real-node-cold-start]");
     return 2;
 }

@@ -8,18 +8,44 @@ namespace Pilotlight.Operator;
 /// which are long-running and would otherwise hold tokens for their whole life. Pass it to
 /// <c>new Kubernetes(config, handler)</c>.
 /// </summary>
+/// <remarks>
+/// With <c>liftUnderFairness</c> (<c>--kube-api-qps auto</c>, the default) the limit holds only until an answer of
+/// the API server shows that it does API Priority and Fairness (the <c>X-Kubernetes-PF-FlowSchema-UID</c> header,
+/// on by default since Kubernetes 1.20): the server then queues and shares requests among clients itself, and a
+/// client-side limit only makes the operator slower than the server could serve it (10,000 new functions need about
+/// 15,000 writes: 150 s at 100 a second). SIG API Machinery recommends relying on it, and controller-runtime stopped
+/// limiting by default for that reason.
+/// </remarks>
 public sealed class ApiRateLimitHandler : DelegatingHandler
 {
-    private readonly RateLimiter _limiter;
+    /// <summary>The response header an API server doing Priority and Fairness puts on every answer it classified.</summary>
+    public const string FlowSchemaHeader = "X-Kubernetes-PF-FlowSchema-UID";
 
-    /// <summary>A limit of <paramref name="qps"/> requests per second with bursts of <paramref name="burst"/>.</summary>
-    public ApiRateLimitHandler(double qps, int burst)
-        : this(CreateLimiter(qps, burst))
+    private readonly RateLimiter _limiter;
+    private readonly bool _liftUnderFairness;
+    private readonly Action? _lifted;
+    private volatile bool _off;
+
+    /// <summary>
+    /// A limit of <paramref name="qps"/> requests per second with bursts of <paramref name="burst"/>; with
+    /// <paramref name="liftUnderFairness"/>, lifted for good at the first answer that shows the API server's Priority
+    /// and Fairness (then <paramref name="lifted"/> is called once).
+    /// </summary>
+    public ApiRateLimitHandler(double qps, int burst, bool liftUnderFairness = false, Action? lifted = null)
+        : this(CreateLimiter(qps, burst), liftUnderFairness, lifted)
     {
     }
 
     /// <summary>A handler over any limiter (tests).</summary>
-    internal ApiRateLimitHandler(RateLimiter limiter) => _limiter = limiter;
+    internal ApiRateLimitHandler(RateLimiter limiter, bool liftUnderFairness = false, Action? lifted = null)
+    {
+        _limiter = limiter;
+        _liftUnderFairness = liftUnderFairness;
+        _lifted = lifted;
+    }
+
+    /// <summary>True once the limit was lifted because the API server does Priority and Fairness.</summary>
+    public bool Lifted => _off;
 
     /// <summary>The token bucket for <paramref name="qps"/> (positive) and <paramref name="burst"/> (at least 1).</summary>
     public static TokenBucketRateLimiter CreateLimiter(double qps, int burst)
@@ -62,7 +88,7 @@ public sealed class ApiRateLimitHandler : DelegatingHandler
     /// <inheritdoc />
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        if (!IsWatch(request.RequestUri))
+        if (!_off && !IsWatch(request.RequestUri))
         {
             using var lease = await _limiter.AcquireAsync(1, cancellationToken).ConfigureAwait(false);
             if (!lease.IsAcquired)
@@ -71,7 +97,15 @@ public sealed class ApiRateLimitHandler : DelegatingHandler
             }
         }
 
-        return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        if (_liftUnderFairness && !_off && response.Headers.Contains(FlowSchemaHeader))
+        {
+            _off = true;
+            // Requests already queued for a token get theirs at the limiter's pace; new ones no longer wait.
+            _lifted?.Invoke();
+        }
+
+        return response;
     }
 
     /// <inheritdoc />

@@ -55,10 +55,10 @@ internal sealed class Flags
             return new Flags { Error = $"--workers must be a whole number 1..1000, not '{workers}'" };
         }
 
-        if (flags._values.TryGetValue("kube-api-qps", out var qps) && !(double.TryParse(qps, System.Globalization.NumberStyles.AllowDecimalPoint,
+        if (flags._values.TryGetValue("kube-api-qps", out var qps) && qps != "auto" && !(double.TryParse(qps, System.Globalization.NumberStyles.AllowDecimalPoint,
                 System.Globalization.CultureInfo.InvariantCulture, out var q) && double.IsFinite(q) && q >= 0))
         {
-            return new Flags { Error = $"--kube-api-qps must be a number of requests per second, 0 or more (0: no limit), not '{qps}'" };
+            return new Flags { Error = $"--kube-api-qps must be auto or a number of requests per second, 0 or more (0: no limit), not '{qps}'" };
         }
 
         if (flags._values.TryGetValue("kube-api-burst", out var burst) && !(int.TryParse(burst, System.Globalization.NumberStyles.None,
@@ -103,13 +103,20 @@ internal sealed class Flags
         && (subdomain ? name.Split('.') : [name]).All(part => part.Length is > 0 and <= 63 && part[0] != '-' && part[^1] != '-'
             && part.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-'));
 
-    /// <summary>--workers: reconciles per controller at once (default 4).</summary>
+    /// <summary>--workers: reconciles per controller at once (default 8).</summary>
     public int Workers => int.Parse(Get("workers") ?? "8", System.Globalization.CultureInfo.InvariantCulture);
 
-    /// <summary>--kube-api-qps: API requests per second of the operator's client, watches exempt (default 50; 0: no limit).</summary>
-    public double KubeApiQps => double.Parse(Get("kube-api-qps") ?? "100", System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>
+    /// --kube-api-qps: API requests per second of the operator's client, watches exempt (0: no limit). The default,
+    /// <c>auto</c>, limits to 100 a second until the API server shows it does Priority and Fairness, then not at all
+    /// (<see cref="KubeApiQpsAuto"/>); this is then 100.
+    /// </summary>
+    public double KubeApiQps => KubeApiQpsAuto ? 100 : double.Parse(Get("kube-api-qps")!, System.Globalization.CultureInfo.InvariantCulture);
 
-    /// <summary>--kube-api-burst: API requests at once above the qps (default 100).</summary>
+    /// <summary>True for <c>--kube-api-qps auto</c> (the default): the limit is lifted under the API server's Priority and Fairness.</summary>
+    public bool KubeApiQpsAuto => (Get("kube-api-qps") ?? "auto") == "auto";
+
+    /// <summary>--kube-api-burst: API requests at once above the qps (default 200).</summary>
     public int KubeApiBurst => int.Parse(Get("kube-api-burst") ?? "200", System.Globalization.CultureInfo.InvariantCulture);
 
     public string? Get(string name) => _values.GetValueOrDefault(name);

@@ -321,7 +321,9 @@ if (flags.Get("invoke-keys-configmap") is { } keysFlag)
 }
 
 using var client = flags.KubeApiQps > 0
-    ? new Kubernetes(config, new ApiRateLimitHandler(flags.KubeApiQps, flags.KubeApiBurst))
+    ? new Kubernetes(config, new ApiRateLimitHandler(flags.KubeApiQps, flags.KubeApiBurst, flags.KubeApiQpsAuto,
+        () => log.LogInformation(
+            "The API server does Priority and Fairness: the client-side limit of {Qps} requests a second is lifted (--kube-api-qps auto)", flags.KubeApiQps)))
     : new Kubernetes(config);
 using var stop = new CancellationTokenSource();
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });

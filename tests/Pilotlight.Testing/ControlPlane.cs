@@ -101,6 +101,7 @@ public sealed class ControlPlane : IAsyncDisposable
     public const string DefaultServiceClusterIpRange = "10.0.0.0/16";
 
     private string _serviceClusterIpRange = DefaultServiceClusterIpRange;
+    private bool _priorityAndFairness;
 
     /// <summary>
     /// Finds the binaries (KUBEBUILDER_ASSETS, the build cache, PATH, else
@@ -113,12 +114,20 @@ public sealed class ControlPlane : IAsyncDisposable
     /// As <see cref="StartAsync(CancellationToken)"/>, with the Service ClusterIP range <paramref name="serviceClusterIpRange"/>
     /// (e.g. 10.0.0.0/16 for benches whose operator creates a Service per function, thousands of them).
     /// </summary>
-    public static async Task<ControlPlane> StartAsync(string serviceClusterIpRange, CancellationToken cancellationToken = default)
+    public static Task<ControlPlane> StartAsync(string serviceClusterIpRange, CancellationToken cancellationToken = default) =>
+        StartAsync(serviceClusterIpRange, priorityAndFairness: false, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="StartAsync(string, CancellationToken)"/>; with <paramref name="priorityAndFairness"/> the API server
+    /// does API Priority and Fairness, as clusters do by default since 1.20 (the tests' control plane leaves it off and
+    /// raises the in-flight limits instead: many tests' clients share it).
+    /// </summary>
+    public static async Task<ControlPlane> StartAsync(string serviceClusterIpRange, bool priorityAndFairness, CancellationToken cancellationToken = default)
     {
         var bin = await ControlPlaneBinaries.LocateAsync(cancellationToken).ConfigureAwait(false);
         var dir = System.IO.Directory.CreateTempSubdirectory("pilotlight-cp-").FullName;
         var token = Convert.ToHexString(RandomNumberGenerator.GetBytes(24)).ToLowerInvariant();
-        var plane = new ControlPlane(bin, dir, FreePort(), token) { _serviceClusterIpRange = serviceClusterIpRange };
+        var plane = new ControlPlane(bin, dir, FreePort(), token) { _serviceClusterIpRange = serviceClusterIpRange, _priorityAndFairness = priorityAndFairness };
         try
         {
             await plane.StartAllAsync(cancellationToken).ConfigureAwait(false);
@@ -179,7 +188,7 @@ public sealed class ControlPlane : IAsyncDisposable
             $"--audit-log-path={AuditLogPath}",
             "--audit-log-format=json",
             "--audit-log-maxsize=1024",
-            "--enable-priority-and-fairness=false",
+            $"--enable-priority-and-fairness={(_priorityAndFairness ? "true" : "false")}",
             "--max-requests-inflight=1000",
             "--max-mutating-requests-inflight=500",
             // Simulated nodes' kubelets (their log endpoint) listen on 127.0.0.1, their InternalIP; their Hostname does not resolve.

@@ -44,7 +44,8 @@ public class ChartOperatorArgsTests
         var (defaults, container) = await OperatorAsync();
         var flags = Flags.Parse(defaults);
         Assert.That(flags.Error, Is.Null);
-        Assert.That((flags.Workers, flags.KubeApiQps, flags.KubeApiBurst), Is.EqualTo((8, 100.0, 200)));
+        Assert.That((flags.Workers, flags.KubeApiQps, flags.KubeApiBurst, flags.KubeApiQpsAuto), Is.EqualTo((8, 100.0, 200, true)),
+            "auto: 100 a second until the API server shows Priority and Fairness");
         Assert.That(container.ReadinessProbe.HttpGet.Path, Is.EqualTo("/readyz"));
         Assert.That(container.LivenessProbe.HttpGet.Path, Is.EqualTo("/healthz"));
 
@@ -52,7 +53,7 @@ public class ChartOperatorArgsTests
         var (set, _) = await OperatorAsync("operator.workers=16", "operator.kubeApi.qps=12", "operator.kubeApi.burst=40");
         flags = Flags.Parse(set);
         Assert.That(flags.Error, Is.Null);
-        Assert.That((flags.Workers, flags.KubeApiQps, flags.KubeApiBurst), Is.EqualTo((16, 12.0, 40)));
+        Assert.That((flags.Workers, flags.KubeApiQps, flags.KubeApiBurst, flags.KubeApiQpsAuto), Is.EqualTo((16, 12.0, 40, false)));
 
         (set, _) = await OperatorAsync("operator.kubeApi.qps=0");
         Assert.That(Flags.Parse(set).KubeApiQps, Is.Zero, "0 turns the limit off");
@@ -60,6 +61,7 @@ public class ChartOperatorArgsTests
 
     [TestCase("operator.workers=0")]
     [TestCase("operator.kubeApi.qps=-1")]
+    [TestCase("operator.kubeApi.qps=fast")]
     [TestCase("operator.kubeApi.burst=0")]
     public void The_schema_refuses_out_of_range_values(string set) =>
         Assert.That(async () => await Helm.TemplateAsync(set: [set]), Throws.Exception);
@@ -68,6 +70,7 @@ public class ChartOperatorArgsTests
     [TestCase("--workers", "two")]
     [TestCase("--kube-api-qps", "-3")]
     [TestCase("--kube-api-qps", "NaN")]
+    [TestCase("--kube-api-qps", "Auto")]
     [TestCase("--kube-api-burst", "0")]
     [TestCase("--kube-api-burst", "1.5")]
     public void Bad_worker_and_rate_limit_flags_are_refused_with_the_flag_named(string flag, string value) =>

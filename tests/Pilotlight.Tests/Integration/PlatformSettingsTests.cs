@@ -3,6 +3,7 @@ using System.Text.Json;
 using k8s;
 using k8s.Models;
 using Pilotlight.Api.V1Alpha1;
+using Pilotlight.Operator;
 
 namespace Pilotlight.Tests.Integration;
 
@@ -24,7 +25,8 @@ public sealed class PlatformSettingsTests
     [OneTimeSetUp]
     public async Task SetUpAsync()
     {
-        _plane = await ControlPlane.StartAsync();
+        // With API Priority and Fairness on, as a cluster has it (the shared control plane of the other tests has it off).
+        _plane = await ControlPlane.StartAsync(ControlPlane.DefaultServiceClusterIpRange, priorityAndFairness: true);
         await _plane.InstallCrdsAsync(Path.Combine(RepositoryRoot.Path, "crds"));
         _admin = _plane.CreateClient();
     }
@@ -175,6 +177,29 @@ public sealed class PlatformSettingsTests
         var entries = JsonEntries(stdout, "gateway");
         Assert.That(entries, Is.Not.Empty, "the gateway logged something to check");
         Assert.That(entries.Select(e => e.GetProperty("LogLevel").GetString()), Has.Some.EqualTo("Debug"));
+    }
+
+    [Test]
+    public async Task Under_the_api_servers_priority_and_fairness_the_charts_auto_rate_limit_is_lifted()
+    {
+        var chart = await ChartFlagsAsync("pilotlight-operator", [], "--kube-api-qps", "--kube-api-burst");
+        Assert.That(chart, Is.EquivalentTo(new[] { "--kube-api-qps", "auto", "--kube-api-burst", "200" }));
+
+        // The real API server's answer carries the header the handler looks for.
+        using (var handler = new ApiRateLimitHandler(100, 200, liftUnderFairness: true))
+        using (var client = new Kubernetes(KubernetesClientConfiguration.BuildConfigFromConfigFile(_plane.KubeconfigPath), handler))
+        {
+            Assert.That(handler.Lifted, Is.False);
+            await client.CoreV1.ListNamespaceAsync();
+            Assert.That(handler.Lifted, Is.True, $"an answer of the API server carries {ApiRateLimitHandler.FlowSchemaHeader}");
+        }
+
+        var port = ControlPlane.FreePort();
+        var op = Start("Pilotlight.Operator.dll",
+            ["--kubeconfig", _plane.KubeconfigPath, "--metrics-port", port.ToString(CultureInfo.InvariantCulture), "--namespace", "default", .. chart], "operator-auto");
+        await WaitReadyAsync($"http://127.0.0.1:{port}/readyz", op);
+        var (stdout, _) = await StopAndReadAsync(op);
+        Assert.That(stdout, Has.Some.Contains("Priority and Fairness: the client-side limit of 100 requests a second is lifted"));
     }
 
     [Test]
