@@ -233,6 +233,7 @@ internal static class OperatorScaleBench
                 await BenchStack.WaitOkAsync($"{url}/readyz", () => variant.HasExited ? $"gateway variant {name} exited: {variant.LogTail(10)}" : null);
             }
 
+            var writesBefore = await ApiServerWritesAsync(plane);
             // The chart's operator flags, less the admission webhook (the bench creates its functions first).
             var clock = Stopwatch.StartNew();
             var started = DateTimeOffset.UtcNow;
@@ -259,6 +260,7 @@ internal static class OperatorScaleBench
             var convergeSeconds = converged ? Math.Max(zeroSeconds!.Value, podSeconds!.Value) : clock.Elapsed.TotalSeconds;
             var convergedAt = DateTimeOffset.UtcNow;
             var operatorCpuConverge = Cpu(process.Id);
+            var allWrites = ApiServerWrites.Since(writesBefore, await ApiServerWritesAsync(plane));
             Console.Error.WriteLine(converged
                 ? $"bench: operator-scale {size}: every status current {convergeSeconds:F1}s after the operator started"
                 : $"bench: operator-scale {size}: only {current}/{size} current after {timeout.TotalSeconds:F0}s");
@@ -301,6 +303,7 @@ internal static class OperatorScaleBench
             return new SizeResult
             {
                 StatusFloorSeconds = floor,
+                AllWritesUntilConverged = allWrites,
                 Converged = converged,
                 ConvergeSeconds = convergeSeconds,
                 CurrentAtDeadline = current,
@@ -581,6 +584,13 @@ internal static class OperatorScaleBench
             sb.AppendLine(inv, $"| requests until converged: writes, reads | {r.Converge.Writes}, {r.Converge.Reads} | |");
             sb.AppendLine(inv, $"| baseline: list into cache, wall s / peak MiB | {r.BaselineListOnly.Wall:F2} / {r.BaselineListOnly.PeakMiB:F0} | |");
             sb.AppendLine(inv, $"| baseline: no-op controller, wall s / peak MiB | {r.BaselineNoop.Wall:F2} / {r.BaselineNoop.PeakMiB:F0} | |");
+            if (r.AllWritesUntilConverged.Total > 0)
+            {
+                var w = r.AllWritesUntilConverged;
+                sb.AppendLine(inv, $"| writes by every client until converged (API server's count), per s | {w.Total:N0}, {w.Total / r.ConvergeSeconds:F0}/s | |");
+                sb.AppendLine(inv, $"| of which (top 6) | {string.Join(", ", w.ByResource.OrderByDescending(kv => kv.Value).Take(6).Select(kv => $"{kv.Key} {kv.Value:N0}"))} | |");
+            }
+
             if (r.StatusFloorSeconds > 0)
             {
                 sb.AppendLine(inv, $"| floor: {r.Size:N0} status patches by a bare client, s (converge / floor) | {r.StatusFloorSeconds:F1} ({r.ConvergeSeconds / r.StatusFloorSeconds:F2}x) | |");
@@ -641,6 +651,56 @@ internal static class OperatorScaleBench
         public ChildRun BaselineListOnly { get; init; } = new(0, 0);
         public ChildRun BaselineNoop { get; init; } = new(0, 0);
         public double StatusFloorSeconds { get; init; }
+        public ApiServerWrites AllWritesUntilConverged { get; init; } = new(new Dictionary<string, long>());
+    }
+
+    /// <summary>
+    /// Writes (POST, PUT, PATCH, DELETE) the API server counted from every client, by resource (and subresource), from
+    /// its own <c>apiserver_request_total</c>: the controller manager's Endpoints and EndpointSlices, the scheduler's
+    /// bindings and the simulated kubelets' pod statuses that the operator's pods and Services cause, which the audit
+    /// log (operator and gateway only) leaves out.
+    /// </summary>
+    internal sealed record ApiServerWrites(IReadOnlyDictionary<string, long> ByResource)
+    {
+        public long Total => ByResource.Values.Sum();
+
+        public static ApiServerWrites Since(ApiServerWrites before, ApiServerWrites after) => new(after.ByResource
+            .Select(kv => (kv.Key, Count: kv.Value - before.ByResource.GetValueOrDefault(kv.Key)))
+            .Where(kv => kv.Count > 0).ToDictionary(kv => kv.Key, kv => kv.Count));
+
+        /// <summary>Sums the write verbs of <c>apiserver_request_total</c> in a Prometheus text exposition.</summary>
+        public static ApiServerWrites Parse(string metrics)
+        {
+            var counts = new Dictionary<string, long>();
+            foreach (var line in metrics.Split('\n'))
+            {
+                if (!line.StartsWith("apiserver_request_total{", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                var labels = line[(line.IndexOf('{') + 1)..line.LastIndexOf('}')].Split("\",").Select(l => l.Split("=\"", 2))
+                    .Where(kv => kv.Length == 2).ToDictionary(kv => kv[0].TrimStart(','), kv => kv[1].TrimEnd('"'));
+                if (labels.GetValueOrDefault("verb") is not ("POST" or "PUT" or "PATCH" or "DELETE"))
+                {
+                    continue;
+                }
+
+                var resource = labels.GetValueOrDefault("resource", "");
+                var key = labels.GetValueOrDefault("subresource") is { Length: > 0 } sub ? $"{resource}/{sub}" : resource;
+                var value = double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+                counts[key] = counts.GetValueOrDefault(key) + (long)value;
+            }
+
+            return new ApiServerWrites(counts);
+        }
+    }
+
+    private static async Task<ApiServerWrites> ApiServerWritesAsync(ControlPlane plane)
+    {
+        var result = await new Kubectl(plane.KubeconfigPath).RunAsync(["get", "--raw", "/metrics"]);
+        result.EnsureSuccess();
+        return ApiServerWrites.Parse(result.StandardOutput);
     }
 
     /// <summary>The audited requests (operator's and gateway's) received in a time range.</summary>
