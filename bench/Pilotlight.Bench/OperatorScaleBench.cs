@@ -85,7 +85,8 @@ internal static class OperatorScaleBench
         await InstallIdentitiesAsync(plane, admin);
 
         // Pods go Running and Ready at once, no processes: 1,000 real pods would not fit on the machine.
-        await using var simulator = new NodeSimulator(admin, new NodeSimulatorOptions());
+        // Lease every 10 s, node status every 5 minutes or on a change, as kubelets do.
+        await using var simulator = new NodeSimulator(admin, new NodeSimulatorOptions { StatusReportInterval = TimeSpan.FromMinutes(5) });
         await simulator.StartAsync();
         for (var i = 0; i < nodes; i++)
         {
@@ -537,7 +538,7 @@ internal static class OperatorScaleBench
         sb.AppendLine("less the admission webhook, each as its own user (bound to cluster-admin) whose every request the API server's audit");
         sb.AppendLine("log records; the bench's own requests (admin) are not in it. A tenth of the functions have minReplicas 1, the rest 0;");
         sb.AppendLine($"their pods go Running and Ready on simulated nodes of {GpusPerNode} GPUs with no processes. The simulator (admin) heartbeats");
-        sb.AppendLine("each node every 10 s (status and Lease), as kubelets renew Leases.");
+        sb.AppendLine("each node's Lease every 10 s and writes its status every 5 minutes or when its Ready condition was changed, as kubelets do.");
         sb.AppendLine(ExtraOperatorArgs.Length == 0
             ? "The operator runs with its default workers and API client rate (8 workers, `--kube-api-qps auto`: no client-side limit once the API server shows Priority and Fairness)."
             : $"The operator's flags beyond the chart's (PILOTLIGHT_BENCH_OPERATOR_ARGS): `{string.Join(' ', ExtraOperatorArgs)}`.");

@@ -44,6 +44,13 @@ public sealed record NodeSimulatorOptions
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// How often node status is written with the Lease; null (the default): at every heartbeat. Kubelets renew their
+    /// Lease every 10 s and write status only on a change or every 5 minutes (nodeStatusReportFrequency), and the node
+    /// lifecycle controller counts either as a sign of life: benches that count API writes set 5 minutes.
+    /// </summary>
+    public TimeSpan? StatusReportInterval { get; init; }
+
+    /// <summary>
     /// Second octet of the loopback pod IPs (127.N.x.y), so simulators in one process do not collide. The environment's
     /// <c>PILOTLIGHT_POD_NETWORK_OFFSET</c> is added to it, so two checkouts can run the suite on one machine at once.
     /// </summary>
@@ -89,6 +96,7 @@ public sealed class NodeSimulator : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, GpuNodePreset> _nodes = new();
     private readonly ConcurrentDictionary<string, string> _podIps = new();
+    private readonly ConcurrentDictionary<string, DateTime> _statusReported = new();
     private readonly ConcurrentDictionary<string, byte> _inFlight = new();
     private readonly ConcurrentDictionary<string, PodProcessPair> _processes = new();
     // Like a kubelet's HTTPS probe: the server's certificate is not checked.
@@ -322,10 +330,26 @@ public sealed class NodeSimulator : IAsyncDisposable
     private async Task HeartbeatAsync(string name, GpuNodePreset preset, CancellationToken ct)
     {
         var now = _time.GetUtcNow().UtcDateTime;
-        var patch = new V1Node { Status = ReadyStatus(name, preset, now, KubeletPort) };
-        await _client.CoreV1.PatchNodeStatusAsync(new V1Patch(KubernetesJson.Serialize(patch), V1Patch.PatchType.MergePatch), name,
-            cancellationToken: ct).ConfigureAwait(false);
+        if (_options.StatusReportInterval is not { } every || !_statusReported.TryGetValue(name, out var last) || now - last >= every
+            || !await ReadyAsReportedAsync(name, ct).ConfigureAwait(false))
+        {
+            var patch = new V1Node { Status = ReadyStatus(name, preset, now, KubeletPort) };
+            await _client.CoreV1.PatchNodeStatusAsync(new V1Patch(KubernetesJson.Serialize(patch), V1Patch.PatchType.MergePatch), name,
+                cancellationToken: ct).ConfigureAwait(false);
+            _statusReported[name] = now;
+        }
+
         await RenewLeaseAsync(name, now, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Whether the node's stored Ready condition is still the one this simulator reported (as a kubelet compares its
+    /// status with the node it reads at every heartbeat): the node lifecycle controller may have marked it Unknown.
+    /// </summary>
+    private async Task<bool> ReadyAsReportedAsync(string name, CancellationToken ct)
+    {
+        var node = await _client.CoreV1.ReadNodeAsync(name, cancellationToken: ct).ConfigureAwait(false);
+        return node.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready") is { Status: "True", Reason: "KubeletReady" };
     }
 
     /// <summary>

@@ -168,4 +168,38 @@ public class NodeSoakTests
         Assert.That(checks, Is.GreaterThan(1));
         await sim.DeleteNodesAsync();
     }
+    [Test]
+    public async Task With_a_status_report_interval_a_node_renews_its_lease_and_writes_status_only_when_its_ready_condition_was_changed()
+    {
+        var plane = await SharedControlPlane.GetAsync();
+        using var client = plane.CreateClient();
+        await using var sim = new NodeSimulator(client, new NodeSimulatorOptions
+        {
+            PodNetwork = 8, HeartbeatInterval = TimeSpan.FromSeconds(1), StatusReportInterval = TimeSpan.FromMinutes(5),
+        });
+        await sim.StartAsync();
+        var name = $"quiet-{Guid.NewGuid():N}"[..12];
+        await sim.AddNodeAsync(name, GpuNodePreset.L4);
+        try
+        {
+            async Task<V1NodeCondition> ReadyAsync() => (await client.CoreV1.ReadNodeAsync(name)).Status.Conditions.Single(c => c.Type == "Ready");
+            var reported = (await ReadyAsync()).LastHeartbeatTime;
+            var renewed = (await client.CoordinationV1.ReadNamespacedLeaseAsync(name, "kube-node-lease")).Spec.RenewTime;
+
+            // Heartbeats go on (the Lease is renewed twice), the status is not written again.
+            await Eventually.HoldsAsync(async () =>
+                (await client.CoordinationV1.ReadNamespacedLeaseAsync(name, "kube-node-lease")).Spec.RenewTime > renewed!.Value.AddSeconds(1.5),
+                TimeSpan.FromSeconds(30), "the Lease renewed");
+            Assert.That((await ReadyAsync()).LastHeartbeatTime, Is.EqualTo(reported), "no status write between reports");
+
+            // What the node lifecycle controller does to a node it has not heard from: the next heartbeat answers it.
+            var unknown = new { status = new { conditions = new[] { new { type = "Ready", status = "Unknown", reason = "NodeStatusUnknown" } } } };
+            await client.CoreV1.PatchNodeStatusAsync(new V1Patch(KubernetesJson.Serialize(unknown), V1Patch.PatchType.StrategicMergePatch), name);
+            await Eventually.HoldsAsync(async () => (await ReadyAsync()) is { Status: "True", Reason: "KubeletReady" }, TimeSpan.FromSeconds(30), "Ready reported again");
+        }
+        finally
+        {
+            await sim.DeleteNodesAsync();
+        }
+    }
 }
