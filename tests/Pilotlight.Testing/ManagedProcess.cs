@@ -188,6 +188,28 @@ public sealed class ManagedProcess
     /// <summary>Where its output goes in CRI format, when started with a container log.</summary>
     public string? ContainerLogPath { get; private init; }
 
+    /// <summary>Completed once both output streams have ended and every line is in the logs.</summary>
+    private readonly TaskCompletionSource _outputClosed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// The lines of the container log by stream, once both of the process's output streams have ended (it exited, and
+    /// the pump wrote its last lines). Only for a process started with a container log.
+    /// </summary>
+    public async Task<(List<string> Stdout, List<string> Stderr)> ReadContainerLogAsync(TimeSpan timeout)
+    {
+        var path = ContainerLogPath ?? throw new InvalidOperationException($"{Name} was started without a container log");
+        await _outputClosed.Task.WaitAsync(timeout).ConfigureAwait(false);
+        List<string> stdout = [], stderr = [];
+        foreach (var line in await File.ReadAllLinesAsync(path).ConfigureAwait(false))
+        {
+            // CRI format: "<timestamp> <stream> F <text>".
+            var parts = line.Split(' ', 4);
+            (parts[1] == "stdout" ? stdout : stderr).Add(parts.Length > 3 ? parts[3] : "");
+        }
+
+        return (stdout, stderr);
+    }
+
     /// <summary>Appends each line of stdout and stderr to the plain log and, stamped, to the container log.</summary>
     private void PumpOutput(string containerLog)
     {
@@ -209,6 +231,7 @@ public sealed class ManagedProcess
                 {
                     plain.Dispose();
                     stamped.Dispose();
+                    _outputClosed.TrySetResult();
                 }
             }
         }

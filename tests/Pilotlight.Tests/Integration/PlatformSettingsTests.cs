@@ -94,24 +94,7 @@ public sealed class PlatformSettingsTests
     {
         process.Terminate();
         Assert.That(process.WaitForExit(TimeSpan.FromSeconds(60)), Is.True, $"{process.Name} did not exit:\n{process.LogTail()}");
-        List<string> stdout = [], stderr = [];
-        // The output pump may still be writing the last lines: wait until the log stops growing.
-        var last = -1L;
-        await Eventually.GetAsync(() =>
-        {
-            var length = new FileInfo(process.ContainerLogPath!).Length;
-            var settled = length == last;
-            last = length;
-            return Task.FromResult(settled ? new object() : null);
-        }, Timeout, "the log to settle", interval: TimeSpan.FromMilliseconds(300));
-        foreach (var line in await File.ReadAllLinesAsync(process.ContainerLogPath!))
-        {
-            // CRI format: "<timestamp> <stream> F <text>".
-            var parts = line.Split(' ', 4);
-            (parts[1] == "stdout" ? stdout : stderr).Add(parts.Length > 3 ? parts[3] : "");
-        }
-
-        return (stdout, stderr);
+        return await process.ReadContainerLogAsync(Timeout);
     }
 
     private static List<JsonElement> JsonEntries(List<string> lines, string component) =>

@@ -54,18 +54,8 @@ public class SidecarLoggingTests
             await Eventually.HoldsAsync(async () => !process.HasExited && await ready(), Patience, $"{Path.GetFileName(dll)} up ({process.LogTail(5)})");
             process.Terminate();
             Assert.That(process.WaitForExit(Patience), Is.True, "exits on SIGTERM");
-            // The output pump writes the last lines just after the exit: read once the log stops growing.
-            var last = -1L;
-            await Eventually.GetAsync(() =>
-            {
-                var length = new FileInfo(process.ContainerLogPath!).Length;
-                var settled = length == last;
-                last = length;
-                return Task.FromResult(settled ? new object() : null);
-            }, Patience, "the log to settle", interval: TimeSpan.FromMilliseconds(300));
-            var lines = await File.ReadAllLinesAsync(process.ContainerLogPath!);
-            string Stream(string name) => string.Join('\n', lines.Select(l => l.Split(' ', 4)).Where(p => p[1] == name).Select(p => p.Length > 3 ? p[3] : ""));
-            return (Stream("stdout"), Stream("stderr"), process.ExitCode);
+            var (stdout, stderr) = await process.ReadContainerLogAsync(Patience);
+            return (string.Join('\n', stdout), string.Join('\n', stderr), process.ExitCode);
         }
         finally
         {
