@@ -24,7 +24,7 @@ public sealed class ApiRateLimitHandler : DelegatingHandler
     private readonly RateLimiter _limiter;
     private readonly bool _liftUnderFairness;
     private readonly Action? _lifted;
-    private volatile bool _off;
+    private int _off;
 
     /// <summary>
     /// A limit of <paramref name="qps"/> requests per second with bursts of <paramref name="burst"/>; with
@@ -45,7 +45,7 @@ public sealed class ApiRateLimitHandler : DelegatingHandler
     }
 
     /// <summary>True once the limit was lifted because the API server does Priority and Fairness.</summary>
-    public bool Lifted => _off;
+    public bool Lifted => Volatile.Read(ref _off) != 0;
 
     /// <summary>The token bucket for <paramref name="qps"/> (positive) and <paramref name="burst"/> (at least 1).</summary>
     public static TokenBucketRateLimiter CreateLimiter(double qps, int burst)
@@ -88,7 +88,7 @@ public sealed class ApiRateLimitHandler : DelegatingHandler
     /// <inheritdoc />
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        if (!_off && !IsWatch(request.RequestUri))
+        if (!Lifted && !IsWatch(request.RequestUri))
         {
             using var lease = await _limiter.AcquireAsync(1, cancellationToken).ConfigureAwait(false);
             if (!lease.IsAcquired)
@@ -98,10 +98,10 @@ public sealed class ApiRateLimitHandler : DelegatingHandler
         }
 
         var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        if (_liftUnderFairness && !_off && response.Headers.Contains(FlowSchemaHeader))
+        // Once, however many answers arrive together. Requests already queued for a token get theirs at the
+        // limiter's pace; new ones no longer wait.
+        if (_liftUnderFairness && !Lifted && response.Headers.Contains(FlowSchemaHeader) && Interlocked.Exchange(ref _off, 1) == 0)
         {
-            _off = true;
-            // Requests already queued for a token get theirs at the limiter's pace; new ones no longer wait.
             _lifted?.Invoke();
         }
 
