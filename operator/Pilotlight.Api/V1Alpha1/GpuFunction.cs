@@ -153,6 +153,19 @@ public sealed record GpuFunctionSpec
     [DefaultValue(false)]
     public bool PassCallerCredentials { get; init; }
 
+    /// <summary>
+    /// Whether the operator keeps a ClusterIP Service named after the function in front of its serving pods, for
+    /// callers inside the cluster that reach the pods directly. Off (the default), there is none: callers go through the
+    /// gateway, which authorises them, wakes the function from zero, retries, and tells the autoscaler about each
+    /// request. A request through the Service does none of that: it needs a ready pod, it is not authorised by the
+    /// gateway, and the autoscaler does not count it (a function busy only through its Service is scaled to zero). On,
+    /// the Service is made with the function's first pod and kept at zero (its ClusterIP stays); turned off again, the
+    /// operator deletes it.
+    /// </summary>
+    [JsonPropertyName("clusterService")]
+    [DefaultValue(false)]
+    public bool ClusterService { get; init; }
+
     /// <summary>Retries of failed invocations by the gateway; none when absent.</summary>
     [JsonPropertyName("retries")]
     public RetryPolicy? Retries { get; init; }

@@ -160,12 +160,12 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
 
         if (placement is not null && problems.Count == 0)
         {
-            // The Service comes with the first pod (serving, warm or on its way) and then stays, at zero too, so its
-            // ClusterIP is stable. A function that never ran has none: at 10,000 functions mostly at zero that is
-            // 10,000 ClusterIPs, Endpoints and EndpointSlices (and every node's kube-proxy rules) not made for nothing;
-            // at zero nothing behind a Service answers anyway, callers wake a function through the gateway.
+            // A Service only where the function asks for one (spec.clusterService): nothing of Pilotlight's reaches pods
+            // through it, and each costs a ClusterIP, Endpoints and EndpointSlice writes at every pod change, and
+            // every node's kube-proxy rules. It comes with the first pod (serving, warm or on its way) and then stays,
+            // at zero too, so its ClusterIP is stable; a function that never ran has none.
             var needsPods = desired > 0 || warmTarget.Count > 0 || functionPods.Count > 0;
-            await EnsureServiceAsync(function, needsPods, cancellationToken).ConfigureAwait(false);
+            await EnsureServiceAsync(function, function.Spec.ClusterService && needsPods, cancellationToken).ConfigureAwait(false);
 
             // Only a function with pods, or about to have some, keeps a pod template (and its hash, which only pods are
             // compared with): at 10,000 functions mostly at zero, a cached template each was the largest part of the
@@ -637,12 +637,15 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
 
     /// <summary>
     /// Creates the function's Service when <paramref name="needed"/> and missing; an existing one is checked (owner,
-    /// selector, port) whether needed now or not, and never deleted here (owner references remove it with the function).
+    /// selector, port) while the function asks for a Service (at zero too), and deleted once it no longer does (owner
+    /// references remove it with the function). A Service of that name that the function does not own is left alone
+    /// unless one is needed, which is then an error.
     /// </summary>
     private async Task EnsureServiceAsync(GpuFunction function, bool needed, CancellationToken ct)
     {
         var want = FunctionPods.MakeService(function, _podOptions);
         var ns = function.Metadata.NamespaceProperty;
+        var asked = function.Spec.ClusterService;
         V1Service? have;
         if (Services is { } cache)
         {
@@ -683,7 +686,18 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
             return;
         }
 
-        if (have.Metadata.OwnerReferences?.Any(o => o.Uid == function.Metadata.Uid) != true)
+        var owned = have.Metadata.OwnerReferences?.Any(o => o.Uid == function.Metadata.Uid && o.Controller == true) == true;
+        if (!asked)
+        {
+            if (owned && have.Metadata.DeletionTimestamp is null)
+            {
+                await DeleteServiceAsync(function, have, ct).ConfigureAwait(false);
+            }
+
+            return;
+        }
+
+        if (!owned)
         {
             throw new InvalidOperationException($"Service {ns}/{want.Metadata.Name} exists and is not owned by this function");
         }
@@ -695,6 +709,29 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
             await _client.CoreV1.PatchNamespacedServiceAsync(new V1Patch(KubernetesJson.Serialize(patch), V1Patch.PatchType.MergePatch),
                 want.Metadata.Name, ns, cancellationToken: ct).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>The function's own Service, once <c>spec.clusterService</c> is off: deleted, with an Event.</summary>
+    private async Task DeleteServiceAsync(GpuFunction function, V1Service service, CancellationToken ct)
+    {
+        try
+        {
+            // Preconditioned on the UID seen, so a Service made anew under that name meanwhile is not the one deleted.
+            await _client.CoreV1.DeleteNamespacedServiceAsync(service.Metadata.Name, service.Metadata.NamespaceProperty,
+                new V1DeleteOptions { Preconditions = new V1Preconditions { Uid = service.Metadata.Uid } }, cancellationToken: ct).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode is System.Net.HttpStatusCode.NotFound or System.Net.HttpStatusCode.Conflict)
+        {
+            // Gone already, or another one now: the cache brings what is there.
+            return;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // Deleted: older API servers (1.20 here) answer a Service's deletion with a Status, which the client reads
+            // as a Service and cannot (an error answer is an HttpOperationException, above).
+        }
+
+        await _events.NormalAsync(function, "DeletedService", $"Deleted Service {service.Metadata.Name}: spec.clusterService is off", ct).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -22,7 +22,7 @@ public sealed class GatewayFunctionsTests
         nameof(GpuFunctionSpec.Resources), nameof(GpuFunctionSpec.Rollout), nameof(GpuFunctionSpec.Prewarm), nameof(GpuFunctionSpec.Schedule),
         nameof(GpuFunctionSpec.Volumes), nameof(GpuFunctionSpec.VolumeMounts), nameof(GpuFunctionSpec.RuntimeClassName),
         nameof(GpuFunctionSpec.ServiceAccountName), nameof(GpuFunctionSpec.ImagePullSecrets), nameof(GpuFunctionSpec.NodeSelector),
-        nameof(GpuFunctionSpec.Tolerations),
+        nameof(GpuFunctionSpec.Tolerations), nameof(GpuFunctionSpec.ClusterService),
     ];
 
     private static GpuFunction Whole() => new()

@@ -59,7 +59,7 @@ public class GpuFunctionControllerTests
 
     private async Task ApplyAsync(string ns, string yaml) => (await _kubectl.ApplyAsync(yaml, ns)).EnsureSuccess();
 
-    private static string Manifest(string name, string pool, string gpu, int replicas, string image = "example/llm:1") => $"""
+    private static string Manifest(string name, string pool, string gpu, int replicas, string image = "example/llm:1", bool clusterService = false) => $"""
         apiVersion: pilotlight.dev/v1alpha1
         kind: GpuFunction
         metadata:
@@ -67,6 +67,7 @@ public class GpuFunctionControllerTests
         spec:
           image: {image}
           gpu: {gpu}
+          clusterService: {(clusterService ? "true" : "false")}
           scaling:
             minReplicas: {replicas}
           nodeSelector:
@@ -122,7 +123,7 @@ public class GpuFunctionControllerTests
     {
         var ns = await _plane.CreateNamespaceAsync("rollout");
         var pool = await PoolAsync(ns, ("l4", GpuNodePreset.L4));
-        await ApplyAsync(ns, Manifest("img", pool, "{type: L4}", replicas: 2));
+        await ApplyAsync(ns, Manifest("img", pool, "{type: L4}", replicas: 2, clusterService: true));
         await ReadyConditionAsync(ns, "img", c => c.Reason == FunctionConditions.Reasons.PodsReady, "img ready");
         var before = (await PodsAsync(ns, "img")).Select(p => p.Metadata.Name).ToHashSet();
         Assert.That(await _client.CoreV1.ReadNamespacedServiceAsync("img", ns), Is.Not.Null);
@@ -149,7 +150,7 @@ public class GpuFunctionControllerTests
         var watch = informer.RunAsync(watching.Token);
         await informer.Synced;
 
-        await ApplyAsync(ns, Manifest("img", pool, "{type: L4}", replicas: 2, image: "example/llm:2"));
+        await ApplyAsync(ns, Manifest("img", pool, "{type: L4}", replicas: 2, image: "example/llm:2", clusterService: true));
         await Eventually.HoldsAsync(async () =>
         {
             var now = await PodsAsync(ns, "img");
@@ -270,27 +271,53 @@ public class GpuFunctionControllerTests
     }
 
     [Test]
-    public async Task A_function_that_never_ran_has_no_service_and_its_first_pod_brings_one_that_stays_at_zero()
+    public async Task A_function_has_a_service_only_while_it_asks_for_one_made_with_its_first_pod_kept_at_zero_and_deleted_when_no_longer_asked()
     {
         var ns = await _plane.CreateNamespaceAsync("zero");
         var pool = await PoolAsync(ns, ("l4", GpuNodePreset.L4));
-        await ApplyAsync(ns, Manifest("idle", pool, "{type: L4}", replicas: 0));
+
+        // By default none, even with a pod: the Service is made before the pods, so a function serving without one
+        // was never going to get one.
+        await ApplyAsync(ns, Manifest("plain", pool, "{type: L4}", replicas: 1));
+        await ReadyConditionAsync(ns, "plain", c => c.Reason == FunctionConditions.Reasons.PodsReady, "plain serving");
+        Assert.That((await _client.CoreV1.ListNamespacedServiceAsync(ns)).Items, Is.Empty, "no Service for a function that did not ask for one");
+
+        await ApplyAsync(ns, Manifest("idle", pool, "{type: L4}", replicas: 0, clusterService: true));
         var ready = await ReadyConditionAsync(ns, "idle", c => c.Status == "True", "idle Ready");
         Assert.That(ready.Reason, Is.EqualTo(FunctionConditions.Reasons.ScaledToZero));
         Assert.That(await PodsAsync(ns, "idle"), Is.Empty);
         Assert.That((await _client.CoreV1.ListNamespacedServiceAsync(ns)).Items, Is.Empty, "no Service (no ClusterIP, no Endpoints) for a function that never ran");
 
-        await ApplyAsync(ns, Manifest("idle", pool, "{type: L4}", replicas: 1));
+        await ApplyAsync(ns, Manifest("idle", pool, "{type: L4}", replicas: 1, clusterService: true));
         await ReadyConditionAsync(ns, "idle", c => c.Reason == FunctionConditions.Reasons.PodsReady, "idle scaled up");
         var service = await _client.CoreV1.ReadNamespacedServiceAsync("idle", ns);
         Assert.That(service.Spec.Selector[FunctionLabels.Function], Is.EqualTo("idle"));
+        Assert.That(service.Metadata.OwnerReferences.Single(o => o.Controller == true).Name, Is.EqualTo("idle"));
 
-        await ApplyAsync(ns, Manifest("idle", pool, "{type: L4}", replicas: 0));
+        await ApplyAsync(ns, Manifest("idle", pool, "{type: L4}", replicas: 0, clusterService: true));
         await ReadyConditionAsync(ns, "idle", c => c.Reason == FunctionConditions.Reasons.ScaledToZero, "idle back at zero");
         await Eventually.HoldsAsync(async () => (await PodsAsync(ns, "idle")).Count == 0, Timeout, "the pod gone");
         var kept = await _client.CoreV1.ReadNamespacedServiceAsync("idle", ns);
         Assert.That(kept.Metadata.Uid, Is.EqualTo(service.Metadata.Uid), "the same Service kept at zero");
         Assert.That(kept.Spec.ClusterIP, Is.EqualTo(service.Spec.ClusterIP));
+
+        // No longer asked for: deleted, said so, and the function's own Service only (a tenant's of another name stays).
+        (await _kubectl.ApplyAsync($"""
+            apiVersion: v1
+            kind: Service
+            metadata:
+              name: mine
+            spec:
+              selector:
+                {FunctionLabels.Function}: idle
+              ports:
+              - port: 80
+            """, ns)).EnsureSuccess();
+        await ApplyAsync(ns, Manifest("idle", pool, "{type: L4}", replicas: 0));
+        await Eventually.HoldsAsync(async () => (await _client.CoreV1.ListNamespacedServiceAsync(ns)).Items.Select(s => s.Metadata.Name).SequenceEqual(["mine"]),
+            Timeout, "the function's Service deleted, the tenant's kept");
+        await Eventually.HoldsAsync(async () => (await _client.CoreV1.ListNamespacedEventAsync(ns, fieldSelector: "involvedObject.name=idle")).Items
+            .Any(e => e.Reason == "DeletedService" && e.Type == "Normal"), Timeout, "a DeletedService Event for idle");
     }
 
     private static void InterlockedMin(ref int target, int value)
