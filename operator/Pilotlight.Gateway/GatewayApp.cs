@@ -104,7 +104,8 @@ public static class GatewayApp
         var clientLimits = new ClientLimits(options.ClientLimits, time, registry);
         app.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(clientLimits.Dispose);
         var entry = new InvocationEntry(functions, access, clientLimits, proxy, options);
-        var sandboxes = new Informer<Sandbox>(ListWatch.ForCustomResource<Sandbox>(client), time: time, logger: loggers.CreateLogger("informer.sandboxes"));
+        var sandboxes = new Informer<Sandbox>(ListWatch.ForCustomResource<Sandbox>(client),
+            new InformerOptions { Transform = GatewaySandboxes.KeepRoutingFields }, time, loggers.CreateLogger("informer.sandboxes"));
         var sandboxApi = new SandboxApi(sandboxes, pods, client, signals, options.AgentPort, time, loggers.CreateLogger("sandbox"),
             options.AgentClientCertificate, app.Services.GetRequiredService<IHttpForwarder>());
 
