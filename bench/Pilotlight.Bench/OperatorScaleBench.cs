@@ -77,7 +77,7 @@ internal static class OperatorScaleBench
         var withPod = (size + 9) / 10;
         var nodes = (withPod + GpusPerNode - 1) / GpusPerNode;
         Console.Error.WriteLine($"bench: operator-scale {size}: control plane, {nodes} simulated nodes of {GpusPerNode} GPUs");
-        // The operator makes a ClusterIP Service per function: the default /24 holds about 250.
+        // Room for ClusterIPs should the functions ask for Services (spec.clusterService; none here): a /24 holds about 250.
         // With API Priority and Fairness, as a cluster has by default since 1.20 (the operator's client then lifts its own limit).
         await using var plane = await ControlPlane.StartAsync("10.0.0.0/16", priorityAndFairness: true);
         await plane.InstallCrdsAsync(Path.Combine(RepositoryRoot.Path, "crds"));
@@ -436,7 +436,7 @@ internal static class OperatorScaleBench
     /// The API server's own floor for the largest part of the operator's work, once the operator and the gateway have
     /// stopped: every function's status written again (the status the operator wrote, <c>usage.asOf</c> moved so it
     /// changes) by a bare client with <see cref="FloorParallelism"/> patches in flight. Wall seconds. What the operator
-    /// adds on top of it is its own work (and the pods, Services and Events it makes).
+    /// adds on top of it is its own work (and the pods and Events it makes).
     /// </summary>
     private static async Task<double> StatusFloorAsync(Kubernetes admin, string ns, int size)
     {
@@ -537,6 +537,7 @@ internal static class OperatorScaleBench
         sb.AppendLine("the gateway pods' Service, the operator's token for the gateway's /internal/*, invoke keys, the sandbox agents' Secret),");
         sb.AppendLine("less the admission webhook, each as its own user (bound to cluster-admin) whose every request the API server's audit");
         sb.AppendLine("log records; the bench's own requests (admin) are not in it. A tenth of the functions have minReplicas 1, the rest 0;");
+        sb.AppendLine("none asks for a Service of its own (`spec.clusterService`, off by default since 2026-12-03).");
         sb.AppendLine($"their pods go Running and Ready on simulated nodes of {GpusPerNode} GPUs with no processes. The simulator (admin) heartbeats");
         sb.AppendLine("each node's Lease every 10 s and writes its status every 5 minutes or when its Ready condition was changed, as kubelets do.");
         sb.AppendLine(ExtraOperatorArgs.Length == 0
@@ -553,7 +554,7 @@ internal static class OperatorScaleBench
         sb.AppendLine("  from start to every function listed / reconciled once, and peak RSS).");
         sb.AppendLine(inv, $"- floor: once the operator and the gateway have stopped, every function's status patched again (the status the operator");
         sb.AppendLine(inv, $"  wrote, usage.asOf moved) by a bare client, {FloorParallelism} at once: what the API server alone needs for the status writes,");
-        sb.AppendLine("  the bulk of converging (the operator also makes the pods, Services and Events, and the API server then has two fewer watchers).");
+        sb.AppendLine("  the bulk of converging (the operator also makes the pods and Events, and the API server then has two fewer watchers).");
         sb.AppendLine();
         sb.AppendLine("Noisy: this machine's 2 cores are shared with other work while it runs (load average at each operator start below), so");
         sb.AppendLine("times and CPU are upper bounds; re-run on a quiet machine for the numbers to quote.");
@@ -658,7 +659,7 @@ internal static class OperatorScaleBench
     /// <summary>
     /// Writes (POST, PUT, PATCH, DELETE) the API server counted from every client, by resource (and subresource), from
     /// its own <c>apiserver_request_total</c>: the controller manager's Endpoints and EndpointSlices, the scheduler's
-    /// bindings and the simulated kubelets' pod statuses that the operator's pods and Services cause, which the audit
+    /// bindings and the simulated kubelets' pod statuses that the operator's pods cause (and the Endpoints of any Services), which the audit
     /// log (operator and gateway only) leaves out.
     /// </summary>
     internal sealed record ApiServerWrites(IReadOnlyDictionary<string, long> ByResource)
