@@ -537,7 +537,7 @@ internal static class OperatorScaleBench
         sb.AppendLine("the gateway pods' Service, the operator's token for the gateway's /internal/*, invoke keys, the sandbox agents' Secret),");
         sb.AppendLine("less the admission webhook, each as its own user (bound to cluster-admin) whose every request the API server's audit");
         sb.AppendLine("log records; the bench's own requests (admin) are not in it. A tenth of the functions have minReplicas 1, the rest 0;");
-        sb.AppendLine("none asks for a Service of its own (`spec.clusterService`, off by default since 2026-12-03).");
+        sb.AppendLine("none asks for a Service of its own (`spec.clusterService`, off by default since 2026-12-03);");
         sb.AppendLine($"their pods go Running and Ready on simulated nodes of {GpusPerNode} GPUs with no processes. The simulator (admin) heartbeats");
         sb.AppendLine("each node's Lease every 10 s and writes its status every 5 minutes or when its Ready condition was changed, as kubelets do.");
         sb.AppendLine(ExtraOperatorArgs.Length == 0
