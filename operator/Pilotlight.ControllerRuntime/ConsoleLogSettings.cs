@@ -1,7 +1,12 @@
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 
+// In the shim, a namespace of its own: its tests see the shim's internals and the controller runtime's public type.
+#if PILOTLIGHT_LINKED
+namespace Pilotlight.RuntimeShim.Linked;
+#else
 namespace Pilotlight.ControllerRuntime;
+#endif
 
 /// <summary>
 /// How a component writes its log to stdout: <c>--log-format</c> and <c>--log-level</c> of the operator and the gateway,

@@ -81,7 +81,7 @@ public sealed record ShimOptions(
     /// How the shim logs to stdout (<c>PILOTLIGHT_LOG_FORMAT</c>: text or json; <c>PILOTLIGHT_LOG_LEVEL</c>): what the
     /// operator runs with, which it passes to the sidecars of the pods it makes.
     /// </summary>
-    internal Pilotlight.ControllerRuntime.ConsoleLogSettings Log { get; init; } = new();
+    internal Pilotlight.RuntimeShim.Linked.ConsoleLogSettings Log { get; init; } = new();
 
     /// <summary>Defaults for everything, forwarding to <paramref name="upstream"/>; handy for tests.</summary>
     public static ShimOptions Default(Uri upstream) => new(
@@ -193,9 +193,9 @@ public sealed record ShimOptions(
             return Fail(AdminPortVariable, adminText, "expected a port number between 1 and 65535, not the listen port");
         }
 
-        var (log, logError) = Pilotlight.ControllerRuntime.ConsoleLogSettings.Parse(Get(Pilotlight.ControllerRuntime.ConsoleLogSettings.FormatVariable),
-            Get(Pilotlight.ControllerRuntime.ConsoleLogSettings.LevelVariable), Pilotlight.ControllerRuntime.ConsoleLogSettings.FormatVariable,
-            Pilotlight.ControllerRuntime.ConsoleLogSettings.LevelVariable);
+        var (log, logError) = Pilotlight.RuntimeShim.Linked.ConsoleLogSettings.Parse(Get(Pilotlight.RuntimeShim.Linked.ConsoleLogSettings.FormatVariable),
+            Get(Pilotlight.RuntimeShim.Linked.ConsoleLogSettings.LevelVariable), Pilotlight.RuntimeShim.Linked.ConsoleLogSettings.FormatVariable,
+            Pilotlight.RuntimeShim.Linked.ConsoleLogSettings.LevelVariable);
         if (logError is not null)
         {
             return new(null, logError);
