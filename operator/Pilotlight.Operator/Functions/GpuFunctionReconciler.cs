@@ -639,7 +639,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     /// Creates the function's Service when <paramref name="needed"/> and missing; an existing one is checked (owner,
     /// selector, port) while the function asks for a Service (at zero too), and deleted once it no longer does (owner
     /// references remove it with the function). A Service of that name that the function does not own is left alone
-    /// unless one is needed, which is then an error.
+    /// while the function does not ask for one, and is an error while it does.
     /// </summary>
     private async Task EnsureServiceAsync(GpuFunction function, bool needed, CancellationToken ct)
     {
