@@ -28,15 +28,7 @@ public static class GatewayFunctions
         var spec = function.Spec;
         return new GpuFunction
         {
-            Metadata = new V1ObjectMeta
-            {
-                Name = meta.Name,
-                NamespaceProperty = meta.NamespaceProperty,
-                Uid = meta.Uid,
-                ResourceVersion = meta.ResourceVersion,
-                Generation = meta.Generation,
-                DeletionTimestamp = meta.DeletionTimestamp,
-            },
+            Metadata = IdentityOf(meta),
             Spec = new GpuFunctionSpec
             {
                 // Required by the type; the gateway never reads it.
@@ -52,4 +44,18 @@ public static class GatewayFunctions
             },
         };
     }
+
+    /// <summary>
+    /// What the gateway keeps of a cached object's metadata: name, namespace, UID, resourceVersion, generation and
+    /// deletion timestamp (labels, annotations and managedFields are dropped).
+    /// </summary>
+    internal static V1ObjectMeta IdentityOf(V1ObjectMeta meta) => new()
+    {
+        Name = meta.Name,
+        NamespaceProperty = meta.NamespaceProperty,
+        Uid = meta.Uid,
+        ResourceVersion = meta.ResourceVersion,
+        Generation = meta.Generation,
+        DeletionTimestamp = meta.DeletionTimestamp,
+    };
 }

@@ -10,10 +10,11 @@ public static class GatewaySandboxes
 {
     /// <summary>
     /// The gateway's sandbox cache transform: a Sandbox keeps what the sandbox API (<see cref="SandboxApi"/>) and the
-    /// signal board's upkeep read (name, namespace, UID, resourceVersion and deletion timestamp; of its status: the pod's
-    /// name and the <c>Finished</c> condition's status and reason) and drops the rest: its spec (image, command, env,
-    /// egress allowlists), labels, annotations (kubectl's last-applied copy among them), managedFields, usage and the
-    /// other conditions. Nothing in the gateway may read those of a cached sandbox: they are null, or the type's defaults.
+    /// signal board's upkeep read (the identity a cached function keeps too, <see cref="GatewayFunctions.IdentityOf"/>;
+    /// of its status: the pod's name and the <c>Finished</c> condition's status and reason) and drops the rest: its spec
+    /// (image, command, env, egress allowlists), labels, annotations (kubectl's last-applied copy among them),
+    /// managedFields, usage and the other conditions. Nothing in the gateway may read those of a cached sandbox: they
+    /// are null, or the type's defaults.
     /// </summary>
     public static object KeepRoutingFields(object obj)
     {
@@ -22,18 +23,10 @@ public static class GatewaySandboxes
             return InformerTransforms.StripManagedFields(obj);
         }
 
-        var meta = sandbox.Metadata;
         var finished = sandbox.Status?.Conditions?.FirstOrDefault(c => c.Type == SandboxConditions.Finished);
         return new Sandbox
         {
-            Metadata = new V1ObjectMeta
-            {
-                Name = meta.Name,
-                NamespaceProperty = meta.NamespaceProperty,
-                Uid = meta.Uid,
-                ResourceVersion = meta.ResourceVersion,
-                DeletionTimestamp = meta.DeletionTimestamp,
-            },
+            Metadata = GatewayFunctions.IdentityOf(sandbox.Metadata),
             Status = sandbox.Status is not { } status ? null : new SandboxStatus
             {
                 PodName = status.PodName,

@@ -1,6 +1,7 @@
 using System.Collections;
 using System.Globalization;
 using Pilotlight.Api.Schema;
+using Pilotlight.RuntimeShim.Linked;
 using System.Net;
 using Pilotlight.RuntimeShim.Sandbox;
 
@@ -81,7 +82,7 @@ public sealed record ShimOptions(
     /// How the shim logs to stdout (<c>PILOTLIGHT_LOG_FORMAT</c>: text or json; <c>PILOTLIGHT_LOG_LEVEL</c>): what the
     /// operator runs with, which it passes to the sidecars of the pods it makes.
     /// </summary>
-    internal Pilotlight.RuntimeShim.Linked.ConsoleLogSettings Log { get; init; } = new();
+    internal ConsoleLogSettings Log { get; init; } = new();
 
     /// <summary>Defaults for everything, forwarding to <paramref name="upstream"/>; handy for tests.</summary>
     public static ShimOptions Default(Uri upstream) => new(
@@ -193,9 +194,8 @@ public sealed record ShimOptions(
             return Fail(AdminPortVariable, adminText, "expected a port number between 1 and 65535, not the listen port");
         }
 
-        var (log, logError) = Pilotlight.RuntimeShim.Linked.ConsoleLogSettings.Parse(Get(Pilotlight.RuntimeShim.Linked.ConsoleLogSettings.FormatVariable),
-            Get(Pilotlight.RuntimeShim.Linked.ConsoleLogSettings.LevelVariable), Pilotlight.RuntimeShim.Linked.ConsoleLogSettings.FormatVariable,
-            Pilotlight.RuntimeShim.Linked.ConsoleLogSettings.LevelVariable);
+        var (log, logError) = ConsoleLogSettings.Parse(Get(ConsoleLogSettings.FormatVariable), Get(ConsoleLogSettings.LevelVariable),
+            ConsoleLogSettings.FormatVariable, ConsoleLogSettings.LevelVariable);
         if (logError is not null)
         {
             return new(null, logError);

@@ -239,6 +239,7 @@ public sealed class NodeSimulator : IAsyncDisposable
         foreach (var name in _nodes.Keys)
         {
             _nodes.TryRemove(name, out _);
+            _statusReported.TryRemove(name, out _);
             try
             {
                 await _client.CoreV1.DeleteNodeAsync(name, cancellationToken: cancellationToken).ConfigureAwait(false);

@@ -50,8 +50,9 @@ public sealed class GatewaySandboxesTests
 
         var kept = (Sandbox)GatewaySandboxes.KeepRoutingFields(Whole());
 
-        Assert.That((kept.Metadata.Name, kept.Metadata.NamespaceProperty, kept.Metadata.Uid, kept.Metadata.ResourceVersion, kept.Metadata.DeletionTimestamp),
-            Is.EqualTo((whole.Metadata.Name, whole.Metadata.NamespaceProperty, whole.Metadata.Uid, whole.Metadata.ResourceVersion, whole.Metadata.DeletionTimestamp)));
+        Assert.That((kept.Metadata.Name, kept.Metadata.NamespaceProperty, kept.Metadata.Uid, kept.Metadata.ResourceVersion, kept.Metadata.Generation,
+            kept.Metadata.DeletionTimestamp), Is.EqualTo((whole.Metadata.Name, whole.Metadata.NamespaceProperty, whole.Metadata.Uid,
+            whole.Metadata.ResourceVersion, whole.Metadata.Generation, whole.Metadata.DeletionTimestamp)));
         Assert.That(kept.Status!.PodName, Is.EqualTo("py-abcde"));
         var finished = kept.Status.Conditions!.Single();
         Assert.That((finished.Type, finished.Status, finished.Reason), Is.EqualTo((SandboxConditions.Finished, "True", "Completed")));
