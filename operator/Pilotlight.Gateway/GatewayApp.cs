@@ -134,7 +134,14 @@ public static class GatewayApp
             {
                 // A client's kept-alive connection stays with this pod whatever the Service now says (kube-proxy
                 // balances connections, not requests): ask it to reconnect, so its next request reaches a gateway
-                // that is not stopping (HTTP/1.1: Connection: close after this response; HTTP/2: GOAWAY).
+                // that is not stopping (HTTP/1.1: Connection: close after this response; HTTP/2: GOAWAY). On HTTP/1.1
+                // the header is also set here: the connection's close request reaches the response asynchronously, and
+                // on a loaded machine the headers could go out before it.
+                if (HttpProtocol.IsHttp11(context.Request.Protocol) || HttpProtocol.IsHttp10(context.Request.Protocol))
+                {
+                    context.Response.Headers.Connection = "close";
+                }
+
                 context.Features.Get<Microsoft.AspNetCore.Connections.Features.IConnectionLifetimeNotificationFeature>()?.RequestClose();
             }
 
