@@ -97,6 +97,7 @@ public sealed class NodeSimulator : IAsyncDisposable
     private readonly ConcurrentDictionary<string, GpuNodePreset> _nodes = new();
     private readonly ConcurrentDictionary<string, string> _podIps = new();
     private readonly ConcurrentDictionary<string, DateTime> _statusReported = new();
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _heartbeats = new();
     private readonly ConcurrentDictionary<string, byte> _inFlight = new();
     private readonly ConcurrentDictionary<string, PodProcessPair> _processes = new();
     // Like a kubelet's HTTPS probe: the server's certificate is not checked.
@@ -328,7 +329,25 @@ public sealed class NodeSimulator : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// One heartbeat of a node at a time, as a kubelet has one: the loop's beat and the first beat of <see cref="AddNodeAsync"/>
+    /// (or two adds of one name) would otherwise both find no Lease and both create it, and one fails with AlreadyExists.
+    /// </summary>
     private async Task HeartbeatAsync(string name, GpuNodePreset preset, CancellationToken ct)
+    {
+        var gate = _heartbeats.GetOrAdd(name, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await BeatAsync(name, preset, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private async Task BeatAsync(string name, GpuNodePreset preset, CancellationToken ct)
     {
         var now = _time.GetUtcNow().UtcDateTime;
         if (_options.StatusReportInterval is not { } every || !_statusReported.TryGetValue(name, out var last) || now - last >= every

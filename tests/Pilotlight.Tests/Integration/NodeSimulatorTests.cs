@@ -169,6 +169,37 @@ public class NodeSoakTests
         await sim.DeleteNodesAsync();
     }
     [Test]
+    public async Task A_node_added_while_its_heartbeats_run_gets_one_lease_and_no_error()
+    {
+        var plane = await SharedControlPlane.GetAsync();
+        using var client = plane.CreateClient();
+        await using var sim = new NodeSimulator(client, new NodeSimulatorOptions { PodNetwork = 14, HeartbeatInterval = TimeSpan.FromMilliseconds(50) });
+        await sim.StartAsync();
+        var name = $"race-{Guid.NewGuid():N}"[..12];
+        try
+        {
+            // Adds of one name and the loop's beats race for the first Lease: each finds none and creates it, unless the
+            // node's beats take turns.
+            await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => sim.AddNodeAsync(name, GpuNodePreset.L4)));
+
+            var lease = await client.CoordinationV1.ReadNamespacedLeaseAsync(name, "kube-node-lease");
+            Assert.That(lease.Spec.HolderIdentity, Is.EqualTo(name));
+            Assert.That(sim.Nodes, Has.Exactly(1).EqualTo(name));
+        }
+        finally
+        {
+            await sim.DeleteNodesAsync();
+            try
+            {
+                await client.CoordinationV1.DeleteNamespacedLeaseAsync(name, "kube-node-lease");
+            }
+            catch (k8s.Autorest.HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+            }
+        }
+    }
+
+    [Test]
     public async Task With_a_status_report_interval_a_node_renews_its_lease_and_writes_status_only_when_its_ready_condition_was_changed()
     {
         var plane = await SharedControlPlane.GetAsync();
