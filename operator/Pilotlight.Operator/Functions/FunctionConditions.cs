@@ -35,6 +35,13 @@ public static class FunctionConditions
     /// <summary>Image pre-pull: True when the image is on every eligible node (present only with prewarm.prePull).</summary>
     public const string PrePulled = "PrePulled";
 
+    /// <summary>
+    /// The function's own ClusterService (present only with <c>spec.clusterService</c>): True when it exists and the
+    /// function owns it; False before the first pod (it is made with it) or while a Service of that name belongs to
+    /// someone else. Serving through the gateway does not depend on it, so Ready does not either.
+    /// </summary>
+    public const string ServiceReady = "ServiceReady";
+
     /// <summary>Reasons that mean a replica cannot start without someone acting: Warning Events, and Stalled when no replica serves.</summary>
     public static bool IsProblem(string reason) =>
         reason is Reasons.InvalidSpec or Reasons.Unschedulable or Reasons.ImagePullBackOff or Reasons.CrashLoopBackOff or Reasons.StartupTimeout;
@@ -98,5 +105,14 @@ public static class FunctionConditions
 
         /// <summary>PrePulled: no node has a GPU the function can use.</summary>
         public const string NoEligibleNodes = "NoEligibleNodes";
+
+        /// <summary>ServiceReady: the function's Service exists and the function is its controller.</summary>
+        public const string ServiceOwned = "ServiceOwned";
+
+        /// <summary>ServiceReady: the function never had a pod; its Service is made with the first one.</summary>
+        public const string WaitingForFirstPod = "WaitingForFirstPod";
+
+        /// <summary>ServiceReady: a Service of the function's name exists and something else controls it; it is left alone.</summary>
+        public const string ServiceNotOwned = "ServiceNotOwned";
     }
 }

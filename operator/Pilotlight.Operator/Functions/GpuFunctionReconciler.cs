@@ -113,6 +113,9 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
     /// </summary>
     public TimeSpan ColdStartStatusInterval { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How often a function whose Service name is taken by someone else's Service looks again.</summary>
+    public TimeSpan ForeignServiceRecheck { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>When the function last had a request, for status.</summary>
     public Func<ObjectKey, DateTimeOffset?> LastRequest { get; init; } = _ => null;
 
@@ -157,6 +160,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         string? hash = null;
         string? quotaProblem = null;
         var prePull = (Ready: 0, Eligible: 0, Settled: true);
+        ServiceState? service = null;
 
         if (placement is not null && problems.Count == 0)
         {
@@ -165,7 +169,7 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
             // every node's kube-proxy rules. It comes with the first pod (serving, warm or on its way) and then stays,
             // at zero too, so its ClusterIP is stable; a function that never ran has none.
             var needsPods = desired > 0 || warmTarget.Count > 0 || functionPods.Count > 0;
-            await EnsureServiceAsync(function, function.Spec.ClusterService && needsPods, cancellationToken).ConfigureAwait(false);
+            service = await EnsureServiceAsync(function, function.Spec.ClusterService && needsPods, cancellationToken).ConfigureAwait(false);
 
             // Only a function with pods, or about to have some, keeps a pod template (and its hash, which only pods are
             // compared with): at 10,000 functions mostly at zero, a cached template each was the largest part of the
@@ -262,6 +266,20 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         var warmCount = Prewarm.WarmPool.Count(warm);
         var reserved = placeholders.Count(p => p.Metadata.DeletionTimestamp is null && p.Status?.Phase == "Running");
         status = Prewarm.PrewarmStatus.With(status, function, warmTarget, warmCount, reserved, prePull, quotaProblem, now.UtcDateTime);
+        if (service is { } svc)
+        {
+            status = status with
+            {
+                Conditions = [.. status.Conditions ?? [], FunctionStatusBuilder.Condition(function.Status, FunctionConditions.ServiceReady,
+                    svc.Owned ? "True" : "False", svc.Reason, svc.Message, function.Metadata.Generation, now.UtcDateTime)],
+            };
+            if (svc.Reason == FunctionConditions.Reasons.ServiceNotOwned
+                && function.Status?.Conditions?.FirstOrDefault(c => c.Type == FunctionConditions.ServiceReady)?.Reason != svc.Reason)
+            {
+                await _events.WarningAsync(function, FunctionConditions.Reasons.ServiceNotOwned, svc.Message, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
         var ns = key.Namespace ?? "";
         if (_metrics.Leading)
         {
@@ -289,6 +307,13 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
             // The DaemonSet's progress is not watched: look again shortly. Just created, it counts no eligible node
             // yet, and no other event need follow.
             after = Shorter(after, TimeSpan.FromSeconds(2));
+        }
+
+        if (service is { Reason: FunctionConditions.Reasons.ServiceNotOwned })
+        {
+            // Someone else's Service is not watched (the operator watches only those it labels): look again, so the
+            // function gets its own once that one is gone.
+            after = Shorter(after, ForeignServiceRecheck);
         }
 
         if (FunctionStatusBuilder.NextStartupDeadline(observation, now.UtcDateTime) is { } deadline)
@@ -635,71 +660,76 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         public Dictionary<string, string> Roles { get; } = [];
     }
 
+    /// <summary>What became of a function's ClusterService, for its ServiceReady condition.</summary>
+    private readonly record struct ServiceState(bool Owned, string Reason, string Message);
+
     /// <summary>
     /// Creates the function's Service when <paramref name="needed"/> and missing; an existing one is checked (owner,
     /// selector, port) while the function asks for a Service (at zero too), and deleted once it no longer does (owner
-    /// references remove it with the function). A Service of that name that the function does not own is left alone
-    /// while the function does not ask for one, and is an error while it does.
+    /// references remove it with the function). A Service of that name that the function does not control is left
+    /// alone: while the function asks for one, that is said in its ServiceReady condition (and a Warning Event), and
+    /// its pods run all the same, since serving goes through the gateway. Null while the function asks for none.
     /// </summary>
-    private async Task EnsureServiceAsync(GpuFunction function, bool needed, CancellationToken ct)
+    private async Task<ServiceState?> EnsureServiceAsync(GpuFunction function, bool needed, CancellationToken ct)
     {
         var want = FunctionPods.MakeService(function, _podOptions);
         var ns = function.Metadata.NamespaceProperty;
+        var name = want.Metadata.Name;
         var asked = function.Spec.ClusterService;
+        var owned = new ServiceState(true, FunctionConditions.Reasons.ServiceOwned, $"Service {name} selects the function's pods");
+        var waiting = new ServiceState(false, FunctionConditions.Reasons.WaitingForFirstPod, $"Service {name} is made with the function's first pod");
+        var foreign = new ServiceState(false, FunctionConditions.Reasons.ServiceNotOwned,
+            $"Service {name} exists and is not controlled by this function; delete or rename it, or set spec.clusterService to false");
+        bool Owns(V1Service s) => s.Metadata.OwnerReferences?.Any(o => o.Uid == function.Metadata.Uid && o.Controller == true) == true;
+
         V1Service? have;
         if (Services is { } cache)
         {
-            have = cache.Get(new ObjectKey(ns, want.Metadata.Name));
+            // The cache holds the Services the operator labels; a tenant's Service of that name is found by the create.
+            have = cache.Get(new ObjectKey(ns, name));
         }
         else if (!needed)
         {
-            return;
+            return asked ? waiting : null;
         }
         else
         {
-            try
-            {
-                have = await _client.CoreV1.ReadNamespacedServiceAsync(want.Metadata.Name, ns, cancellationToken: ct).ConfigureAwait(false);
-            }
-            catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
-            {
-                have = null;
-            }
+            have = await ReadServiceAsync(ns, name, ct).ConfigureAwait(false);
         }
 
         if (have is null)
         {
             if (!needed)
             {
-                return;
+                return asked ? waiting : null;
             }
 
             try
             {
                 await _client.CoreV1.CreateNamespacedServiceAsync(want, ns, cancellationToken: ct).ConfigureAwait(false);
+                return owned;
             }
-            catch (HttpOperationException e) when (Services is not null && e.Response.StatusCode == System.Net.HttpStatusCode.Conflict)
+            catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict)
             {
-                // Created a moment ago and not yet in the cache (or made by someone else: its owner is checked once it is).
+                // Made a moment ago and not yet in the cache, or someone else's: its controller reference says which.
+                have = await ReadServiceAsync(ns, name, ct).ConfigureAwait(false);
+                return have is null ? waiting : Owns(have) ? owned : foreign;
             }
-
-            return;
         }
 
-        var owned = have.Metadata.OwnerReferences?.Any(o => o.Uid == function.Metadata.Uid && o.Controller == true) == true;
         if (!asked)
         {
-            if (owned && have.Metadata.DeletionTimestamp is null)
+            if (Owns(have) && have.Metadata.DeletionTimestamp is null)
             {
                 await DeleteServiceAsync(function, have, ct).ConfigureAwait(false);
             }
 
-            return;
+            return null;
         }
 
-        if (!owned)
+        if (!Owns(have))
         {
-            throw new InvalidOperationException($"Service {ns}/{want.Metadata.Name} exists and is not owned by this function");
+            return foreign;
         }
 
         if (KubernetesJson.Serialize(have.Spec.Selector) != KubernetesJson.Serialize(want.Spec.Selector)
@@ -707,7 +737,21 @@ public sealed class GpuFunctionReconciler : IReconciler<GpuFunction>
         {
             var patch = new { spec = new { selector = want.Spec.Selector, ports = want.Spec.Ports } };
             await _client.CoreV1.PatchNamespacedServiceAsync(new V1Patch(KubernetesJson.Serialize(patch), V1Patch.PatchType.MergePatch),
-                want.Metadata.Name, ns, cancellationToken: ct).ConfigureAwait(false);
+                name, ns, cancellationToken: ct).ConfigureAwait(false);
+        }
+
+        return owned;
+    }
+
+    private async Task<V1Service?> ReadServiceAsync(string ns, string name, CancellationToken ct)
+    {
+        try
+        {
+            return await _client.CoreV1.ReadNamespacedServiceAsync(name, ns, cancellationToken: ct).ConfigureAwait(false);
+        }
+        catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return null;
         }
     }
 

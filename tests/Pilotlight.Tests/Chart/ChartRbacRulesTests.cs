@@ -21,7 +21,7 @@ public class ChartRbacRulesTests
         "pilotlight.dev | gpufunctions/status sandboxes/status sandboxwarmpools/status | patch",
         "pilotlight.dev | gpufunctions/finalizers sandboxes/finalizers sandboxwarmpools/finalizers | update",
         "core | pods | list watch create patch delete",
-        "core | services | list watch create patch delete",
+        "core | services | get list watch create patch delete",
         "core | events | create patch",
         "core | nodes | list watch",
         "apps | daemonsets | get create patch delete",

@@ -287,10 +287,15 @@ public class GpuFunctionControllerTests
         Assert.That(ready.Reason, Is.EqualTo(FunctionConditions.Reasons.ScaledToZero));
         Assert.That(await PodsAsync(ns, "idle"), Is.Empty);
         Assert.That((await _client.CoreV1.ListNamespacedServiceAsync(ns)).Items, Is.Empty, "no Service (no ClusterIP, no Endpoints) for a function that never ran");
+        Assert.That(await ReadyConditionAsync(ns, "idle", c => true, "idle ServiceReady", FunctionConditions.ServiceReady),
+            Has.Property(nameof(V1Condition.Reason)).EqualTo(FunctionConditions.Reasons.WaitingForFirstPod).And.Property(nameof(V1Condition.Status)).EqualTo("False"));
+        Assert.That((await GetAsync(ns, "plain")).Status!.Conditions!.Select(c => c.Type), Has.None.EqualTo(FunctionConditions.ServiceReady),
+            "no ServiceReady condition for a function that asks for no Service");
 
         await ApplyAsync(ns, Manifest("idle", pool, "{type: L4}", replicas: 1, clusterService: true));
         await ReadyConditionAsync(ns, "idle", c => c.Reason == FunctionConditions.Reasons.PodsReady, "idle scaled up");
         var service = await _client.CoreV1.ReadNamespacedServiceAsync("idle", ns);
+        await ReadyConditionAsync(ns, "idle", c => c is { Status: "True", Reason: FunctionConditions.Reasons.ServiceOwned }, "idle ServiceReady", FunctionConditions.ServiceReady);
         Assert.That(service.Spec.Selector[FunctionLabels.Function], Is.EqualTo("idle"));
         Assert.That(service.Metadata.OwnerReferences.Single(o => o.Controller == true).Name, Is.EqualTo("idle"));
 
@@ -318,6 +323,57 @@ public class GpuFunctionControllerTests
             Timeout, "the function's Service deleted, the tenant's kept");
         await Eventually.HoldsAsync(async () => (await _client.CoreV1.ListNamespacedEventAsync(ns, fieldSelector: "involvedObject.name=idle")).Items
             .Any(e => e.Reason == "DeletedService" && e.Type == "Normal"), Timeout, "a DeletedService Event for idle");
+    }
+
+    [Test]
+    public async Task A_tenants_service_under_the_functions_name_is_left_alone_and_said_while_the_function_serves_then_replaced_once_gone()
+    {
+        var ns = await _plane.CreateNamespaceAsync("taken");
+        var pool = await PoolAsync(ns, ("l4", GpuNodePreset.L4));
+        (await _kubectl.ApplyAsync("""
+            apiVersion: v1
+            kind: Service
+            metadata:
+              name: clash
+            spec:
+              selector: {app: theirs}
+              ports:
+              - port: 8080
+            """, ns)).EnsureSuccess();
+        var theirs = await _client.CoreV1.ReadNamespacedServiceAsync("clash", ns);
+
+        // The function asks for a Service of a name that is taken: it serves anyway (through the gateway), and says why it has none.
+        await ApplyAsync(ns, Manifest("clash", pool, "{type: L4}", replicas: 1, clusterService: true));
+        await ReadyConditionAsync(ns, "clash", c => c.Reason == FunctionConditions.Reasons.PodsReady, "clash serving");
+        var condition = await ReadyConditionAsync(ns, "clash", c => c.Reason == FunctionConditions.Reasons.ServiceNotOwned, "ServiceNotOwned",
+            FunctionConditions.ServiceReady);
+        Assert.That(condition.Status, Is.EqualTo("False"));
+        Assert.That(condition.Message, Does.Contain("clash").And.Contain("spec.clusterService"));
+        await Eventually.HoldsAsync(async () => (await _client.CoreV1.ListNamespacedEventAsync(ns, fieldSelector: "involvedObject.name=clash")).Items
+            .Any(e => e is { Reason: FunctionConditions.Reasons.ServiceNotOwned, Type: "Warning", InvolvedObject.Kind: GpuFunction.KindName }),
+            Timeout, "a ServiceNotOwned Warning Event");
+        var left = await _client.CoreV1.ReadNamespacedServiceAsync("clash", ns);
+        Assert.That(left.Metadata.ResourceVersion, Is.EqualTo(theirs.Metadata.ResourceVersion), "the tenant's Service untouched");
+        Assert.That(left.Metadata.OwnerReferences, Is.Null.Or.Empty);
+
+        // Gone: the function looks again on its own (nothing watches the tenant's Service) and makes its own.
+        try
+        {
+            await _client.CoreV1.DeleteNamespacedServiceAsync("clash", ns);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            // Deleted: this API server answers a Service's deletion with a Status, which the client cannot read as a Service.
+        }
+
+        await Eventually.HoldsAsync(async () =>
+        {
+            var fn = await GetAsync(ns, "clash");
+            return fn.Status?.Conditions?.FirstOrDefault(c => c.Type == FunctionConditions.ServiceReady) is { Status: "True", Reason: FunctionConditions.Reasons.ServiceOwned };
+        }, Timeout + TimeSpan.FromSeconds(30), "ServiceReady once the name is free");
+        var own = await _client.CoreV1.ReadNamespacedServiceAsync("clash", ns);
+        Assert.That(own.Metadata.OwnerReferences.Single(o => o.Controller == true).Uid, Is.EqualTo((await GetAsync(ns, "clash")).Metadata.Uid));
+        Assert.That(own.Spec.Selector[FunctionLabels.Function], Is.EqualTo("clash"));
     }
 
     private static void InterlockedMin(ref int target, int value)
