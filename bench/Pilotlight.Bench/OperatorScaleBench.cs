@@ -234,7 +234,7 @@ internal static class OperatorScaleBench
                 await BenchStack.WaitOkAsync($"{url}/readyz", () => variant.HasExited ? $"gateway variant {name} exited: {variant.LogTail(10)}" : null);
             }
 
-            var writesBefore = await ApiServerWritesAsync(plane);
+            var writesBefore = await ApiServerWrites.ReadAsync(plane.KubeconfigPath);
             // The chart's operator flags, less the admission webhook (the bench creates its functions first).
             var clock = Stopwatch.StartNew();
             var started = DateTimeOffset.UtcNow;
@@ -261,7 +261,7 @@ internal static class OperatorScaleBench
             var convergeSeconds = converged ? Math.Max(zeroSeconds!.Value, podSeconds!.Value) : clock.Elapsed.TotalSeconds;
             var convergedAt = DateTimeOffset.UtcNow;
             var operatorCpuConverge = Cpu(process.Id);
-            var allWrites = ApiServerWrites.Since(writesBefore, await ApiServerWritesAsync(plane));
+            var allWrites = ApiServerWrites.Since(writesBefore, await ApiServerWrites.ReadAsync(plane.KubeconfigPath));
             Console.Error.WriteLine(converged
                 ? $"bench: operator-scale {size}: every status current {convergeSeconds:F1}s after the operator started"
                 : $"bench: operator-scale {size}: only {current}/{size} current after {timeout.TotalSeconds:F0}s");
@@ -654,55 +654,6 @@ internal static class OperatorScaleBench
         public ChildRun BaselineNoop { get; init; } = new(0, 0);
         public double StatusFloorSeconds { get; init; }
         public ApiServerWrites AllWritesUntilConverged { get; init; } = new(new Dictionary<string, long>());
-    }
-
-    /// <summary>
-    /// Writes (POST, PUT, PATCH, DELETE) the API server counted from every client, by resource (and subresource), from
-    /// its own <c>apiserver_request_total</c>: the controller manager's Endpoints and EndpointSlices, the scheduler's
-    /// bindings and the simulated kubelets' pod statuses that the operator's pods cause (and the Endpoints of any Services), which the audit
-    /// log (operator and gateway only) leaves out.
-    /// </summary>
-    internal sealed record ApiServerWrites(IReadOnlyDictionary<string, long> ByResource)
-    {
-        public long Total => ByResource.Values.Sum();
-
-        public static ApiServerWrites Since(ApiServerWrites before, ApiServerWrites after) => new(after.ByResource
-            .Select(kv => (kv.Key, Count: kv.Value - before.ByResource.GetValueOrDefault(kv.Key)))
-            .Where(kv => kv.Count > 0).ToDictionary(kv => kv.Key, kv => kv.Count));
-
-        /// <summary>Sums the write verbs of <c>apiserver_request_total</c> in a Prometheus text exposition.</summary>
-        public static ApiServerWrites Parse(string metrics)
-        {
-            var counts = new Dictionary<string, long>();
-            foreach (var line in metrics.Split('\n'))
-            {
-                if (!line.StartsWith("apiserver_request_total{", StringComparison.Ordinal))
-                {
-                    continue;
-                }
-
-                var labels = line[(line.IndexOf('{') + 1)..line.LastIndexOf('}')].Split("\",").Select(l => l.Split("=\"", 2))
-                    .Where(kv => kv.Length == 2).ToDictionary(kv => kv[0].TrimStart(','), kv => kv[1].TrimEnd('"'));
-                if (labels.GetValueOrDefault("verb") is not ("POST" or "PUT" or "PATCH" or "DELETE"))
-                {
-                    continue;
-                }
-
-                var resource = labels.GetValueOrDefault("resource", "");
-                var key = labels.GetValueOrDefault("subresource") is { Length: > 0 } sub ? $"{resource}/{sub}" : resource;
-                var value = double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
-                counts[key] = counts.GetValueOrDefault(key) + (long)value;
-            }
-
-            return new ApiServerWrites(counts);
-        }
-    }
-
-    private static async Task<ApiServerWrites> ApiServerWritesAsync(ControlPlane plane)
-    {
-        var result = await new Kubectl(plane.KubeconfigPath).RunAsync(["get", "--raw", "/metrics"]);
-        result.EnsureSuccess();
-        return ApiServerWrites.Parse(result.StandardOutput);
     }
 
     /// <summary>The audited requests (operator's and gateway's) received in a time range.</summary>
