@@ -310,6 +310,9 @@ public sealed class ControlPlane : IAsyncDisposable
         }
     }
 
+    /// <summary>The processes running now: etcd, kube-apiserver, kube-controller-manager and kube-scheduler (named by binary).</summary>
+    public IReadOnlyList<ManagedProcess> Processes => [.. _processes.Where(p => !p.HasExited)];
+
     private ManagedProcess Start(string binary, params string[] args)
     {
         var path = Path.Combine(_bin, binary);
