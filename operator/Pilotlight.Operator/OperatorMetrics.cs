@@ -51,12 +51,20 @@ public sealed class OperatorMetrics
         DemandUnknown = LeaderOnly(factory.CreateGauge("pilotlight_autoscaler_demand_unknown",
             "1 while the last demand poll missed a gateway (nothing scales down then). Exported by the leader only."));
         FunctionConditions = LeaderOnly(factory.CreateGauge("pilotlight_function_condition",
-            "1 for each condition of each GpuFunction, labelled with its current status and reason (as kube-state-metrics "
-            + "shows conditions): alert on condition=\"Stalled\",status=\"True\". Exported by the leader only.",
+            "1 for each condition of each GpuFunction that is not healthy (Ready not True, or Stalled True), labelled with "
+            + "its current status and reason: alert on condition=\"Stalled\",status=\"True\". A healthy function has no "
+            + "series here (pilotlight_functions_by_condition counts every function). Exported by the leader only.",
             "namespace", "function", "condition", "status", "reason"));
         SandboxConditions = LeaderOnly(factory.CreateGauge("pilotlight_sandbox_condition",
-            "1 for each condition of each Sandbox, labelled with its current status and reason. Exported by the leader only.",
+            "1 for each condition of each Sandbox that is not healthy (Ready not True, or Stalled True), labelled with its "
+            + "current status and reason (pilotlight_sandboxes_by_condition counts every sandbox). Exported by the leader only.",
             "namespace", "sandbox", "condition", "status", "reason"));
+        FunctionsByCondition = LeaderOnly(factory.CreateGauge("pilotlight_functions_by_condition",
+            "GpuFunctions by condition, status and reason, whatever their health. Exported by the leader only.",
+            "condition", "status", "reason"));
+        SandboxesByCondition = LeaderOnly(factory.CreateGauge("pilotlight_sandboxes_by_condition",
+            "Sandboxes by condition, status and reason, whatever their health. Exported by the leader only.",
+            "condition", "status", "reason"));
         WarmClaims = factory.CreateCounter("pilotlight_warm_claims_total",
             "Warm pods claimed to serve (each a cold start avoided), counted by the replica that led at the time.", "namespace", "function");
         var clock = time ?? TimeProvider.System;
@@ -73,8 +81,8 @@ public sealed class OperatorMetrics
                 return;
             }
 
-            Mirror(FunctionConditions, _functionConditions);
-            Mirror(SandboxConditions, _sandboxConditions);
+            Mirror(FunctionConditions, FunctionsByCondition, _functionConditions);
+            Mirror(SandboxConditions, SandboxesByCondition, _sandboxConditions);
             if (_liveGpuSeconds is not { } live)
             {
                 return;
@@ -120,11 +128,17 @@ public sealed class OperatorMetrics
     /// <summary>Whether the last demand poll missed a gateway.</summary>
     public Gauge DemandUnknown { get; }
 
-    /// <summary>Each function's conditions: one series per (function, condition) with value 1.</summary>
+    /// <summary>Each unhealthy function's conditions: one series per (function, condition) with value 1.</summary>
     public Gauge FunctionConditions { get; }
 
-    /// <summary>Each sandbox's conditions: one series per (sandbox, condition) with value 1.</summary>
+    /// <summary>Each unhealthy sandbox's conditions: one series per (sandbox, condition) with value 1.</summary>
     public Gauge SandboxConditions { get; }
+
+    /// <summary>How many functions have each (condition, status, reason).</summary>
+    public Gauge FunctionsByCondition { get; }
+
+    /// <summary>How many sandboxes have each (condition, status, reason).</summary>
+    public Gauge SandboxesByCondition { get; }
 
     /// <summary>Warm pods claimed.</summary>
     public Counter WarmClaims { get; }
@@ -167,10 +181,13 @@ public sealed class OperatorMetrics
     }
 
     /// <summary>
-    /// Sets <paramref name="gauge"/> to exactly the conditions <paramref name="source"/> lists now: a condition whose
-    /// status or reason changed, or whose object is gone, loses its old series.
+    /// Sets <paramref name="perObject"/> to exactly the conditions of the objects <paramref name="source"/> lists now that
+    /// are not healthy, and <paramref name="counts"/> to how many objects have each (condition, status, reason): a
+    /// condition whose status or reason changed, or whose object is gone or healthy again, loses its old series. At
+    /// thousands of healthy functions a series for each of their four conditions would be most of the operator's
+    /// exposition; the ones worth a label of their own are those that need someone.
     /// </summary>
-    private static void Mirror(Gauge gauge, Func<IEnumerable<(ObjectKey Key, IReadOnlyList<V1Condition>? Conditions)>>? source)
+    private static void Mirror(Gauge perObject, Gauge counts, Func<IEnumerable<(ObjectKey Key, IReadOnlyList<V1Condition>? Conditions)>>? source)
     {
         if (source is null)
         {
@@ -178,28 +195,49 @@ public sealed class OperatorMetrics
         }
 
         var now = new HashSet<string[]>(LabelsComparer.Instance);
+        var tally = new Dictionary<string[], int>(LabelsComparer.Instance);
         foreach (var (key, conditions) in source())
         {
+            var healthy = Healthy(conditions);
             foreach (var condition in conditions ?? [])
             {
-                if (!string.IsNullOrEmpty(condition.Type))
+                if (string.IsNullOrEmpty(condition.Type))
                 {
-                    now.Add([key.Namespace ?? "", key.Name, condition.Type, condition.Status ?? "Unknown", condition.Reason ?? ""]);
+                    continue;
+                }
+
+                string[] state = [condition.Type, condition.Status ?? "Unknown", condition.Reason ?? ""];
+                tally[state] = tally.GetValueOrDefault(state) + 1;
+                if (!healthy)
+                {
+                    now.Add([key.Namespace ?? "", key.Name, .. state]);
                 }
             }
         }
 
+        Set(perObject, now.Select(labels => (labels, 1)));
+        Set(counts, tally.Select(kv => (kv.Key, kv.Value)));
+    }
+
+    /// <summary>Ready is True and nothing is Stalled (kstatus's Current).</summary>
+    internal static bool Healthy(IReadOnlyList<V1Condition>? conditions) => conditions is not null
+        && conditions.Any(c => c.Type == "Ready" && c.Status == "True")
+        && !conditions.Any(c => c.Type == "Stalled" && c.Status == "True");
+
+    private static void Set(Gauge gauge, IEnumerable<(string[] Labels, int Value)> values)
+    {
+        var wanted = values.ToDictionary(v => v.Labels, v => v.Value, LabelsComparer.Instance);
         foreach (var labels in gauge.GetAllLabelValues().ToList())
         {
-            if (!now.Contains(labels))
+            if (!wanted.ContainsKey(labels))
             {
                 gauge.RemoveLabelled(labels);
             }
         }
 
-        foreach (var labels in now)
+        foreach (var (labels, value) in wanted)
         {
-            gauge.WithLabels(labels).Set(1);
+            gauge.WithLabels(labels).Set(value);
         }
     }
 

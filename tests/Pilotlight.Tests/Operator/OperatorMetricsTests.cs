@@ -70,12 +70,19 @@ public class OperatorMetricsTests
         List<(ObjectKey, IReadOnlyList<k8s.Models.V1Condition>?)> functions =
         [
             (new ObjectKey("team-a", "llm"), [Condition("Ready", "False", "Unschedulable"), Condition("Stalled", "True", "Unschedulable")]),
+            (new ObjectKey("team-a", "idle"), [Condition("Ready", "True", "ScaledToZero"), Condition("Stalled", "False", "PodsReady")]),
+            (new ObjectKey("team-b", "idle"), [Condition("Ready", "True", "ScaledToZero"), Condition("Stalled", "False", "PodsReady")]),
             (new ObjectKey("team-a", "new"), null),
         ];
-        List<(ObjectKey, IReadOnlyList<k8s.Models.V1Condition>?)> sandboxes = [(new ObjectKey("team-b", "box"), [Condition("Ready", "True", "Running")])];
+        List<(ObjectKey, IReadOnlyList<k8s.Models.V1Condition>?)> sandboxes =
+        [
+            (new ObjectKey("team-b", "box"), [Condition("Ready", "True", "Running")]),
+            (new ObjectKey("team-b", "gone"), [Condition("Ready", "False", "PodFailed")]),
+        ];
         metrics.UseConditions(() => functions, () => sandboxes);
 
-        Assert.That(await ScrapeAsync(registry), Does.Not.Contain("pilotlight_function_condition{"), "not leading: nothing");
+        var idle = await ScrapeAsync(registry);
+        Assert.That(idle, Does.Not.Contain("pilotlight_function_condition{").And.Not.Contain("pilotlight_functions_by_condition{"), "not leading: nothing");
 
         using var stop = new CancellationTokenSource();
         var scope = metrics.LeaderScope().RunAsync(new ControllerMetrics(Metrics.NewCustomRegistry()), stop.Token);
@@ -83,20 +90,26 @@ public class OperatorMetricsTests
         Assert.That(stalled, Does.Contain(
             "pilotlight_function_condition{namespace=\"team-a\",function=\"llm\",condition=\"Stalled\",status=\"True\",reason=\"Unschedulable\"} 1"));
         Assert.That(stalled, Does.Contain(
-            "pilotlight_sandbox_condition{namespace=\"team-b\",sandbox=\"box\",condition=\"Ready\",status=\"True\",reason=\"Running\"} 1"));
+            "pilotlight_sandbox_condition{namespace=\"team-b\",sandbox=\"gone\",condition=\"Ready\",status=\"False\",reason=\"PodFailed\"} 1"));
+        Assert.That(stalled, Does.Not.Contain("function=\"idle\"").And.Not.Contain("sandbox=\"box\""), "a healthy object has no series of its own");
         Assert.That(stalled, Does.Not.Contain("function=\"new\""), "a function with no status yet has no series");
+        // Every object is counted, healthy or not; the counts have no per-object labels.
+        Assert.That(stalled, Does.Contain("pilotlight_functions_by_condition{condition=\"Ready\",status=\"True\",reason=\"ScaledToZero\"} 2"));
+        Assert.That(stalled, Does.Contain("pilotlight_functions_by_condition{condition=\"Stalled\",status=\"True\",reason=\"Unschedulable\"} 1"));
+        Assert.That(stalled, Does.Contain("pilotlight_sandboxes_by_condition{condition=\"Ready\",status=\"True\",reason=\"Running\"} 1"));
 
-        // It recovers: the old status's series goes, so an alert on Stalled=True resolves; a deleted sandbox's go too.
+        // It recovers: its series go, so an alert on Stalled=True resolves, and the counts follow; a deleted sandbox's go too.
         functions[0] = (new ObjectKey("team-a", "llm"), [Condition("Ready", "True", "Serving"), Condition("Stalled", "False", "Progressing")]);
-        sandboxes.Clear();
+        sandboxes.RemoveAt(1);
         var recovered = await ScrapeAsync(registry);
-        Assert.That(recovered, Does.Not.Contain("status=\"True\",reason=\"Unschedulable\""));
-        Assert.That(recovered, Does.Contain(
-            "pilotlight_function_condition{namespace=\"team-a\",function=\"llm\",condition=\"Stalled\",status=\"False\",reason=\"Progressing\"} 1"));
-        Assert.That(recovered, Does.Not.Contain("pilotlight_sandbox_condition{"));
+        Assert.That(recovered, Does.Not.Contain("pilotlight_function_condition{").And.Not.Contain("pilotlight_sandbox_condition{"));
+        Assert.That(recovered, Does.Not.Contain("reason=\"Unschedulable\"").And.Not.Contain("reason=\"PodFailed\""));
+        Assert.That(recovered, Does.Contain("pilotlight_functions_by_condition{condition=\"Stalled\",status=\"False\",reason=\"Progressing\"} 1"));
+        Assert.That(recovered, Does.Contain("pilotlight_functions_by_condition{condition=\"Ready\",status=\"True\",reason=\"Serving\"} 1"));
 
         await stop.CancelAsync();
         await scope;
-        Assert.That(await ScrapeAsync(registry), Does.Not.Contain("pilotlight_function_condition{"), "an ex-leader drops them");
+        var ex = await ScrapeAsync(registry);
+        Assert.That(ex, Does.Not.Contain("pilotlight_functions_by_condition{").And.Not.Contain("pilotlight_sandboxes_by_condition{"), "an ex-leader drops them");
     }
 }
