@@ -104,7 +104,8 @@ test-e2e:
 ## bench: benchmarks on the real control plane; results land in bench/results/
 ##   make bench BENCH=burst runs one (controller, gateway, metering, sidecars, prewarm, sandbox, burst, warm-routing, protocols,
 ##   gateway-replicas, route-index, operator-scale: the real operator and gateway over 1,000/5,000/10,000 functions, tens of
-##   minutes; BENCH="operator-scale 200 30" is quick; BENCH="status-shapes" is what a status's shape costs the API server)
+##   minutes; BENCH="operator-scale 200 30" is quick; BENCH="status-shapes" is what a status's shape costs the API server;
+##   BENCH=condition-metrics what the operator's condition gauges cost at a scrape)
 bench: control-plane pod-processes
 	$(DOTNET) run --project bench/Pilotlight.Bench -c $(CONFIG) -- bench/results $(BENCH)
 

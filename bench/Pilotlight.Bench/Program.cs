@@ -16,7 +16,7 @@ return args switch
     [var results] => await ControllerBench.RunAsync(results) + await GatewayBench.RunAsync(results) + await MeteringBench.RunAsync(results)
         + await SidecarsBench.RunAsync(results) + await PrewarmBench.RunAsync(results) + await SandboxBench.RunAsync(results) + await BurstBench.RunAsync(results)
         + await WarmRoutingBench.RunAsync(results) + await ProtocolsBench.RunAsync(results) + await GatewayReplicasBench.RunAsync(results)
-        + await RouteIndexBench.RunAsync(results) + await OperatorScaleBench.RunAsync(results) + await CliStartupBench.RunAsync(results) + await RealNodeColdStartBench.RunAsync(results, required: false),
+        + await RouteIndexBench.RunAsync(results) + await ConditionMetricsBench.RunAsync(results, 10_000, 3) + await OperatorScaleBench.RunAsync(results) + await CliStartupBench.RunAsync(results) + await RealNodeColdStartBench.RunAsync(results, required: false),
     [var results, "metering"] => await MeteringBench.RunAsync(results),
     [var results, "sidecars"] => await SidecarsBench.RunAsync(results),
     [var results, "controller"] => await ControllerBench.RunAsync(results),
@@ -37,6 +37,10 @@ return args switch
     [var results, "status-shapes", .. var shapeArgs] when shapeArgs.Length <= 2 => await StatusShapesBench.RunAsync(results,
         shapeArgs is [var n, ..] ? int.Parse(n, System.Globalization.CultureInfo.InvariantCulture) : 3000,
         shapeArgs is [_, var r] ? int.Parse(r, System.Globalization.CultureInfo.InvariantCulture) : 2),
+    // What the condition gauges cost at a scrape: `condition-metrics [N [ROUNDS]]` (default 10,000 and 3).
+    [var results, "condition-metrics", .. var cmArgs] when cmArgs.Length <= 2 => await ConditionMetricsBench.RunAsync(results,
+        cmArgs is [var cmN, ..] ? int.Parse(cmN, System.Globalization.CultureInfo.InvariantCulture) : 10_000,
+        cmArgs is [_, var cmR] ? int.Parse(cmR, System.Globalization.CultureInfo.InvariantCulture) : 3),
     [var results, "cli-startup"] => await CliStartupBench.RunAsync(results),
     [var results, "real-node-cold-start"] => await RealNodeColdStartBench.RunAsync(results, required: true),
     _ => Usage(),
@@ -44,6 +48,6 @@ return args switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Pilotlight.Bench <results-dir> [controller|gateway|metering|sidecars|prewarm|sandbox|burst|warm-routing|protocols|gateway-replicas|route-index|operator-scale [SIZES [WINDOW_S]]|status-shapes [N [ROUNDS]]|cli-startup|real-node-cold-start]");
+    Console.Error.WriteLine("usage: Pilotlight.Bench <results-dir> [controller|gateway|metering|sidecars|prewarm|sandbox|burst|warm-routing|protocols|gateway-replicas|route-index|operator-scale [SIZES [WINDOW_S]]|status-shapes [N [ROUNDS]]|condition-metrics [N [ROUNDS]]|cli-startup|real-node-cold-start]");
     return 2;
 }
