@@ -47,6 +47,9 @@ internal static class OperatorScaleBench
                 .Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => kv.Length < 2 ? "" : kv[1])))];
 
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(10);
+
+    /// <summary>How often the steady-state window scrapes the operator's /metrics (a common Prometheus interval).</summary>
+    private static readonly TimeSpan ScrapeInterval = TimeSpan.FromSeconds(15);
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
 
     /// <summary>Runs every size in turn, each on a fresh control plane; writes operator-scale.md.</summary>
@@ -275,7 +278,30 @@ internal static class OperatorScaleBench
             var from = DateTimeOffset.UtcNow;
             double opCpu0 = Cpu(process.Id), gwCpu0 = Cpu(gateway.Id);
             Console.Error.WriteLine($"bench: operator-scale {size}: steady-state window of {window.TotalSeconds:F0}s");
-            await Task.Delay(window);
+            // Scraped as Prometheus would, from the window's start: what a scrape holds and costs shows in RSS and CPU.
+            var (scrapes, metricsBytes, metricsSeries) = (0, 0L, 0);
+            using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) })
+            {
+                var windowEnd = DateTimeOffset.UtcNow + window;
+                while (true)
+                {
+                    var text = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
+                    (scrapes, metricsBytes) = (scrapes + 1, System.Text.Encoding.UTF8.GetByteCount(text));
+                    metricsSeries = text.Split('\n').Count(l => l.Length > 0 && l[0] != '#');
+                    var next = windowEnd - DateTimeOffset.UtcNow;
+                    if (next <= TimeSpan.Zero)
+                    {
+                        break;
+                    }
+
+                    await Task.Delay(next < ScrapeInterval ? next : ScrapeInterval);
+                    if (DateTimeOffset.UtcNow >= windowEnd)
+                    {
+                        break;
+                    }
+                }
+            }
+
             var to = DateTimeOffset.UtcNow;
             double opCpu = Cpu(process.Id) - opCpu0, gwCpu = Cpu(gateway.Id) - gwCpu0;
             var (opPeak, opRss) = Memory(process.Id);
@@ -323,6 +349,9 @@ internal static class OperatorScaleBench
                 GatewayVariants = variantMemory.ToDictionary(kv => kv.Key, kv => new ChildRun(0, kv.Value.Item1)),
                 OperatorCpuConvergeSeconds = operatorCpuConverge,
                 CpuUntilConverged = cpuUntilConverged,
+                MetricsScrapes = scrapes,
+                MetricsBytes = metricsBytes,
+                MetricsSeries = metricsSeries,
                 OperatorCpuPercent = 100 * opCpu / (to - from).TotalSeconds,
                 GatewayCpuPercent = 100 * gwCpu / (to - from).TotalSeconds,
                 WindowSeconds = (to - from).TotalSeconds,
@@ -556,6 +585,8 @@ internal static class OperatorScaleBench
         sb.AppendLine(inv, $"- steady state: a {window.TotalSeconds:F0} s window from {Settle.TotalSeconds:F0} s after convergence, no traffic. Writes: create,");
         sb.AppendLine("  update, patch, delete of stored objects (TokenReviews and SubjectAccessReviews, which store nothing, are counted apart as");
         sb.AppendLine("  reviews). Reads: get and list. Watches opened are counted apart (the log is read once both processes have stopped).");
+        sb.AppendLine(inv, $"  The operator's /metrics is scraped every {ScrapeInterval.TotalSeconds:F0} s from the window's start, as Prometheus would (its cost is in the");
+        sb.AppendLine("  operator's RSS and steady CPU).");
         sb.AppendLine("- baseline: the no-op controller of controller-noop.md over the same functions in the same run (its own process: wall time");
         sb.AppendLine("  from start to every function listed / reconciled once, and peak RSS).");
         sb.AppendLine(inv, $"- floor: once the operator and the gateway have stopped, every function's status patched again (the status the operator");
@@ -584,6 +615,7 @@ internal static class OperatorScaleBench
                 sb.AppendLine(inv, $"| gateway variant {name} ({VariantSettings(name)}) peak RSS MiB | {variant.PeakMiB:F0} | |");
             }
 
+            sb.AppendLine(inv, $"| operator /metrics: series, KiB (scraped {r.MetricsScrapes} times in the window) | {r.MetricsSeries:N0}, {r.MetricsBytes / 1024.0:F0} | |");
             sb.AppendLine(inv, $"| steady writes/s (operator + gateway) | {r.Steady.Writes / r.WindowSeconds:F2} | <= 5 |");
             sb.AppendLine(inv, $"| steady reads/s (get, list) | {r.Steady.Reads / r.WindowSeconds:F2} | |");
             sb.AppendLine(inv, $"| steady reviews/s, watches opened/s | {r.Steady.Reviews / r.WindowSeconds:F2}, {r.Steady.Watches / r.WindowSeconds:F2} | |");
@@ -657,6 +689,9 @@ internal static class OperatorScaleBench
         public IReadOnlyDictionary<string, ChildRun> GatewayVariants { get; init; } = new Dictionary<string, ChildRun>();
         public double OperatorCpuConvergeSeconds { get; init; }
         public IReadOnlyDictionary<string, double> CpuUntilConverged { get; init; } = new Dictionary<string, double>();
+        public int MetricsScrapes { get; init; }
+        public long MetricsBytes { get; init; }
+        public int MetricsSeries { get; init; }
         public double OperatorCpuPercent { get; init; }
         public double GatewayCpuPercent { get; init; }
         public double WindowSeconds { get; init; }

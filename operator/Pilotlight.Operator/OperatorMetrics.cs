@@ -90,7 +90,12 @@ public sealed class OperatorMetrics
 
             foreach (var (key, seconds) in live(clock.GetUtcNow().UtcDateTime))
             {
-                FunctionGpuSeconds.WithLabels(key.Namespace ?? "", key.Name).IncTo(seconds);
+                // A function never billed has no series (at 10,000 mostly idle functions, a series at 0 each was most of
+                // the exposition); its first appears at its first scrape with a pod open, a few seconds' worth.
+                if (seconds > 0)
+                {
+                    FunctionGpuSeconds.WithLabels(key.Namespace ?? "", key.Name).IncTo(seconds);
+                }
             }
         });
     }

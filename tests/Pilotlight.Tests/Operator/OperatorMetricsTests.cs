@@ -21,11 +21,12 @@ public class OperatorMetricsTests
         var metrics = new OperatorMetrics(registry);
         var key = new ObjectKey("team-a", "llm");
         var seconds = 0.0;
-        metrics.UseLiveGpuSeconds(_ => [(key, seconds)]);
+        metrics.UseLiveGpuSeconds(_ => [(key, seconds), (new ObjectKey("team-a", "never-ran"), 0)]);
 
         using var stop = new CancellationTokenSource();
         var scope = metrics.LeaderScope().RunAsync(new ControllerMetrics(Metrics.NewCustomRegistry()), stop.Token);
         Assert.That(metrics.Leading, Is.True);
+        Assert.That(await ScrapeAsync(registry), Does.Not.Contain("pilotlight_function_gpu_seconds_total{"), "nothing billed yet: no series");
         seconds = 42.5;
         metrics.DesiredReplicas.WithLabels("team-a", "llm").Set(3);
         metrics.DemandUnknown.Set(1);
@@ -33,6 +34,7 @@ public class OperatorMetricsTests
 
         var leading = await ScrapeAsync(registry);
         Assert.That(leading, Does.Contain("pilotlight_function_gpu_seconds_total{namespace=\"team-a\",function=\"llm\"} 42.5"));
+        Assert.That(leading, Does.Not.Contain("function=\"never-ran\""), "a function never billed has no series");
         Assert.That(leading, Does.Contain("pilotlight_autoscaler_desired_replicas{namespace=\"team-a\",function=\"llm\"} 3"));
         Assert.That(leading, Does.Contain("\npilotlight_autoscaler_demand_unknown 1"));
 
