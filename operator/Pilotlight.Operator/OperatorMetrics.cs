@@ -199,8 +199,8 @@ public sealed class OperatorMetrics
             return;
         }
 
-        var now = new HashSet<string[]>(LabelsComparer.Instance);
-        var tally = new Dictionary<string[], int>(LabelsComparer.Instance);
+        var perObjectNow = new Dictionary<string[], int>(LabelsComparer.Instance);
+        var countsNow = new Dictionary<string[], int>(LabelsComparer.Instance);
         foreach (var (key, conditions) in source())
         {
             var healthy = Healthy(conditions);
@@ -212,26 +212,26 @@ public sealed class OperatorMetrics
                 }
 
                 string[] state = [condition.Type, condition.Status ?? "Unknown", condition.Reason ?? ""];
-                tally[state] = tally.GetValueOrDefault(state) + 1;
+                countsNow[state] = countsNow.GetValueOrDefault(state) + 1;
                 if (!healthy)
                 {
-                    now.Add([key.Namespace ?? "", key.Name, .. state]);
+                    perObjectNow[[key.Namespace ?? "", key.Name, .. state]] = 1;
                 }
             }
         }
 
-        Set(perObject, now.Select(labels => (labels, 1)));
-        Set(counts, tally.Select(kv => (kv.Key, kv.Value)));
+        Set(perObject, perObjectNow);
+        Set(counts, countsNow);
     }
 
-    /// <summary>Ready is True and nothing is Stalled (kstatus's Current).</summary>
-    internal static bool Healthy(IReadOnlyList<V1Condition>? conditions) => conditions is not null
-        && conditions.Any(c => c.Type == "Ready" && c.Status == "True")
-        && !conditions.Any(c => c.Type == "Stalled" && c.Status == "True");
+    /// <summary>Ready is True and nothing is Stalled (how kstatus reads the two; the same types for functions and sandboxes).</summary>
+    private static bool Healthy(IReadOnlyList<V1Condition>? conditions) => conditions is not null
+        && conditions.Any(c => c.Type == Functions.FunctionConditions.Ready && c.Status == "True")
+        && !conditions.Any(c => c.Type == Functions.FunctionConditions.Stalled && c.Status == "True");
 
-    private static void Set(Gauge gauge, IEnumerable<(string[] Labels, int Value)> values)
+    /// <summary>Sets <paramref name="gauge"/> to exactly <paramref name="wanted"/>: a series not in it is removed.</summary>
+    private static void Set(Gauge gauge, Dictionary<string[], int> wanted)
     {
-        var wanted = values.ToDictionary(v => v.Labels, v => v.Value, LabelsComparer.Instance);
         foreach (var labels in gauge.GetAllLabelValues().ToList())
         {
             if (!wanted.ContainsKey(labels))

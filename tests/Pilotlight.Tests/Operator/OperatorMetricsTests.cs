@@ -79,7 +79,7 @@ public class OperatorMetricsTests
         List<(ObjectKey, IReadOnlyList<k8s.Models.V1Condition>?)> sandboxes =
         [
             (new ObjectKey("team-b", "box"), [Condition("Ready", "True", "Running")]),
-            (new ObjectKey("team-b", "gone"), [Condition("Ready", "False", "PodFailed")]),
+            (new ObjectKey("team-b", "failed"), [Condition("Ready", "False", "PodFailed")]),
         ];
         metrics.UseConditions(() => functions, () => sandboxes);
 
@@ -92,7 +92,7 @@ public class OperatorMetricsTests
         Assert.That(stalled, Does.Contain(
             "pilotlight_function_condition{namespace=\"team-a\",function=\"llm\",condition=\"Stalled\",status=\"True\",reason=\"Unschedulable\"} 1"));
         Assert.That(stalled, Does.Contain(
-            "pilotlight_sandbox_condition{namespace=\"team-b\",sandbox=\"gone\",condition=\"Ready\",status=\"False\",reason=\"PodFailed\"} 1"));
+            "pilotlight_sandbox_condition{namespace=\"team-b\",sandbox=\"failed\",condition=\"Ready\",status=\"False\",reason=\"PodFailed\"} 1"));
         Assert.That(stalled, Does.Not.Contain("function=\"idle\"").And.Not.Contain("sandbox=\"box\""), "a healthy object has no series of its own");
         Assert.That(stalled, Does.Not.Contain("function=\"new\""), "a function with no status yet has no series");
         // Every object is counted, healthy or not; the counts have no per-object labels.
